@@ -1,0 +1,179 @@
+//! The HTTP edge for the platform's webhooks: bytes in, response out.
+//!
+//! `POST /webhook` reads the raw body under a size limit, verifies its
+//! signature, decodes the event, and hands tool calls to the
+//! [`Dispatcher`](crate::dispatch::Dispatcher). It knows nothing of wasmtime.
+
+pub mod error;
+pub mod event;
+pub mod signature;
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::app::AppState;
+use crate::dispatch::{ToolCallOutcome, ToolCallRequest};
+use crate::runtime::CallContext;
+use error::ApiError;
+use event::{Arguments, Event, ToolCalls};
+use signature::{EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+
+/// `POST /webhook`: every event the platform sends.
+pub async fn receive(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    let arrived = Instant::now();
+    if app.insecure_no_verify {
+        tracing::warn!("INSECURE: webhook signature NOT verified (--insecure-no-verify)");
+    }
+    let event = match authenticate_and_decode(&app, &headers, body).await {
+        Ok(event) => event,
+        Err(e) => {
+            tracing::warn!(status = e.status().as_u16(), error = %e, "webhook rejected");
+            app.metrics.record_webhook("rejected", e.status().as_u16());
+            return e.into_response();
+        }
+    };
+    app.metrics.record_webhook(event.kind(), 200);
+    match event {
+        Event::ToolCalls(calls) => {
+            let deadline = arrived + app.tool_calls_budget;
+            let outcomes = app.dispatcher.dispatch(tool_call_requests(&calls), deadline).await;
+            json_response(&ToolCallsResponse::new(&outcomes))
+        }
+        // Full assistant-request handling is not built yet: `{}` makes the
+        // platform use the saved assistant, which never rejects a call.
+        Event::AssistantRequest(_) => empty_object(),
+        Event::StatusUpdate(update) => {
+            tracing::info!(call_id = %update.common.call.id, status = ?update.common.call.status, "status-update");
+            empty_object()
+        }
+        Event::EndOfCallReport(report) => {
+            tracing::info!(call_id = %report.common.call.id, duration_seconds = ?report.duration_seconds, "end-of-call-report");
+            empty_object()
+        }
+    }
+}
+
+/// Everything that can refuse a request, in order: media type, size,
+/// signature, envelope, event header.
+async fn authenticate_and_decode(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Event, ApiError> {
+    if !is_json(headers) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let body = read_body(body, headers, app.max_body_bytes).await?;
+    if let Some(verifier) = &app.verifier {
+        let get = |name| headers.get(name).map(|v| v.as_bytes());
+        verifier.verify(get(TIMESTAMP_HEADER), get(SIGNATURE_HEADER), &body, SystemTime::now())?;
+    }
+    let event = event::decode(&body)?;
+    if let Some(header) = headers.get(EVENT_HEADER) {
+        let header = String::from_utf8_lossy(header.as_bytes()).trim().to_owned();
+        if header != event.kind() {
+            return Err(ApiError::EventMismatch { header, body: event.kind() });
+        }
+    }
+    Ok(event)
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next()).is_some_and(
+        |mime| {
+            let mime = mime.trim();
+            mime.eq_ignore_ascii_case("application/json")
+                || (mime.len() > 5
+                    && mime[..mime.len() - 5].contains('/')
+                    && mime.to_ascii_lowercase().ends_with("+json"))
+        },
+    )
+}
+
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large { ApiError::PayloadTooLarge { limit } } else { ApiError::Body(e.to_string()) }
+    })
+}
+
+fn tool_call_requests(calls: &ToolCalls) -> Vec<ToolCallRequest> {
+    let common = &calls.common;
+    let metadata = common.assistant_metadata();
+    calls
+        .tool_call_list
+        .iter()
+        .map(|item| ToolCallRequest {
+            id: item.id.clone(),
+            name: item.function.name.clone(),
+            arguments: match &item.function.arguments {
+                Arguments::Json(text) => Ok(text.clone()),
+                Arguments::Invalid(why) => Err(why.clone()),
+            },
+            context: CallContext {
+                call_id: common.call.id.clone(),
+                call_type: common.call.call_type.clone(),
+                tool_call_id: item.id.clone(),
+                customer_number: common.customer_number().map(str::to_owned),
+                phone_number: common.phone_number().map(str::to_owned),
+                assistant_metadata: metadata.clone(),
+            },
+        })
+        .collect()
+}
+
+/// `{"results": [...]}`, one entry per call, in request order.
+#[derive(Serialize)]
+struct ToolCallsResponse<'a> {
+    results: Vec<ResultEntry<'a>>,
+}
+
+/// A successful entry has `result`; a failed one has `error` and, since the
+/// platform documents no per-entry error field, `result: {"error": ...}` too.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ResultEntry<'a> {
+    Ok { tool_call_id: &'a str, result: &'a RawValue },
+    Err { tool_call_id: &'a str, result: ErrorResult<'a>, error: &'a str },
+}
+
+#[derive(Serialize)]
+struct ErrorResult<'a> {
+    error: &'a str,
+}
+
+impl<'a> ToolCallsResponse<'a> {
+    fn new(outcomes: &'a [ToolCallOutcome]) -> Self {
+        let results = outcomes
+            .iter()
+            .map(|o| match &o.result {
+                Ok(result) => ResultEntry::Ok { tool_call_id: &o.id, result },
+                Err(error) => ResultEntry::Err { tool_call_id: &o.id, result: ErrorResult { error }, error },
+            })
+            .collect();
+        Self { results }
+    }
+}
+
+fn json_response<T: Serialize>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialize response");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+fn empty_object() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], "{}").into_response()
+}

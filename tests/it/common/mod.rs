@@ -1,0 +1,171 @@
+//! Shared test helpers: compiled plugins, a real server on loopback, and a
+//! client that signs requests as the platform does.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use switchboard::{Settings, Switchboard, sign, unix_now};
+use tempfile::TempDir;
+
+pub const SECRET: &str = "whsec_test_secret_12345";
+
+/// Component plugins (wasm32-wasip2) built from this workspace.
+const COMPONENT_PLUGINS: &[&str] = &["echo", "lookup_contact", "business_hours", "misbehave"];
+
+/// Builds the test and example plugins once per test process, with the same
+/// cargo that runs the tests, into a target folder of their own.
+pub fn built_plugins() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let target_dir = root.join("target").join("test-plugins");
+        ensure_wasm_target();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut build = Command::new(cargo);
+        build
+            .current_dir(root)
+            .args(["build", "--quiet", "--profile", "plugin", "--target", "wasm32-wasip2", "--target-dir"])
+            .arg(&target_dir);
+        for plugin in COMPONENT_PLUGINS {
+            build.args(["-p", plugin]);
+        }
+        let status = build.status().expect("run cargo to build the test plugins");
+        assert!(status.success(), "building the test plugins failed (is the wasm32-wasip2 target installed?)");
+        target_dir.join("wasm32-wasip2").join("plugin")
+    })
+}
+
+/// Installs the wasm32-wasip2 target with rustup when it is missing, so the
+/// test command works on a fresh machine.
+fn ensure_wasm_target() {
+    let sysroot = Command::new("rustc").args(["--print", "sysroot"]).output().expect("run rustc");
+    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_owned();
+    if !Path::new(&sysroot).join("lib/rustlib/wasm32-wasip2").exists() {
+        let status = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "the wasm32-wasip2 target is missing and `rustup target add wasm32-wasip2` failed"
+        );
+    }
+}
+
+/// The path of a built plugin.
+pub fn plugin_wasm(name: &str) -> PathBuf {
+    let path = built_plugins().join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+/// A spec fixture's exact bytes.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spec").join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A plugins folder holding copies of the named built plugins.
+pub fn plugins_dir(plugins: &[&str]) -> TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in plugins {
+        std::fs::copy(plugin_wasm(name), dir.path().join(format!("{name}.wasm"))).unwrap();
+    }
+    dir
+}
+
+/// A Switchboard serving on a free loopback port, stopped when dropped.
+pub struct TestServer {
+    pub url: String,
+    pub client: reqwest::Client,
+    pub dir: TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl TestServer {
+    /// Serves the named plugins with the test secret and default settings.
+    pub async fn start(plugins: &[&str]) -> Self {
+        Self::start_with(plugins, |_| {}).await
+    }
+
+    /// Serves the named plugins after `configure` adjusts the settings.
+    pub async fn start_with(plugins: &[&str], configure: impl FnOnce(&mut Settings)) -> Self {
+        Self::serve_dir(plugins_dir(plugins), configure).await
+    }
+
+    /// Serves an already prepared plugins folder.
+    pub async fn serve_dir(dir: TempDir, configure: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings =
+            Settings { plugins_dir: dir.path().to_owned(), secrets: vec![SECRET.to_owned()], ..Settings::default() };
+        configure(&mut settings);
+        let switchboard = Switchboard::start(settings).await.expect("switchboard starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            switchboard::serve(listener, &switchboard, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+        Self { url, client, dir, _shutdown: tx }
+    }
+
+    /// POSTs `body` to /webhook, signed now with the test secret.
+    pub async fn send(&self, body: &[u8]) -> reqwest::Response {
+        self.send_signed(body, SECRET, unix_now()).await
+    }
+
+    /// POSTs `body` signed with `secret` at `timestamp`.
+    pub async fn send_signed(&self, body: &[u8], secret: &str, timestamp: u64) -> reqwest::Response {
+        self.webhook()
+            .header("X-Webhook-Timestamp", timestamp.to_string())
+            .header("X-Webhook-Signature", sign(secret.as_bytes(), timestamp, body))
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// A POST /webhook request with the JSON content type and nothing else.
+    pub fn webhook(&self) -> reqwest::RequestBuilder {
+        self.client.post(format!("{}/webhook", self.url)).header("Content-Type", "application/json")
+    }
+
+    /// GET `path` as JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let response = self.client.get(format!("{}{path}", self.url)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.json().await.unwrap()
+    }
+}
+
+/// A tool-calls body with one entry per `(id, name, arguments)`.
+pub fn tool_calls(calls: &[(&str, &str, serde_json::Value)]) -> Vec<u8> {
+    let list: Vec<_> = calls
+        .iter()
+        .map(|(id, name, arguments)| {
+            serde_json::json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}})
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "message": {
+            "type": "tool-calls",
+            "timestamp": "2025-12-13T12:00:00.000Z",
+            "call": {"id": "call-1", "type": "inbound_phone_call", "status": "in-progress"},
+            "phone_number": {"number": "+31850835037"},
+            "customer": {"number": "+31612345678"},
+            "tool_call_list": list,
+        }
+    }))
+    .unwrap()
+}
+
+/// Sends a tool-calls body and returns its `results`.
+pub async fn results(server: &TestServer, body: &[u8]) -> Vec<serde_json::Value> {
+    let response = server.send(body).await;
+    assert_eq!(response.status(), 200);
+    let json: serde_json::Value = response.json().await.unwrap();
+    json["results"].as_array().expect("results array").clone()
+}
