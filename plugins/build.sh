@@ -10,8 +10,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
 out="$root/plugins"
 
-# Rust example plugins (crate names; each builds NAME.wasm).
-rust_plugins=(echo lookup_contact business_hours)
+# Rust example plugins (crate names; each builds NAME.wasm):
+# components for wasm32-wasip2, and WASI commands for wasm32-wasip1.
+rust_components=(echo lookup_contact business_hours)
+rust_commands=(echo_command)
 
 size_of() {
     local bytes
@@ -19,34 +21,50 @@ size_of() {
     echo "$bytes bytes ($(((bytes + 1023) / 1024)) KiB)"
 }
 
-build_rust() {
-    local target=wasm32-wasip2 profile=plugin
+ensure_target() {
+    local target=$1
     if [[ ! -d "$(rustc --print sysroot)/lib/rustlib/$target" ]]; then
-        echo "error: the Rust target $target is not installed." >&2
-        echo "Install it with:  rustup target add $target" >&2
-        exit 1
+        echo "The Rust target $target is not installed; installing it with rustup..."
+        rustup target add "$target" || {
+            echo "error: could not install $target. Install it with:  rustup target add $target" >&2
+            exit 1
+        }
     fi
+}
+
+# build_rust_for TARGET CRATE...: builds the crates and copies NAME.wasm here.
+build_rust_for() {
+    local target=$1 profile=plugin
+    shift
+    ensure_target "$target"
     local packages=()
-    for name in "${rust_plugins[@]}"; do
+    for name in "$@"; do
         packages+=(-p "$name")
     done
-    echo "Building Rust plugins (${rust_plugins[*]}) for $target, profile $profile..."
-    cargo build --profile "$profile" --target "$target" "${packages[@]}"
+    echo "Building Rust plugins ($*) for $target, profile $profile..."
+    cargo build --quiet --profile "$profile" --target "$target" "${packages[@]}"
 
     # Where cargo put it (honours CARGO_TARGET_DIR and .cargo/config.toml).
     local target_dir
     target_dir=$(cargo metadata --format-version 1 --no-deps |
         sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
     target_dir=${target_dir:-$root/target}
-    for name in "${rust_plugins[@]}"; do
+    for name in "$@"; do
         local built="$target_dir/$target/$profile/$name.wasm"
         if [[ ! -f $built ]]; then
             echo "error: $built was not produced" >&2
             exit 1
         fi
-        cp "$built" "$out/$name.wasm"
+        # Copy then rename, so a running Switchboard never sees half a file.
+        cp "$built" "$out/.$name.wasm.tmp"
+        mv "$out/.$name.wasm.tmp" "$out/$name.wasm"
         echo "  built plugins/$name.wasm: $(size_of "$out/$name.wasm")"
     done
+}
+
+build_rust() {
+    build_rust_for wasm32-wasip2 "${rust_components[@]}"
+    build_rust_for wasm32-wasip1 "${rust_commands[@]}"
 }
 
 what=${1:-all}

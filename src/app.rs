@@ -36,6 +36,8 @@ pub struct Settings {
     pub cache_dir: Option<PathBuf>,
     /// Limits for plugins whose manifest does not set them.
     pub plugin_defaults: Limits,
+    /// Watch the plugins folder and reload changed plugins.
+    pub watch: bool,
 }
 
 impl Default for Settings {
@@ -49,6 +51,7 @@ impl Default for Settings {
             tool_calls_budget: Duration::from_secs(9),
             cache_dir: None,
             plugin_defaults: Limits::default(),
+            watch: true,
         }
     }
 }
@@ -69,6 +72,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The plugins folder cannot be watched.
+    #[error("cannot watch plugins folder: {0}")]
+    Watch(#[from] notify::Error),
     /// The WebAssembly engine could not be built.
     #[error("cannot start the WebAssembly runtime: {0}")]
     Runtime(#[source] anyhow::Error),
@@ -83,6 +89,7 @@ pub struct AppState {
     pub(crate) plugins: Arc<Plugins>,
     pub(crate) dispatcher: Dispatcher,
     pub(crate) metrics: Arc<Metrics>,
+    _watch: Option<crate::watcher::WatchGuard>,
 }
 
 /// A running Switchboard: loaded plugins and the state behind its routes.
@@ -122,6 +129,7 @@ impl Switchboard {
             .await
             .map_err(|source| StartError::PluginsDir { path: settings.plugins_dir.clone(), source })?;
         let plugins = Arc::new(plugins);
+        let watch = if settings.watch { Some(crate::watcher::watch(plugins.clone())?) } else { None };
         let metrics = Arc::new(Metrics::default());
         let state = AppState {
             verifier,
@@ -131,6 +139,7 @@ impl Switchboard {
             dispatcher: Dispatcher::new(plugins.clone(), metrics.clone()),
             plugins,
             metrics,
+            _watch: watch,
         };
         Ok(Self { state: Arc::new(state) })
     }

@@ -63,6 +63,9 @@ pub struct ServeArgs {
     /// Time from a tool-calls request's arrival to its answer, in ms [default: 9000].
     #[arg(long, value_name = "MS")]
     pub tool_calls_budget_ms: Option<u64>,
+    /// Do not watch the plugins folder; load plugins once at start.
+    #[arg(long)]
+    pub no_watch: bool,
     /// Largest accepted webhook body, in bytes [default: 1048576].
     #[arg(long, value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,

@@ -33,6 +33,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         insecure_no_verify: args.insecure_no_verify,
         tool_calls_budget_ms: args.tool_calls_budget_ms,
         max_body_bytes: args.max_body_bytes,
+        no_watch: args.no_watch,
     })?;
     if settings.insecure_no_verify {
         tracing::warn!("INSECURE: --insecure-no-verify is set; webhook signatures will NOT be checked");

@@ -74,6 +74,8 @@ pub struct Overrides {
     pub tool_calls_budget_ms: Option<u64>,
     /// `--max-body-bytes`.
     pub max_body_bytes: Option<usize>,
+    /// `--no-watch`.
+    pub no_watch: bool,
 }
 
 /// Applies defaults < file < environment and flags.
@@ -118,6 +120,7 @@ pub fn resolve(overrides: &Overrides) -> anyhow::Result<(SocketAddr, Settings)> 
             .map(Duration::from_millis)
             .unwrap_or(defaults.tool_calls_budget),
         plugin_defaults,
+        watch: !overrides.no_watch,
     };
     Ok((listen, settings))
 }

@@ -18,6 +18,7 @@
 //!   atomically.
 //! - [`runtime`]: the wasmtime engine; component and WASI-command plugins,
 //!   each call in a fresh instance with memory and time limits.
+//! - [`watcher`]: hot reload; debounced file events become registry swaps.
 //! - [`manifest`]: a plugin's optional `NAME.toml`.
 //! - [`ops`], [`metrics`]: health, readiness, metrics, and what is loaded.
 //! - `app`: [`Settings`], [`Switchboard`] and [`serve`], the embedding API.
@@ -44,6 +45,7 @@ pub mod metrics;
 pub mod ops;
 pub mod registry;
 pub mod runtime;
+pub mod watcher;
 pub mod webhook;
 
 pub use app::{AppState, Settings, StartError, Switchboard, serve};

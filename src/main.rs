@@ -11,10 +11,16 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    // The server logs what it loads and serves; the one-shot commands keep
+    // stdout clean and log only problems. RUST_LOG overrides both.
+    let default_filter = match cli.command {
+        cli::Command::Serve(_) => "switchboard=info,warn",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("switchboard=info,warn")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .with_writer(std::io::stderr)
         .init();

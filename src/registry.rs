@@ -45,8 +45,9 @@ pub struct LoadFailure {
     pub at: SystemTime,
 }
 
-/// An immutable view of the loaded plugins.
-#[derive(Default)]
+/// An immutable view of the loaded plugins. Cloning is shallow (the plugins
+/// themselves are shared), which is how a reload builds the next snapshot.
+#[derive(Default, Clone)]
 pub struct Registry {
     plugins: BTreeMap<String, Arc<LoadedPlugin>>,
     tools: HashMap<String, Arc<LoadedPlugin>>,
@@ -119,12 +120,47 @@ impl Registry {
     }
 
     fn insert(&mut self, name: String, plugin: Arc<LoadedPlugin>) {
+        self.remove(&name);
         for tool in &plugin.tools {
             self.tools.insert(tool.name.clone(), plugin.clone());
         }
-        self.failures.remove(&name);
         self.plugins.insert(name, plugin);
     }
+
+    fn remove(&mut self, name: &str) -> Option<Arc<LoadedPlugin>> {
+        self.failures.remove(name);
+        let old = self.plugins.remove(name)?;
+        for tool in &old.tools {
+            self.tools.remove(&tool.name);
+        }
+        Some(old)
+    }
+
+    /// The first tool of `plugin` that another loaded plugin already owns.
+    fn conflict(&self, plugin: &LoadedPlugin) -> Option<(String, String)> {
+        plugin.tools.iter().find_map(|tool| {
+            let owner = self.tools.get(&tool.name)?;
+            (owner.name != plugin.name).then(|| (tool.name.clone(), owner.name.clone()))
+        })
+    }
+}
+
+/// What a reload did, for logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// A new version now serves.
+    Loaded {
+        /// The new version.
+        version: String,
+    },
+    /// The file is gone; its tools are gone with it.
+    Removed,
+    /// The file could not be used; the previous version (if any) still serves.
+    Failed(String),
+    /// The file changed while it was read; a later event will load it.
+    Incomplete,
+    /// Nothing to do.
+    Unchanged,
 }
 
 /// The live set of plugins loaded from one folder.
@@ -133,6 +169,8 @@ pub struct Plugins {
     dir: PathBuf,
     defaults: Limits,
     current: ArcSwap<Registry>,
+    /// Serialises writers; readers never wait.
+    write: tokio::sync::Mutex<()>,
 }
 
 impl Plugins {
@@ -157,7 +195,71 @@ impl Plugins {
             let tools: Vec<&str> = plugin.tools.iter().map(|t| t.name.as_str()).collect();
             tracing::info!(plugin = %plugin.name, kind = plugin.plugin.kind(), version = %plugin.version, ?tools, "plugin loaded");
         }
-        Ok(Self { runtime, dir: dir.to_owned(), defaults, current: ArcSwap::from_pointee(registry) })
+        Ok(Self {
+            runtime,
+            dir: dir.to_owned(),
+            defaults,
+            current: ArcSwap::from_pointee(registry),
+            write: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Reloads plugin `name` from disk: loads a new version of `NAME.wasm`
+    /// (with its manifest), or drops the plugin when the file is gone. The
+    /// new snapshot is swapped in only when the load succeeds; calls in flight
+    /// keep the version they started with.
+    pub async fn reload(&self, name: &str) -> ReloadOutcome {
+        let _writer = self.write.lock().await;
+        let path = self.dir.join(format!("{name}.wasm"));
+        let before = file_stamp(&path);
+        if before.is_none() {
+            let mut next = Registry::clone(&self.current.load());
+            let had_failure = next.failures.remove(name).is_some();
+            if next.remove(name).is_none() && !had_failure {
+                return ReloadOutcome::Unchanged;
+            }
+            self.current.store(Arc::new(next));
+            tracing::info!(plugin = %name, "plugin removed");
+            return ReloadOutcome::Removed;
+        }
+        let current = self.current.load_full();
+        let loaded = load_plugin(&self.runtime, &self.dir, name, self.defaults).await;
+        let mut next = Registry::clone(&current);
+        let error = match loaded {
+            Ok(plugin) => {
+                if let Some(old) = current.plugins.get(name)
+                    && old.version == plugin.version
+                    && old.limits == plugin.limits
+                    && old.tools == plugin.tools
+                    && !current.failures.contains_key(name)
+                {
+                    return ReloadOutcome::Unchanged;
+                }
+                match next.conflict(&plugin) {
+                    Some((tool, owner)) => {
+                        format!(
+                            "tool {tool:?} is claimed by more than one plugin: {owner} and {name}; {owner} keeps it"
+                        )
+                    }
+                    None => {
+                        let version = plugin.version.clone();
+                        tracing::info!(plugin = %name, kind = plugin.plugin.kind(), %version, "plugin loaded");
+                        next.insert(name.to_owned(), Arc::new(plugin));
+                        self.current.store(Arc::new(next));
+                        return ReloadOutcome::Loaded { version };
+                    }
+                }
+            }
+            // A file still being written in place fails to compile; it changes
+            // again, and its next event loads it whole.
+            Err(_) if file_stamp(&path) != before => return ReloadOutcome::Incomplete,
+            Err(failure) => failure.error,
+        };
+        let serving = next.plugins.get(name).map(|p| p.version.clone());
+        tracing::error!(plugin = %name, %error, previous_version_serving = ?serving, "plugin reload failed");
+        next.failures.insert(name.to_owned(), LoadFailure { path, error: error.clone(), at: SystemTime::now() });
+        self.current.store(Arc::new(next));
+        ReloadOutcome::Failed(error)
     }
 
     /// The current snapshot.
@@ -181,15 +283,22 @@ impl Plugins {
     }
 }
 
+/// Size and modification time, to tell whether a file changed under us.
+fn file_stamp(path: &Path) -> Option<(u64, SystemTime)> {
+    let meta = std::fs::metadata(path).ok()?;
+    meta.is_file().then(|| (meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
+}
+
 /// Names of the plugins in `dir`: stems of visible `*.wasm` files, sorted.
 pub fn plugin_names(dir: &Path) -> std::io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
-        if let Some(name) = plugin_name(&path) {
-            if path.extension().is_some_and(|e| e == "wasm") && path.is_file() {
-                names.push(name);
-            }
+        if let Some(name) = plugin_name(&path)
+            && path.extension().is_some_and(|e| e == "wasm")
+            && path.is_file()
+        {
+            names.push(name);
         }
     }
     names.sort();

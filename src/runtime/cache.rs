@@ -21,6 +21,17 @@ pub struct CodeCache {
     dir: PathBuf,
     engine: Engine,
     engine_key: String,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// How often the cache was used since the runtime started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Loads served from precompiled code on disk.
+    pub hits: u64,
+    /// Loads that had to compile.
+    pub misses: u64,
 }
 
 impl CodeCache {
@@ -28,7 +39,18 @@ impl CodeCache {
     pub fn new(dir: PathBuf, engine: &Engine) -> Self {
         let mut hasher = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Self { dir, engine: engine.clone(), engine_key: format!("{:016x}", hasher.finish()) }
+        Self {
+            dir,
+            engine: engine.clone(),
+            engine_key: format!("{:016x}", hasher.finish()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Hits and misses so far.
+    pub fn stats(&self) -> CacheStats {
+        CacheStats { hits: self.hits.load(Ordering::Relaxed), misses: self.misses.load(Ordering::Relaxed) }
     }
 
     /// Where the entry for `bytes` lives.
@@ -73,11 +95,13 @@ impl CodeCache {
             match from_file(&self.engine, &path) {
                 Ok(code) => {
                     tracing::debug!(path = %path.display(), "loaded precompiled code from cache");
+                    self.hits.fetch_add(1, Ordering::Relaxed);
                     return Ok(code);
                 }
                 Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable cache entry"),
             }
         }
+        self.misses.fetch_add(1, Ordering::Relaxed);
         let compiled = precompile(&self.engine, bytes).map_err(|e| LoadError::Compile(format!("{e:#}")))?;
         if let Err(e) = write_atomically(&path, &compiled) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write code cache entry");

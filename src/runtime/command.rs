@@ -111,15 +111,20 @@ impl CommandPlugin {
             Ok(Ok(())) => 0,
             Ok(Err(e)) => match e.downcast_ref::<I32Exit>() {
                 Some(I32Exit(code)) => *code,
-                None if e.to_string().contains("beyond capacity") || format!("{e:#}").contains("beyond capacity") => {
-                    return Err(ToolFailure::Failed(format!(
-                        "the tool wrote more than {} bytes of output",
-                        limits.output_bytes
-                    )));
+                None if !overflowed(&stdout, &stderr, limits) => {
+                    return Err(super::classify_error(&e, &store.data().limiter, limits));
                 }
-                None => return Err(super::classify_error(&e, &store.data().limiter, limits)),
+                None => -1,
             },
         };
+        // The pipes refuse writes past their capacity; a plugin that hit the
+        // cap then fails or traps. Name the real cause.
+        if exit != 0 && overflowed(&stdout, &stderr, limits) {
+            return Err(ToolFailure::Failed(format!(
+                "the tool wrote more than {} bytes of output",
+                limits.output_bytes
+            )));
+        }
         drop(store);
         if exit != 0 {
             let message = String::from_utf8_lossy(&stderr.contents()).trim().to_owned();
@@ -140,6 +145,14 @@ impl CommandPlugin {
             }
         }
     }
+}
+
+/// Whether stdout or stderr filled up to (nearly) its capacity. A refused
+/// write leaves the pipe at most one write short of full.
+fn overflowed(stdout: &MemoryOutputPipe, stderr: &MemoryOutputPipe, limits: Limits) -> bool {
+    const SLACK: usize = 64 << 10;
+    let full = |pipe: &MemoryOutputPipe| pipe.contents().len() + SLACK >= limits.output_bytes;
+    full(stdout) || full(stderr)
 }
 
 fn request_json(name: &str, arguments: &str, context: &CallContext, limits: Limits) -> Result<Vec<u8>, ToolFailure> {

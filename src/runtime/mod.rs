@@ -205,6 +205,11 @@ impl Runtime {
         self.inner.pooling
     }
 
+    /// Use of the precompiled-code cache, when there is one.
+    pub fn cache_stats(&self) -> Option<cache::CacheStats> {
+        self.cache().map(cache::CodeCache::stats)
+    }
+
     /// The engine.
     pub fn engine(&self) -> &Engine {
         &self.inner.engine

@@ -343,6 +343,15 @@ fn envelope_error(body: &[u8], e: serde_path_to_error::Error<serde_json::Error>)
     }
 }
 
+impl std::fmt::Display for Arguments {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Arguments::Json(text) => f.write_str(text),
+            Arguments::Invalid(why) => write!(f, "<invalid: {why}>"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,14 +443,5 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("tool_call_list[0].function") && err.contains("name"), "{err}");
-    }
-}
-
-impl std::fmt::Display for Arguments {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Arguments::Json(text) => f.write_str(text),
-            Arguments::Invalid(why) => write!(f, "<invalid: {why}>"),
-        }
     }
 }

@@ -13,42 +13,59 @@ pub const SECRET: &str = "whsec_test_secret_12345";
 
 /// Component plugins (wasm32-wasip2) built from this workspace.
 const COMPONENT_PLUGINS: &[&str] = &["echo", "lookup_contact", "business_hours", "misbehave"];
+/// WASI-command plugins (wasm32-wasip1) built from this workspace.
+const COMMAND_PLUGINS: &[&str] = &["echo_command", "command_misbehave"];
 
 /// Builds the test and example plugins once per test process, with the same
-/// cargo that runs the tests, into a target folder of their own.
+/// cargo that runs the tests, into a target folder of their own, and returns
+/// the folder holding all of them.
 pub fn built_plugins() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
         let target_dir = root.join("target").join("test-plugins");
-        ensure_wasm_target();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut build = Command::new(cargo);
-        build
-            .current_dir(root)
-            .args(["build", "--quiet", "--profile", "plugin", "--target", "wasm32-wasip2", "--target-dir"])
-            .arg(&target_dir);
-        for plugin in COMPONENT_PLUGINS {
-            build.args(["-p", plugin]);
+        let all = target_dir.join("all");
+        std::fs::create_dir_all(&all).unwrap();
+        for (target, plugins) in [("wasm32-wasip2", COMPONENT_PLUGINS), ("wasm32-wasip1", COMMAND_PLUGINS)] {
+            ensure_wasm_target(target);
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut build = Command::new(cargo);
+            build
+                .current_dir(root)
+                .args(["build", "--quiet", "--profile", "plugin", "--target", target, "--target-dir"])
+                .arg(&target_dir);
+            for plugin in plugins {
+                build.args(["-p", plugin]);
+            }
+            let status = build.status().expect("run cargo to build the test plugins");
+            assert!(status.success(), "building the test plugins for {target} failed");
+            for plugin in plugins {
+                let built = target_dir.join(target).join("plugin").join(format!("{plugin}.wasm"));
+                std::fs::copy(&built, all.join(format!("{plugin}.wasm"))).unwrap();
+            }
         }
-        let status = build.status().expect("run cargo to build the test plugins");
-        assert!(status.success(), "building the test plugins failed (is the wasm32-wasip2 target installed?)");
-        target_dir.join("wasm32-wasip2").join("plugin")
+        all
     })
 }
 
-/// Installs the wasm32-wasip2 target with rustup when it is missing, so the
-/// test command works on a fresh machine.
-fn ensure_wasm_target() {
+/// Installs a wasm target with rustup when it is missing, so the test command
+/// works on a fresh machine.
+fn ensure_wasm_target(target: &str) {
     let sysroot = Command::new("rustc").args(["--print", "sysroot"]).output().expect("run rustc");
     let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_owned();
-    if !Path::new(&sysroot).join("lib/rustlib/wasm32-wasip2").exists() {
-        let status = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status();
+    if !Path::new(&sysroot).join("lib/rustlib").join(target).exists() {
+        let status = Command::new("rustup").args(["target", "add", target]).status();
         assert!(
             status.is_ok_and(|s| s.success()),
-            "the wasm32-wasip2 target is missing and `rustup target add wasm32-wasip2` failed"
+            "the {target} target is missing and `rustup target add {target}` failed"
         );
     }
+}
+
+/// A precompiled-code cache shared by all tests, so each plugin version is
+/// compiled once per run rather than once per test.
+pub fn code_cache() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-plugins/code-cache")
 }
 
 /// The path of a built plugin.
@@ -77,7 +94,7 @@ pub fn plugins_dir(plugins: &[&str]) -> TempDir {
 pub struct TestServer {
     pub url: String,
     pub client: reqwest::Client,
-    pub dir: TempDir,
+    dir: TempDir,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -94,8 +111,12 @@ impl TestServer {
 
     /// Serves an already prepared plugins folder.
     pub async fn serve_dir(dir: TempDir, configure: impl FnOnce(&mut Settings)) -> Self {
-        let mut settings =
-            Settings { plugins_dir: dir.path().to_owned(), secrets: vec![SECRET.to_owned()], ..Settings::default() };
+        let mut settings = Settings {
+            plugins_dir: dir.path().to_owned(),
+            secrets: vec![SECRET.to_owned()],
+            cache_dir: Some(code_cache()),
+            ..Settings::default()
+        };
         configure(&mut settings);
         let switchboard = Switchboard::start(settings).await.expect("switchboard starts");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -131,6 +152,11 @@ impl TestServer {
     /// A POST /webhook request with the JSON content type and nothing else.
     pub fn webhook(&self) -> reqwest::RequestBuilder {
         self.client.post(format!("{}/webhook", self.url)).header("Content-Type", "application/json")
+    }
+
+    /// The plugins folder this server watches.
+    pub fn plugins_path(&self) -> &Path {
+        self.dir.path()
     }
 
     /// GET `path` as JSON.
