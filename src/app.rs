@@ -10,7 +10,10 @@ use axum::Router;
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
+use crate::assistant::AssistantSettings;
+use crate::dedup::{Dedup, DedupSettings};
 use crate::dispatch::Dispatcher;
+use crate::events::EventQueue;
 use crate::metrics::Metrics;
 use crate::registry::Plugins;
 use crate::runtime::{Limits, Runtime, RuntimeOptions};
@@ -34,10 +37,20 @@ pub struct Settings {
     pub tool_calls_budget: Duration,
     /// Folder for precompiled plugin code; `None` for no cache.
     pub cache_dir: Option<PathBuf>,
-    /// Limits for plugins whose manifest does not set them.
+    /// Limits for plugins whose manifest does not set them. A `fuel` here
+    /// turns fuel metering on (slower guest code; off by default).
     pub plugin_defaults: Limits,
     /// Watch the plugins folder and reload changed plugins.
     pub watch: bool,
+    /// Where the platform reaches this server (e.g. `https://voice.example.com`);
+    /// tool definitions then carry `url`.
+    pub public_url: Option<String>,
+    /// How `assistant-request` is answered.
+    pub assistant: AssistantSettings,
+    /// Duplicate tool-call detection; `None` turns it off.
+    pub dedup: Option<DedupSettings>,
+    /// Events waiting for delivery to subscribing plugins; more are dropped.
+    pub event_queue_capacity: usize,
 }
 
 impl Default for Settings {
@@ -52,6 +65,10 @@ impl Default for Settings {
             cache_dir: None,
             plugin_defaults: Limits::default(),
             watch: true,
+            public_url: None,
+            assistant: AssistantSettings::default(),
+            dedup: Some(DedupSettings::default()),
+            event_queue_capacity: 1024,
         }
     }
 }
@@ -75,6 +92,9 @@ pub enum StartError {
     /// The plugins folder cannot be watched.
     #[error("cannot watch plugins folder: {0}")]
     Watch(#[from] notify::Error),
+    /// The duplicate store (Redis) is unreachable.
+    #[error("cannot connect to the dedup store: {0}")]
+    Dedup(#[from] redis::RedisError),
     /// The WebAssembly engine could not be built.
     #[error("cannot start the WebAssembly runtime: {0}")]
     Runtime(#[source] anyhow::Error),
@@ -89,6 +109,9 @@ pub struct AppState {
     pub(crate) plugins: Arc<Plugins>,
     pub(crate) dispatcher: Dispatcher,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) assistant: AssistantSettings,
+    pub(crate) public_url: Option<String>,
+    pub(crate) events: EventQueue,
     _watch: Option<crate::watcher::WatchGuard>,
 }
 
@@ -123,20 +146,32 @@ impl Switchboard {
         }
         let verifier =
             (!settings.insecure_no_verify).then(|| Verifier::new(&settings.secrets, settings.timestamp_tolerance));
-        let runtime = Runtime::new(&RuntimeOptions { cache_dir: settings.cache_dir.clone(), ..Default::default() })
-            .map_err(StartError::Runtime)?;
+        let runtime = Runtime::new(&RuntimeOptions {
+            cache_dir: settings.cache_dir.clone(),
+            fuel_metering: settings.plugin_defaults.fuel.is_some(),
+            ..Default::default()
+        })
+        .map_err(StartError::Runtime)?;
         let plugins = Plugins::load_dir(runtime, &settings.plugins_dir, settings.plugin_defaults)
             .await
             .map_err(|source| StartError::PluginsDir { path: settings.plugins_dir.clone(), source })?;
         let plugins = Arc::new(plugins);
         let watch = if settings.watch { Some(crate::watcher::watch(plugins.clone())?) } else { None };
         let metrics = Arc::new(Metrics::default());
+        let dedup = match &settings.dedup {
+            Some(dedup) => Some(Arc::new(Dedup::new(dedup).await?)),
+            None => None,
+        };
+        let events = EventQueue::start(plugins.clone(), metrics.clone(), settings.event_queue_capacity);
         let state = AppState {
             verifier,
             insecure_no_verify: settings.insecure_no_verify,
             max_body_bytes: settings.max_body_bytes,
             tool_calls_budget: settings.tool_calls_budget,
-            dispatcher: Dispatcher::new(plugins.clone(), metrics.clone()),
+            dispatcher: Dispatcher::new(plugins.clone(), metrics.clone(), dedup),
+            assistant: settings.assistant,
+            public_url: settings.public_url,
+            events,
             plugins,
             metrics,
             _watch: watch,

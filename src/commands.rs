@@ -82,7 +82,11 @@ async fn shutdown_signal() {
 /// Loads the plugins named by `args`, without a server.
 async fn load_plugins(args: PluginArgs) -> anyhow::Result<(Settings, Plugins)> {
     let (_, settings) = resolve(&Overrides { plugins: args.plugins, config: args.config, ..Default::default() })?;
-    let runtime = Runtime::new(&RuntimeOptions { cache_dir: settings.cache_dir.clone(), ..Default::default() })?;
+    let runtime = Runtime::new(&RuntimeOptions {
+        cache_dir: settings.cache_dir.clone(),
+        fuel_metering: settings.plugin_defaults.fuel.is_some(),
+        ..Default::default()
+    })?;
     let plugins = Plugins::load_dir(runtime, &settings.plugins_dir, settings.plugin_defaults)
         .await
         .with_context(|| format!("cannot read plugins folder {}", settings.plugins_dir.display()))?;
@@ -127,8 +131,8 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn tools(args: PluginArgs) -> anyhow::Result<ExitCode> {
-    let (_, plugins) = load_plugins(args).await?;
-    let definitions = switchboard::ops::tool_definitions(&plugins.snapshot());
+    let (settings, plugins) = load_plugins(args).await?;
+    let definitions = switchboard::ops::tool_definitions(&plugins.snapshot(), settings.public_url.as_deref());
     println!("{}", serde_json::to_string_pretty(&definitions)?);
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::Settings;
+use crate::assistant::{AssistantRoute, AssistantSettings};
+use crate::dedup::DedupSettings;
 
 /// `SWITCHBOARD_LISTEN`: address to listen on.
 pub const ENV_LISTEN: &str = "SWITCHBOARD_LISTEN";
@@ -46,6 +48,58 @@ pub struct FileConfig {
     pub plugin_timeout_ms: Option<u64>,
     /// Default memory cap for plugins, in MiB (default 128).
     pub plugin_memory_mib: Option<usize>,
+    /// Default fuel per call; setting it turns fuel metering on, so plugin
+    /// manifests may set their own `fuel` (default: off).
+    pub plugin_fuel: Option<u64>,
+    /// Where the platform reaches this server; tool definitions then carry `url`.
+    pub public_url: Option<String>,
+    /// Events waiting for subscribing plugins before new ones are dropped (default 1024).
+    pub event_queue_capacity: Option<usize>,
+    /// `[assistant_request]`: how assistant-request is answered.
+    #[serde(default)]
+    pub assistant_request: AssistantRequestConfig,
+    /// `[dedup]`: duplicate tool-call detection.
+    #[serde(default)]
+    pub dedup: DedupConfig,
+}
+
+/// `[assistant_request]` in the configuration file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssistantRequestConfig {
+    /// Time to answer, in milliseconds (default 4000; the platform waits 5 s).
+    pub budget_ms: Option<u64>,
+    /// Add the loaded tools to `llm_config.tools` of answers that set `llm_config`.
+    #[serde(default)]
+    pub inject_tools: bool,
+    /// Static answers keyed by called and/or calling number.
+    #[serde(default)]
+    pub routes: Vec<AssistantRoute>,
+}
+
+/// `[dedup]` in the configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupConfig {
+    /// On by default.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// How long an answer is remembered, in seconds (default 600).
+    pub ttl_secs: Option<u64>,
+    /// Most answers kept in memory (default 100000).
+    pub max_entries: Option<usize>,
+    /// Share answers between replicas through Redis, e.g. `redis://127.0.0.1:6379/0`.
+    pub redis_url: Option<String>,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        Self { enabled: true, ttl_secs: None, max_entries: None, redis_url: None }
+    }
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl FileConfig {
@@ -97,10 +151,24 @@ pub fn resolve(overrides: &Overrides) -> anyhow::Result<(SocketAddr, Settings)> 
         secrets.extend(env.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned));
     }
     let defaults = Settings::default();
+    let routes =
+        crate::assistant::parse_routes(file.assistant_request.routes).map_err(|e| anyhow::anyhow!("config: {e}"))?;
+    let assistant = AssistantSettings {
+        budget: file.assistant_request.budget_ms.map(Duration::from_millis).unwrap_or(defaults.assistant.budget),
+        routes,
+        inject_tools: file.assistant_request.inject_tools,
+    };
+    let dedup_defaults = DedupSettings::default();
+    let dedup = file.dedup.enabled.then(|| DedupSettings {
+        ttl: file.dedup.ttl_secs.map(Duration::from_secs).unwrap_or(dedup_defaults.ttl),
+        max_entries: file.dedup.max_entries.unwrap_or(dedup_defaults.max_entries),
+        redis_url: file.dedup.redis_url.clone(),
+    });
     let mut plugin_defaults = defaults.plugin_defaults;
     if let Some(ms) = file.plugin_timeout_ms {
         plugin_defaults.timeout = Duration::from_millis(ms);
     }
+    plugin_defaults.fuel = file.plugin_fuel.or(plugin_defaults.fuel);
     if let Some(mib) = file.plugin_memory_mib {
         plugin_defaults.memory_bytes = mib << 20;
     }
@@ -121,6 +189,10 @@ pub fn resolve(overrides: &Overrides) -> anyhow::Result<(SocketAddr, Settings)> 
             .unwrap_or(defaults.tool_calls_budget),
         plugin_defaults,
         watch: !overrides.no_watch,
+        public_url: file.public_url,
+        assistant,
+        dedup,
+        event_queue_capacity: file.event_queue_capacity.unwrap_or(defaults.event_queue_capacity),
     };
     Ok((listen, settings))
 }

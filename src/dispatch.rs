@@ -1,17 +1,20 @@
 //! Fan-out of tool calls to plugins, under one deadline.
 //!
 //! Each call of a request runs as its own task, concurrently; results come
-//! back in request order. A call that names no loaded tool, fails, crashes or
-//! runs out of time fails alone: the others still answer, and the whole answer
-//! is ready by the deadline even when a plugin never returns.
+//! back in request order. A call that names no loaded tool, has invalid
+//! arguments, fails, crashes or runs out of time fails alone: the others still
+//! answer, and the whole answer is ready by the deadline even when a plugin
+//! never returns. Duplicate calls (same id) are answered once, see
+//! [`crate::dedup`]; async tools answer at once and run in the background.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
 
+use crate::dedup::{Answer, Dedup};
 use crate::metrics::Metrics;
-use crate::registry::Plugins;
+use crate::registry::{LoadedPlugin, Plugins};
 use crate::runtime::{CallContext, ToolFailure};
 
 /// Time kept back from the deadline to build and send the response.
@@ -36,7 +39,7 @@ pub struct ToolCallOutcome {
     /// The platform's id for this call.
     pub id: String,
     /// The result as JSON, or a message for the LLM.
-    pub result: Result<Box<RawValue>, String>,
+    pub result: Answer,
 }
 
 /// Runs tool calls against the loaded plugins.
@@ -44,12 +47,14 @@ pub struct ToolCallOutcome {
 pub struct Dispatcher {
     plugins: Arc<Plugins>,
     metrics: Arc<Metrics>,
+    dedup: Option<Arc<Dedup>>,
 }
 
 impl Dispatcher {
-    /// A dispatcher over `plugins`, recording into `metrics`.
-    pub fn new(plugins: Arc<Plugins>, metrics: Arc<Metrics>) -> Self {
-        Self { plugins, metrics }
+    /// A dispatcher over `plugins`, recording into `metrics`, answering
+    /// duplicates from `dedup` when given.
+    pub fn new(plugins: Arc<Plugins>, metrics: Arc<Metrics>, dedup: Option<Arc<Dedup>>) -> Self {
+        Self { plugins, metrics, dedup }
     }
 
     /// Runs all `calls` concurrently and returns their outcomes in order, by
@@ -61,24 +66,25 @@ impl Dispatcher {
             .into_iter()
             .map(|call| {
                 let target = registry.lookup(&call.name).cloned();
-                // Unknown names stay out of metric labels: any string can arrive here.
-                let label = if target.is_some() { call.name.clone() } else { "<unknown>".to_owned() };
-                let metrics = self.metrics.clone();
-                let id = call.id.clone();
+                let (metrics, dedup, id) = (self.metrics.clone(), self.dedup.clone(), call.id.clone());
                 let handle = tokio::spawn(async move {
-                    let started = Instant::now();
-                    let result = run_one(&call, target, cutoff).await;
-                    let outcome = match &result {
-                        Ok(_) => "ok",
-                        Err(ToolFailure::TimedOut(_)) => "timeout",
-                        Err(ToolFailure::Crashed(_) | ToolFailure::OutOfMemory { .. }) => "crash",
-                        Err(_) => "error",
+                    // Only calls that reach a plugin are de-duplicated: an unknown
+                    // tool or invalid arguments ran nothing, so a retry may succeed.
+                    let (plugin, arguments) = match prepare(&call, target) {
+                        Ok(prepared) => prepared,
+                        Err(failure) => return fail(&call, failure, &metrics),
                     };
-                    metrics.record_tool_call(&label, outcome, started.elapsed());
-                    if let Err(e) = &result {
-                        tracing::info!(tool = %call.name, tool_call_id = %call.id, call_id = %call.context.call_id, error = %e, "tool call failed");
+                    let Some(dedup) = dedup else {
+                        return execute(&call, plugin, arguments, cutoff, &metrics).await;
+                    };
+                    let key = dedup_key(&call, &arguments);
+                    let (answer, duplicate) =
+                        dedup.once(key, cutoff, execute(&call, plugin, arguments, cutoff, &metrics)).await;
+                    if duplicate {
+                        tracing::info!(tool = %call.name, tool_call_id = %call.id, "duplicate tool call answered from the first");
+                        metrics.record_duplicate();
                     }
-                    result
+                    answer
                 });
                 (id, handle)
             })
@@ -88,7 +94,7 @@ impl Dispatcher {
         for (id, handle) in tasks {
             let remaining = deadline.saturating_duration_since(Instant::now());
             let result = match tokio::time::timeout(remaining, handle).await {
-                Ok(Ok(result)) => result.map_err(|e| e.to_string()),
+                Ok(Ok(answer)) => answer,
                 Ok(Err(join_error)) => {
                     tracing::error!(tool_call_id = %id, error = %join_error, "tool call task failed");
                     Err("the tool failed unexpectedly".to_owned())
@@ -101,20 +107,99 @@ impl Dispatcher {
     }
 }
 
-async fn run_one(
+/// Runs one call on its plugin (or starts it, for an async tool) and records its outcome.
+async fn execute(
     call: &ToolCallRequest,
-    target: Option<Arc<crate::registry::LoadedPlugin>>,
+    plugin: Arc<LoadedPlugin>,
+    arguments: String,
     cutoff: Instant,
-) -> Result<Box<RawValue>, ToolFailure> {
+    metrics: &Arc<Metrics>,
+) -> Answer {
+    let started = Instant::now();
+    let tool = plugin.tools.iter().find(|t| t.name == call.name).expect("lookup found this tool");
+    let result = if tool.is_async {
+        let accepted = tool.async_response.clone();
+        run_in_background(call.clone(), plugin, arguments, metrics.clone());
+        Ok(async_answer(accepted))
+    } else {
+        let mut limits = plugin.limits;
+        limits.timeout = limits.timeout.min(cutoff.saturating_duration_since(Instant::now()));
+        plugin.plugin.call(&call.name, &arguments, &call.context, limits).await.map(into_json)
+    };
+    metrics.record_tool_call(&call.name, outcome_label(&result), started.elapsed());
+    result.map_err(|failure| {
+        tracing::info!(tool = %call.name, tool_call_id = %call.id, call_id = %call.context.call_id, error = %failure, "tool call failed");
+        failure.to_string()
+    })
+}
+
+/// Answers a call that never reached a plugin.
+fn fail(call: &ToolCallRequest, failure: ToolFailure, metrics: &Metrics) -> Answer {
+    let known = !matches!(failure, ToolFailure::NotFound(_));
+    // Unknown names stay out of metric labels: any string can arrive here.
+    metrics.record_tool_call(if known { &call.name } else { "<unknown>" }, "error", Duration::ZERO);
+    tracing::info!(tool = %call.name, tool_call_id = %call.id, call_id = %call.context.call_id, error = %failure, "tool call refused");
+    Err(failure.to_string())
+}
+
+/// Identifies a call for de-duplication: the platform's call and tool-call ids,
+/// plus a digest of what is asked. A retry repeats all three; a model that
+/// reuses short ids (`call_0`) across turns asks something else and runs.
+fn dedup_key(call: &ToolCallRequest, arguments: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(call.name.as_bytes()).chain_update([0]).chain_update(arguments).finalize();
+    format!("{}/{}/{}", call.context.call_id, call.id, hex::encode(&digest[..12]))
+}
+
+/// Finds the plugin and checks the arguments against the tool's schema.
+fn prepare(
+    call: &ToolCallRequest,
+    target: Option<Arc<LoadedPlugin>>,
+) -> Result<(Arc<LoadedPlugin>, String), ToolFailure> {
     let Some(plugin) = target else {
         return Err(ToolFailure::NotFound(format!("unknown tool {:?}: no loaded plugin provides it", call.name)));
     };
     let arguments = call.arguments.as_deref().map_err(|why| ToolFailure::InvalidArguments(why.clone()))?;
-    let mut limits = plugin.limits;
-    limits.timeout = limits.timeout.min(cutoff.saturating_duration_since(Instant::now()));
-    let output = plugin.plugin.call(&call.name, arguments, &call.context, limits).await?;
-    // A plugin's result is JSON; plain text from a lenient plugin becomes a string.
-    Ok(RawValue::from_string(output.clone()).unwrap_or_else(|_| {
+    if let Some(validator) = plugin.validators.get(&call.name) {
+        validator.check(arguments).map_err(ToolFailure::InvalidArguments)?;
+    }
+    Ok((plugin, arguments.to_owned()))
+}
+
+/// Runs an async tool after its call was answered, under the plugin's own timeout.
+fn run_in_background(call: ToolCallRequest, plugin: Arc<LoadedPlugin>, arguments: String, metrics: Arc<Metrics>) {
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let result = plugin.plugin.call(&call.name, &arguments, &call.context, plugin.limits).await;
+        metrics.record_tool_call(&call.name, outcome_label(&result), started.elapsed());
+        match result {
+            Ok(_) => tracing::info!(tool = %call.name, tool_call_id = %call.id, "async tool finished"),
+            Err(e) => tracing::warn!(tool = %call.name, tool_call_id = %call.id, error = %e, "async tool failed"),
+        }
+    });
+}
+
+/// What an async tool answers at once: its configured response, or an acknowledgement.
+fn async_answer(accepted: Option<String>) -> Box<RawValue> {
+    let value = match accepted {
+        Some(text) => serde_json::Value::String(text),
+        None => serde_json::json!({ "status": "accepted" }),
+    };
+    RawValue::from_string(value.to_string()).expect("valid JSON")
+}
+
+fn outcome_label<T>(result: &Result<T, ToolFailure>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(ToolFailure::TimedOut(_)) => "timeout",
+        Err(ToolFailure::Crashed(_) | ToolFailure::OutOfMemory { .. }) => "crash",
+        Err(_) => "error",
+    }
+}
+
+/// A plugin's result is JSON; plain text from a lenient plugin becomes a string.
+fn into_json(output: String) -> Box<RawValue> {
+    RawValue::from_string(output.clone()).unwrap_or_else(|_| {
         RawValue::from_string(serde_json::to_string(&output).expect("strings serialize")).expect("valid JSON")
-    }))
+    })
 }

@@ -19,7 +19,9 @@
 //! - [`runtime`]: the wasmtime engine; component and WASI-command plugins,
 //!   each call in a fresh instance with memory and time limits.
 //! - [`watcher`]: hot reload; debounced file events become registry swaps.
-//! - [`manifest`]: a plugin's optional `NAME.toml`.
+//! - [`manifest`]: a plugin's optional `NAME.toml`: limits, grants, tool options.
+//! - [`capabilities`]: what a plugin may touch (outbound HTTP, config and
+//!   secrets, logs), granted per plugin and enforced at the moment of use.
 //! - [`ops`], [`metrics`]: health, readiness, metrics, and what is loaded.
 //! - `app`: [`Settings`], [`Switchboard`] and [`serve`], the embedding API.
 //!
@@ -38,13 +40,18 @@
 //! ```
 
 mod app;
+pub mod assistant;
+pub mod capabilities;
 pub mod config;
+pub mod dedup;
 pub mod dispatch;
+pub mod events;
 pub mod manifest;
 pub mod metrics;
 pub mod ops;
 pub mod registry;
 pub mod runtime;
+pub mod schema;
 pub mod watcher;
 pub mod webhook;
 

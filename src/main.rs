@@ -11,10 +11,11 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    // The server logs what it loads and serves; the one-shot commands keep
-    // stdout clean and log only problems. RUST_LOG overrides both.
+    // The server logs what it loads and serves, and what plugins log (target
+    // `plugin`); the one-shot commands keep stdout clean and log only
+    // problems. RUST_LOG overrides both.
     let default_filter = match cli.command {
-        cli::Command::Serve(_) => "switchboard=info,warn",
+        cli::Command::Serve(_) => "switchboard=info,plugin=info,warn",
         _ => "warn",
     };
     tracing_subscriber::fmt()

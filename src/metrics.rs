@@ -23,12 +23,33 @@ struct ToolLabels {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SourceLabels {
+    source: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    plugin: String,
+    event: &'static str,
+    outcome: &'static str,
+}
+
 /// The server's counters and histograms.
 pub struct Metrics {
     registry: Registry,
     webhooks: Family<WebhookLabels, Counter>,
     tool_calls: Family<ToolLabels, Counter>,
     tool_call_seconds: Histogram,
+    assistant_requests: Family<SourceLabels, Counter>,
+    events_dropped: Family<EventLabels, Counter>,
+    event_deliveries: Family<DeliveryLabels, Counter>,
+    duplicates: Counter,
 }
 
 impl Default for Metrics {
@@ -40,7 +61,36 @@ impl Default for Metrics {
         registry.register("tool_calls", "Tool calls by tool and outcome", tool_calls.clone());
         let tool_call_seconds = Histogram::new(exponential_buckets(0.0001, 4.0, 10));
         registry.register("tool_call_duration_seconds", "Time to run one tool call", tool_call_seconds.clone());
-        Self { registry, webhooks, tool_calls, tool_call_seconds }
+        let assistant_requests = Family::<SourceLabels, Counter>::default();
+        registry.register(
+            "assistant_requests",
+            "assistant-request answers by source (route, plugin, default, fallback)",
+            assistant_requests.clone(),
+        );
+        let events_dropped = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "events_dropped",
+            "Events dropped because the delivery queue was full",
+            events_dropped.clone(),
+        );
+        let event_deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register("event_deliveries", "Events delivered to subscribing plugins", event_deliveries.clone());
+        let duplicates = Counter::default();
+        registry.register(
+            "duplicate_tool_calls",
+            "Tool calls answered from an earlier call with the same id",
+            duplicates.clone(),
+        );
+        Self {
+            registry,
+            webhooks,
+            tool_calls,
+            tool_call_seconds,
+            assistant_requests,
+            events_dropped,
+            event_deliveries,
+            duplicates,
+        }
     }
 }
 
@@ -54,6 +104,27 @@ impl Metrics {
     pub fn record_tool_call(&self, tool: &str, outcome: &'static str, elapsed: Duration) {
         self.tool_calls.get_or_create(&ToolLabels { tool: tool.to_owned(), outcome }).inc();
         self.tool_call_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one assistant-request answer by where it came from.
+    pub fn record_assistant_request(&self, source: &'static str) {
+        self.assistant_requests.get_or_create(&SourceLabels { source }).inc();
+    }
+
+    /// Counts an event dropped from a full queue.
+    pub fn record_event_dropped(&self, event: &'static str) {
+        self.events_dropped.get_or_create(&EventLabels { event }).inc();
+    }
+
+    /// Counts one delivery of an event to a plugin.
+    pub fn record_event_delivery(&self, plugin: &str, event: &'static str, ok: bool) {
+        let outcome = if ok { "ok" } else { "error" };
+        self.event_deliveries.get_or_create(&DeliveryLabels { plugin: plugin.to_owned(), event, outcome }).inc();
+    }
+
+    /// Counts a tool call answered as a duplicate.
+    pub fn record_duplicate(&self) {
+        self.duplicates.inc();
     }
 
     /// The Prometheus text exposition.

@@ -34,26 +34,41 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
 
 /// `GET /tools`: loaded tools in the platform's `llm_config.tools` shape.
 pub async fn tools(State(app): State<Arc<AppState>>) -> Json<Value> {
-    Json(tool_definitions(&app.plugins.snapshot()))
+    Json(json!({ "llm_config": { "tools": tool_list(&app.plugins.snapshot(), app.public_url.as_deref()) } }))
 }
 
-/// The platform's `{"llm_config": {"tools": [...]}}` for every loaded tool.
-pub fn tool_definitions(registry: &Registry) -> Value {
-    let tools: Vec<Value> = registry
+/// The platform's `{"llm_config": {"tools": [...]}}` for every loaded tool;
+/// with `public_url` (where the platform reaches Switchboard), each tool's
+/// `url` points at its `/webhook`.
+pub fn tool_definitions(registry: &Registry, public_url: Option<&str>) -> Value {
+    json!({ "llm_config": { "tools": tool_list(registry, public_url) } })
+}
+
+/// Every loaded tool as the platform defines one: name, description,
+/// parameters, async (and async_response), url.
+pub fn tool_list(registry: &Registry, public_url: Option<&str>) -> Vec<Value> {
+    let url = public_url.map(|base| format!("{}/webhook", base.trim_end_matches('/')));
+    registry
         .tools()
         .into_iter()
         .map(|(tool, _)| {
             let parameters: Value =
                 serde_json::from_str(&tool.parameters_schema).unwrap_or_else(|_| json!({"type": "object"}));
-            json!({
+            let mut definition = json!({
                 "name": tool.name,
                 "description": tool.description,
                 "parameters": parameters,
-                "async": false,
-            })
+                "async": tool.is_async,
+            });
+            if let Some(response) = &tool.async_response {
+                definition["async_response"] = json!(response);
+            }
+            if let Some(url) = &url {
+                definition["url"] = json!(url);
+            }
+            definition
         })
-        .collect();
-    json!({ "llm_config": { "tools": tools } })
+        .collect()
 }
 
 /// `GET /plugins`: loaded plugins with versions, and load errors.
@@ -69,6 +84,7 @@ pub async fn plugins(State(app): State<Arc<AppState>>) -> Json<Value> {
                 "path": p.path,
                 "loaded_at": p.loaded_at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
                 "tools": p.tools.iter().map(|t| &t.name).collect::<Vec<_>>(),
+                "subscriptions": p.subscriptions,
                 "timeout_ms": p.limits.timeout.as_millis() as u64,
                 "memory_mib": p.limits.memory_bytes >> 20,
             })

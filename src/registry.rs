@@ -12,8 +12,10 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 
+use crate::capabilities::Capabilities;
 use crate::manifest::Manifest;
-use crate::runtime::{Limits, LoadError, Plugin, Runtime, ToolDefinition};
+use crate::runtime::{Limits, LoadError, Loaded, Plugin, Runtime, ToolDefinition};
+use crate::schema::ArgumentValidator;
 
 /// One loaded version of one plugin file.
 pub struct LoadedPlugin {
@@ -27,8 +29,14 @@ pub struct LoadedPlugin {
     pub loaded_at: SystemTime,
     /// The tools it offers.
     pub tools: Vec<ToolDefinition>,
+    /// Webhook events it handles: `assistant-request`, `status-update`, `end-of-call-report`.
+    pub subscriptions: Vec<String>,
+    /// The compiled parameter schema of each tool, by tool name.
+    pub validators: HashMap<String, ArgumentValidator>,
     /// Limits for each call.
     pub limits: Limits,
+    /// What its manifest grants (outbound hosts, config values, secrets).
+    pub capabilities: Arc<Capabilities>,
     /// The compiled code.
     pub plugin: Plugin,
 }
@@ -63,6 +71,11 @@ impl Registry {
     /// Loaded plugins by name.
     pub fn plugins(&self) -> impl Iterator<Item = &Arc<LoadedPlugin>> {
         self.plugins.values()
+    }
+
+    /// Loaded plugins that handle webhook event `event`, by name.
+    pub fn subscribers(&self, event: &str) -> impl Iterator<Item = &Arc<LoadedPlugin>> {
+        self.plugins.values().filter(move |p| p.subscriptions.iter().any(|s| s == event))
     }
 
     /// Files that failed to load, by plugin name.
@@ -231,6 +244,7 @@ impl Plugins {
                     && old.version == plugin.version
                     && old.limits == plugin.limits
                     && old.tools == plugin.tools
+                    && old.capabilities.grants() == plugin.capabilities.grants()
                     && !current.failures.contains_key(name)
                 {
                     return ReloadOutcome::Unchanged;
@@ -331,22 +345,52 @@ pub async fn load_plugin(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default(),
         Err(e) => return Err(fail(format!("cannot read {}: {e}", manifest_path.display()))),
     };
+    if manifest.fuel.is_some() && !runtime.fuel_metering() {
+        return Err(fail(format!(
+            "{}: `fuel` is set, but fuel metering is off; set `plugin_fuel` in the Switchboard config to turn it on, or rely on timeout_ms",
+            manifest_path.display()
+        )));
+    }
+    let grants = manifest
+        .grants(&|var| std::env::var(var).ok())
+        .map_err(|e| fail(format!("{}: {e}", manifest_path.display())))?;
+    let capabilities = Arc::new(Capabilities::new(name, grants));
     let bytes = std::fs::read(&path).map_err(|e| fail(format!("cannot read: {e}")))?;
     let version = hex::encode(&Sha256::digest(&bytes)[..6]);
-    let (plugin, tools) = runtime
-        .load(Arc::new(bytes), manifest.command_tools(name))
+    let Loaded { plugin, mut tools, subscriptions } = runtime
+        .load(Arc::new(bytes), manifest.command_tools(name), capabilities.clone())
         .await
         .map_err(|e: LoadError| fail(e.to_string()))?;
-    if tools.is_empty() {
-        return Err(fail("it offers no tools".into()));
+    if matches!(plugin, Plugin::Command(_)) && !capabilities.http().allowed_hosts.is_empty() {
+        return Err(fail(format!(
+            "{}: [http] allowed_hosts is set, but a command plugin (WASI preview 1) cannot make HTTP requests; build a component to use outbound HTTP",
+            manifest_path.display()
+        )));
     }
+    if tools.is_empty() && subscriptions.is_empty() {
+        return Err(fail("it offers no tools and handles no events".into()));
+    }
+    if matches!(plugin, Plugin::Component(_)) {
+        manifest.apply_to_component_tools(&mut tools).map_err(|e| fail(format!("{}: {e}", manifest_path.display())))?;
+    }
+    let validators = tools
+        .iter()
+        .map(|tool| {
+            ArgumentValidator::new(&tool.parameters_schema)
+                .map(|v| (tool.name.clone(), v))
+                .map_err(|e| fail(format!("tool {:?}: parameters {e}", tool.name)))
+        })
+        .collect::<Result<HashMap<_, _>, _>>()?;
     Ok(LoadedPlugin {
         name: name.to_owned(),
         path,
         version,
         loaded_at: SystemTime::now(),
         tools,
+        subscriptions,
+        validators,
         limits: manifest.limits(defaults),
+        capabilities,
         plugin,
     })
 }

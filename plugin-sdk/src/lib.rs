@@ -73,9 +73,18 @@
 //!     /// Optional doc comments, for readers of the source.
 //!     tool "NAME" => FUNCTION, "DESCRIPTION FOR THE LLM";
 //!     tool "OTHER" => other_function, "...";
+//!     // Optional hooks (at most one of each):
+//!     on_assistant_request => answer_assistant_request;
+//!     on_event => record_event;
 //! }
 //! ```
 //!
+//! - `on_assistant_request` takes `Fn(&Value) -> Result<Value, String>`: the
+//!   webhook's `message` in, the response body out (`{}`, `{"assistant": ..}`,
+//!   `{"assistant_id": .., "assistant_override": ..}`,
+//!   `{"max_duration_seconds": N}` or `{"error": ".."}`).
+//! - `on_event` takes `Fn(&Value) -> Result<(), String>` and receives every
+//!   `status-update` and `end-of-call-report` after it was acknowledged.
 //! - `NAME` is the function name the LLM calls (1 to 64 ASCII letters,
 //!   digits, `_`, `-`; unique within the plugin).
 //! - `FUNCTION` is any `Fn(A, &CallContext) -> Result<R, ToolError>` (a
@@ -121,6 +130,38 @@
 //! limits time and memory: a call that runs past its deadline or allocates
 //! too much is stopped.
 //!
+//! # Capabilities: HTTP, configuration, secrets, logs
+//!
+//! A plugin may do what its manifest (`NAME.toml` beside `NAME.wasm`)
+//! grants, and nothing else:
+//!
+//! - [`http`]: `http::get(url)`, `http::post_json(url, &body)`, or
+//!   `http::Request` for headers and other methods; only to the manifest's
+//!   `[http] allowed_hosts`.
+//! - [`config`]: `config::get("key")` for `[config]` values and
+//!   `config::secret("key")` for `[secrets]`.
+//! - [`log`]: `log::info("...")` and friends, into Switchboard's log.
+//!
+//! Their errors convert into [`ToolError`] with `?`, worded for the LLM:
+//!
+//! ```no_run
+//! use switchboard_sdk::{config, http, prelude::*};
+//!
+//! #[derive(Deserialize, JsonSchema)]
+//! struct Args { date: String }
+//!
+//! fn free_slots(args: Args, _ctx: &CallContext) -> Result<serde_json::Value, ToolError> {
+//!     let base = config::get("base_url")?;
+//!     let key = config::secret("api_key")?;
+//!     let response = http::Request::get(format!("{base}/slots?date={}", args.date))
+//!         .bearer_auth(key.expose())
+//!         .send()?;
+//!     Ok(response.json()?)
+//! }
+//! # switchboard_sdk::plugin! { tool "free_slots" => free_slots, "Free slots on a date"; }
+//! # fn main() {}
+//! ```
+//!
 //! # Testing natively
 //!
 //! The crate builds for the host too, so plugins can have ordinary unit
@@ -143,8 +184,11 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod config;
 mod context;
 mod error;
+pub mod http;
+pub mod log;
 mod plugin;
 #[cfg(target_arch = "wasm32")]
 mod wasm;
@@ -202,14 +246,25 @@ pub mod prelude {
 /// See the [crate documentation](crate) for the rules.
 #[macro_export]
 macro_rules! plugin {
-    ($( $(#[$meta:meta])* tool $name:literal => $function:expr, $description:expr );+ $(;)?) => {
+    // Builds the `Plugin` one entry at a time.
+    (@build $plugin:expr; $(#[$meta:meta])* tool $name:literal => $function:expr, $description:expr $(; $($rest:tt)*)?) => {
+        $crate::plugin!(@build $plugin.tool($name, $description, $function); $($($rest)*)?)
+    };
+    (@build $plugin:expr; $(#[$meta:meta])* on_assistant_request => $handler:expr $(; $($rest:tt)*)?) => {
+        $crate::plugin!(@build $plugin.on_assistant_request($handler); $($($rest)*)?)
+    };
+    (@build $plugin:expr; $(#[$meta:meta])* on_event => $handler:expr $(; $($rest:tt)*)?) => {
+        $crate::plugin!(@build $plugin.on_event($handler); $($($rest)*)?)
+    };
+    (@build $plugin:expr;) => {
+        $plugin
+    };
+
+    ($($body:tt)+) => {
         /// The tools of this plugin, as declared with `switchboard_sdk::plugin!`.
         pub fn plugin() -> &'static $crate::Plugin {
             static PLUGIN: ::std::sync::OnceLock<$crate::Plugin> = ::std::sync::OnceLock::new();
-            PLUGIN.get_or_init(|| {
-                $crate::Plugin::new()
-                    $( .tool($name, $description, $function) )+
-            })
+            PLUGIN.get_or_init(|| $crate::plugin!(@build $crate::Plugin::new(); $($body)+))
         }
 
         #[cfg(target_arch = "wasm32")]
@@ -230,11 +285,28 @@ macro_rules! plugin {
                 }
             }
 
+            impl $crate::__private::HooksGuest for SwitchboardComponent {
+                fn subscriptions() -> ::std::vec::Vec<::std::string::String> {
+                    $crate::__private::subscriptions(plugin())
+                }
+
+                fn assistant_request(
+                    message: ::std::string::String,
+                ) -> ::std::result::Result<::std::string::String, ::std::string::String> {
+                    plugin().assistant_request(&message)
+                }
+
+                fn on_event(message: ::std::string::String) -> ::std::result::Result<(), ::std::string::String> {
+                    plugin().event(&message)
+                }
+            }
+
             $crate::__private::bindings::export!(
                 SwitchboardComponent with_types_in $crate::__private::bindings
             );
         };
     };
+
 }
 
 /// Used by the expansion of [`plugin!`]; not part of the API.

@@ -116,9 +116,20 @@ pub struct ToolDefinition {
 /// let plugin = Plugin::new().tool("ping", "Answers pong", ping);
 /// assert_eq!(plugin.call("ping", "{}", &CallContext::default()).unwrap(), r#""pong""#);
 /// ```
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Plugin {
     tools: Vec<Tool>,
+    assistant_request: Option<Box<AssistantRequestHandler>>,
+    events: Option<Box<EventHandler>>,
+}
+
+type AssistantRequestHandler = dyn Fn(&Value) -> Result<Value, String> + Send + Sync;
+type EventHandler = dyn Fn(&Value) -> Result<(), String> + Send + Sync;
+
+impl fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plugin").field("tools", &self.tools).field("subscriptions", &self.subscriptions()).finish()
+    }
 }
 
 impl Plugin {
@@ -165,6 +176,59 @@ impl Plugin {
     /// The definitions of all tools (the `list` export).
     pub fn definitions(&self) -> Vec<ToolDefinition> {
         self.tools.iter().map(Tool::definition).collect()
+    }
+
+    /// Answers `assistant-request` with `handler`, which gets the webhook's
+    /// `message` object and returns the response body: `{}` (use the saved
+    /// assistant), `{"assistant": {...}}`, `{"assistant_id": ..,
+    /// "assistant_override": {..}}`, `{"max_duration_seconds": N}` or
+    /// `{"error": "spoken to the caller"}`.
+    pub fn on_assistant_request(
+        mut self,
+        handler: impl Fn(&Value) -> Result<Value, String> + Send + Sync + 'static,
+    ) -> Self {
+        self.assistant_request = Some(Box::new(handler));
+        self
+    }
+
+    /// Receives every `status-update` and `end-of-call-report` (the webhook's
+    /// `message` object), after Switchboard acknowledged it: for CRM sync,
+    /// logging, analytics. Check `message["type"]` to tell them apart.
+    pub fn on_event(mut self, handler: impl Fn(&Value) -> Result<(), String> + Send + Sync + 'static) -> Self {
+        self.events = Some(Box::new(handler));
+        self
+    }
+
+    /// The webhook events this plugin handles (the `subscriptions` export).
+    pub fn subscriptions(&self) -> Vec<&'static str> {
+        let mut events = Vec::new();
+        if self.assistant_request.is_some() {
+            events.push("assistant-request");
+        }
+        if self.events.is_some() {
+            events.extend(["status-update", "end-of-call-report"]);
+        }
+        events
+    }
+
+    /// Answers an assistant-request given its `message` as JSON text (the
+    /// `assistant-request` export). Without a handler the answer is `{}`.
+    pub fn assistant_request(&self, message: &str) -> Result<String, String> {
+        let Some(handler) = &self.assistant_request else { return Ok("{}".to_owned()) };
+        let message: Value = serde_json::from_str(message).map_err(|e| format!("message is not JSON: {e}"))?;
+        let response = handler(&message)?;
+        if !response.is_object() {
+            return Err("an assistant-request answer must be a JSON object".to_owned());
+        }
+        Ok(response.to_string())
+    }
+
+    /// Delivers an event given its `message` as JSON text (the `on-event`
+    /// export). Without a handler it is ignored.
+    pub fn event(&self, message: &str) -> Result<(), String> {
+        let Some(handler) = &self.events else { return Ok(()) };
+        let message: Value = serde_json::from_str(message).map_err(|e| format!("message is not JSON: {e}"))?;
+        handler(&message)
     }
 
     /// Runs tool `name` (the `call` export). An unknown name is

@@ -219,3 +219,47 @@ fn duplicate_tool_names_panic() {
 fn invalid_tool_names_panic() {
     let _ = Tool::new("look up", "", |v: Value, _: &CallContext| Ok::<_, ToolError>(v));
 }
+
+mod hooks {
+    use crate::serde_json::{Value, json};
+    use crate::{CallContext, ToolError};
+
+    fn echo(args: Value, _ctx: &CallContext) -> Result<Value, ToolError> {
+        Ok(args)
+    }
+
+    fn greet(message: &Value) -> Result<Value, String> {
+        let caller = message["customer"]["number"].as_str().unwrap_or("there");
+        Ok(json!({"assistant": {"first_message": format!("Hello {caller}")}}))
+    }
+
+    fn record(message: &Value) -> Result<(), String> {
+        if message["type"] == "status-update" { Ok(()) } else { Err("not a status update".into()) }
+    }
+
+    crate::plugin! {
+        tool "echo" => echo, "Echo";
+        on_assistant_request => greet;
+        on_event => record
+    }
+
+    #[test]
+    fn hooks_are_declared_and_dispatched() {
+        let plugin = plugin();
+        assert_eq!(plugin.subscriptions(), ["assistant-request", "status-update", "end-of-call-report"]);
+        let answer = plugin.assistant_request(r#"{"type":"assistant-request","customer":{"number":"+31"}}"#).unwrap();
+        assert_eq!(answer, r#"{"assistant":{"first_message":"Hello +31"}}"#);
+        assert_eq!(plugin.event(r#"{"type":"status-update"}"#), Ok(()));
+        assert_eq!(plugin.event(r#"{"type":"end-of-call-report"}"#), Err("not a status update".into()));
+        assert!(plugin.assistant_request("nope").unwrap_err().contains("not JSON"));
+        assert_eq!(plugin.call("echo", r#"{"a":1}"#, &CallContext::default()).unwrap(), r#"{"a":1}"#);
+    }
+
+    #[test]
+    fn without_hooks_assistant_request_answers_empty_and_events_are_ignored() {
+        let plugin = crate::Plugin::new().tool("echo", "Echo", echo);
+        assert!(plugin.subscriptions().is_empty());
+        assert_eq!(plugin.assistant_request("{}").unwrap(), "{}");
+        assert_eq!(plugin.event("{}"), Ok(()));
+    }
+}

@@ -4,21 +4,30 @@
 
 use crate::{CallContext, Plugin, ToolError};
 
-/// Bindings generated from `wit/world.wit` (world `tool-plugin`).
+/// Bindings generated from `wit/world.wit` (world `plugin`: tools and hooks).
 #[allow(missing_docs)]
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "tool-plugin",
+        world: "plugin",
         path: "wit",
         // `plugin!` expands `export!` in the plugin's crate.
         pub_export_macro: true,
         default_bindings_module: "switchboard_sdk::__private::bindings",
+        // Also the capability imports (wasi:http, wasi:config, wasi:logging)
+        // and the WASI interfaces they use, for `http`, `config` and `log`.
+        generate_all,
     });
 }
 
+pub use bindings::exports::switchboard::plugin::hooks::Guest as HooksGuest;
 pub use bindings::exports::switchboard::plugin::tools::{
     CallContext as WitCallContext, Guest, ToolDefinition as WitToolDefinition, ToolError as WitToolError,
 };
+
+/// The `subscriptions` export.
+pub fn subscriptions(plugin: &Plugin) -> Vec<String> {
+    plugin.subscriptions().into_iter().map(str::to_owned).collect()
+}
 
 /// The `list` export.
 pub fn list(plugin: &Plugin) -> Vec<WitToolDefinition> {

@@ -3,7 +3,9 @@
 //! The plugin is a preview-1 core module with `_start`. It reads
 //! `{"name": ..., "arguments": {...}, "call": {...}}` as JSON on stdin and
 //! prints its result as JSON on stdout. A non-zero exit is an error whose
-//! message is what it wrote to stderr.
+//! message is what it wrote to stderr. Its manifest's `[config]` values and
+//! `[secrets]` are its environment variables (preview 1 has neither
+//! `wasi:config` nor `wasi:http`); it gets nothing else.
 
 use std::sync::Arc;
 
@@ -16,6 +18,7 @@ use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
 use wasmtime_wasi::{I32Exit, WasiCtx};
 
 use super::{CallContext, Limits, LoadError, MemoryLimiter, Runtime, ToolFailure};
+use crate::capabilities::Capabilities;
 
 /// Longest stderr message passed on to the LLM.
 const STDERR_MESSAGE_LIMIT: usize = 1_000;
@@ -37,6 +40,7 @@ pub(super) fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<Command
 #[derive(Clone)]
 pub struct CommandPlugin {
     pre: Arc<InstancePre<CommandState>>,
+    capabilities: Arc<Capabilities>,
 }
 
 /// What a command plugin reads on stdin.
@@ -60,8 +64,13 @@ struct CallInfo<'a> {
 }
 
 impl CommandPlugin {
-    /// Compiles (or loads from the code cache) and links `bytes`.
-    pub(super) async fn load(runtime: Runtime, bytes: Arc<Vec<u8>>) -> Result<Self, LoadError> {
+    /// Compiles (or loads from the code cache) and links `bytes`; its calls
+    /// get the values and secrets of `capabilities` as environment variables.
+    pub(super) async fn load(
+        runtime: Runtime,
+        bytes: Arc<Vec<u8>>,
+        capabilities: Arc<Capabilities>,
+    ) -> Result<Self, LoadError> {
         let compiler = runtime.clone();
         let module = tokio::task::spawn_blocking(move || match compiler.cache() {
             Some(cache) => cache.module(&bytes),
@@ -75,7 +84,7 @@ impl CommandPlugin {
             ));
         }
         let pre = runtime.command_linker().instantiate_pre(&module).map_err(|e| LoadError::Link(format!("{e:#}")))?;
-        Ok(Self { pre: Arc::new(pre) })
+        Ok(Self { pre: Arc::new(pre), capabilities })
     }
 
     /// Runs one call: the request on stdin, the result from stdout.
@@ -86,20 +95,31 @@ impl CommandPlugin {
         context: &CallContext,
         limits: Limits,
     ) -> Result<String, ToolFailure> {
+        let outcome = self.run(name, arguments, context, limits).await;
+        super::redact(self.capabilities.values(), outcome)
+    }
+
+    async fn run(
+        &self,
+        name: &str,
+        arguments: &str,
+        context: &CallContext,
+        limits: Limits,
+    ) -> Result<String, ToolFailure> {
         let stdin = request_json(name, arguments, context, limits)?;
         let stdout = MemoryOutputPipe::new(limits.output_bytes);
         let stderr = MemoryOutputPipe::new(limits.output_bytes);
-        let wasi = WasiCtx::builder()
-            .stdin(MemoryInputPipe::new(Bytes::from(stdin)))
-            .stdout(stdout.clone())
-            .stderr(stderr.clone())
-            .arg(name)
-            .build_p1();
+        let mut wasi = WasiCtx::builder();
+        wasi.stdin(MemoryInputPipe::new(Bytes::from(stdin))).stdout(stdout.clone()).stderr(stderr.clone()).arg(name);
+        for (key, value) in self.capabilities.values().exposed() {
+            wasi.env(key, value);
+        }
+        let wasi = wasi.build_p1();
         let mut store = Store::new(
             self.pre.module().engine(),
             CommandState { wasi, limiter: MemoryLimiter::new(limits.memory_bytes) },
         );
-        super::prepare_store(&mut store, limits.timeout, |s| &mut s.limiter);
+        super::prepare_store(&mut store, limits, |s| &mut s.limiter);
 
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;

@@ -24,6 +24,8 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 pub use limits::MemoryLimiter;
 
+use crate::capabilities::{Capabilities, Values};
+
 /// How often the epoch ticker advances. Guest code yields to the async
 /// executor on every tick and is interrupted at the first tick past its deadline.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
@@ -54,6 +56,10 @@ pub struct ToolDefinition {
     pub description: String,
     /// JSON Schema of the arguments object, as JSON text.
     pub parameters_schema: String,
+    /// Answered at once with `async_response`, run in the background (set by the manifest).
+    pub is_async: bool,
+    /// What the platform hears at once for an async tool.
+    pub async_response: Option<String>,
 }
 
 /// Resource limits for one call.
@@ -65,11 +71,15 @@ pub struct Limits {
     pub memory_bytes: usize,
     /// Bytes of stdout/stderr kept from a command plugin.
     pub output_bytes: usize,
+    /// Fuel (about one unit per WebAssembly instruction) a call may burn;
+    /// `None` for no cap. Only counted when the runtime meters fuel
+    /// ([`RuntimeOptions::fuel_metering`]).
+    pub fuel: Option<u64>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(9), memory_bytes: 128 << 20, output_bytes: 1 << 20 }
+        Self { timeout: Duration::from_secs(9), memory_bytes: 128 << 20, output_bytes: 1 << 20, fuel: None }
     }
 }
 
@@ -97,6 +107,12 @@ pub enum ToolFailure {
     /// The plugin did not finish within its time limit.
     #[error("the tool did not answer within {0:?}")]
     TimedOut(Duration),
+    /// The plugin burnt all the fuel its manifest gives a call.
+    #[error("the tool used up its fuel ({fuel} units)")]
+    OutOfFuel {
+        /// The limit.
+        fuel: u64,
+    },
     /// The plugin answered with something that is not a valid result.
     #[error("the tool returned an invalid result: {0}")]
     BadOutput(String),
@@ -114,6 +130,16 @@ pub enum LoadError {
     /// Its tool list is missing, broken or invalid.
     #[error("invalid plugin: {0}")]
     Invalid(String),
+}
+
+/// A freshly loaded plugin and what it says about itself.
+pub struct Loaded {
+    /// The compiled, linked code.
+    pub plugin: Plugin,
+    /// Its tools.
+    pub tools: Vec<ToolDefinition>,
+    /// The webhook events it handles (`assistant-request`, `status-update`, `end-of-call-report`).
+    pub subscriptions: Vec<String>,
 }
 
 /// A compiled plugin, ready to run calls. Cheap to clone.
@@ -147,6 +173,22 @@ impl Plugin {
             Plugin::Command(p) => p.call(name, arguments, context, limits).await,
         }
     }
+
+    /// Answers an assistant-request (`message` as JSON) with the response JSON.
+    pub async fn assistant_request(&self, message: &str, limits: Limits) -> Result<String, ToolFailure> {
+        match self {
+            Plugin::Component(p) => p.assistant_request(message, limits).await,
+            Plugin::Command(_) => Err(ToolFailure::Failed("command plugins cannot answer assistant-request".into())),
+        }
+    }
+
+    /// Delivers a status-update or end-of-call-report (`message` as JSON).
+    pub async fn on_event(&self, message: &str, limits: Limits) -> Result<(), ToolFailure> {
+        match self {
+            Plugin::Component(p) => p.on_event(message, limits).await,
+            Plugin::Command(_) => Err(ToolFailure::Failed("command plugins cannot receive events".into())),
+        }
+    }
 }
 
 /// The wasmtime engine and what every plugin shares: linkers, the epoch
@@ -162,6 +204,7 @@ struct RuntimeInner {
     command_linker: wasmtime::Linker<command::CommandState>,
     cache: Option<cache::CodeCache>,
     pooling: bool,
+    fuel_metering: bool,
     _ticker: EpochTicker,
 }
 
@@ -172,12 +215,21 @@ pub struct RuntimeOptions {
     pub cache_dir: Option<PathBuf>,
     /// Use on-demand allocation instead of the pooling allocator.
     pub disable_pooling: bool,
+    /// Count fuel, so a manifest's `fuel` caps the instructions of a call.
+    /// Off by default: the counting slows all guest code down (epochs
+    /// already cut calls at their deadline), and precompiled code differs.
+    pub fuel_metering: bool,
 }
 
 impl Runtime {
     /// Builds the engine (pooling allocator when the address space allows it)
     /// and starts the epoch ticker.
     pub fn new(options: &RuntimeOptions) -> anyhow::Result<Self> {
+        let base_config = || {
+            let mut config = base_config();
+            config.consume_fuel(options.fuel_metering);
+            config
+        };
         let (engine, pooling) = if options.disable_pooling {
             (Engine::new(&base_config())?, false)
         } else {
@@ -195,14 +247,28 @@ impl Runtime {
         let command_linker = command::linker(&engine)?;
         let cache = options.cache_dir.clone().map(|dir| cache::CodeCache::new(dir, &engine));
         let ticker = EpochTicker::start(engine.clone());
+        let fuel_metering = options.fuel_metering;
         Ok(Self {
-            inner: Arc::new(RuntimeInner { engine, component_linker, command_linker, cache, pooling, _ticker: ticker }),
+            inner: Arc::new(RuntimeInner {
+                engine,
+                component_linker,
+                command_linker,
+                cache,
+                pooling,
+                fuel_metering,
+                _ticker: ticker,
+            }),
         })
     }
 
     /// Whether instances come from the pooling allocator.
     pub fn uses_pooling(&self) -> bool {
         self.inner.pooling
+    }
+
+    /// Whether fuel is counted (see [`RuntimeOptions::fuel_metering`]).
+    pub fn fuel_metering(&self) -> bool {
+        self.inner.fuel_metering
     }
 
     /// Use of the precompiled-code cache, when there is one.
@@ -219,19 +285,21 @@ impl Runtime {
     /// tool list. Compilation runs on a blocking thread, off the request path.
     ///
     /// `command_tools` names the tools of a command plugin (which cannot list
-    /// its own); it is ignored for components.
+    /// its own); it is ignored for components. Every call of the plugin (and
+    /// listing its tools) runs with `capabilities`.
     pub async fn load(
         &self,
         bytes: Arc<Vec<u8>>,
         command_tools: Vec<ToolDefinition>,
-    ) -> Result<(Plugin, Vec<ToolDefinition>), LoadError> {
+        capabilities: Arc<Capabilities>,
+    ) -> Result<Loaded, LoadError> {
         if is_component(&bytes) {
-            let plugin = component::ComponentPlugin::load(self.clone(), bytes).await?;
-            let tools = plugin.list_tools().await?;
-            Ok((Plugin::Component(plugin), tools))
+            let plugin = component::ComponentPlugin::load(self.clone(), bytes, capabilities).await?;
+            let (tools, subscriptions) = plugin.describe().await?;
+            Ok(Loaded { plugin: Plugin::Component(plugin), tools, subscriptions })
         } else if bytes.starts_with(b"\0asm") {
-            let plugin = command::CommandPlugin::load(self.clone(), bytes).await?;
-            Ok((Plugin::Command(plugin), command_tools))
+            let plugin = command::CommandPlugin::load(self.clone(), bytes, capabilities).await?;
+            Ok(Loaded { plugin: Plugin::Command(plugin), tools: command_tools, subscriptions: Vec::new() })
         } else {
             Err(LoadError::Compile("not a WebAssembly module or component (bad magic number)".into()))
         }
@@ -286,19 +354,34 @@ fn pooling_config() -> PoolingAllocationConfig {
     pool
 }
 
-/// Sets up a fresh store for one call: memory limiter and a deadline that
-/// yields to the executor every tick and traps once `timeout` has passed.
-fn prepare_store<T: Send + 'static>(
-    store: &mut Store<T>,
-    timeout: Duration,
-    limiter: fn(&mut T) -> &mut MemoryLimiter,
-) {
+/// Sets up a fresh store for one call: memory limiter, fuel (when metered),
+/// and a deadline that yields to the executor every tick and traps once
+/// `limits.timeout` has passed.
+fn prepare_store<T: Send + 'static>(store: &mut Store<T>, limits: Limits, limiter: fn(&mut T) -> &mut MemoryLimiter) {
     store.limiter(move |data| limiter(data) as &mut dyn wasmtime::ResourceLimiter);
-    let deadline = Instant::now() + timeout;
+    // Fails only when the engine does not meter fuel, and then there is nothing to set.
+    let _ = store.set_fuel(limits.fuel.unwrap_or(u64::MAX));
+    let deadline = Instant::now() + limits.timeout;
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
         if Instant::now() >= deadline { Ok(UpdateDeadline::Interrupt) } else { Ok(UpdateDeadline::Yield(1)) }
     });
+}
+
+/// A call's outcome with the plugin's secrets replaced by `***`, so a plugin
+/// cannot pass one on to the platform by accident (in a result or an error).
+fn redact(values: &Values, outcome: Result<String, ToolFailure>) -> Result<String, ToolFailure> {
+    if !values.has_secrets() {
+        return outcome;
+    }
+    match outcome {
+        Ok(result) => Ok(values.redact(result)),
+        Err(ToolFailure::InvalidArguments(m)) => Err(ToolFailure::InvalidArguments(values.redact(m))),
+        Err(ToolFailure::NotFound(m)) => Err(ToolFailure::NotFound(values.redact(m))),
+        Err(ToolFailure::Failed(m)) => Err(ToolFailure::Failed(values.redact(m))),
+        Err(ToolFailure::BadOutput(m)) => Err(ToolFailure::BadOutput(values.redact(m))),
+        Err(other) => Err(other),
+    }
 }
 
 /// Maps an error from running guest code to the failure the LLM sees.
@@ -308,6 +391,7 @@ fn classify_error(error: &wasmtime::Error, limiter: &MemoryLimiter, limits: Limi
     }
     match error.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => ToolFailure::TimedOut(limits.timeout),
+        Some(wasmtime::Trap::OutOfFuel) => ToolFailure::OutOfFuel { fuel: limits.fuel.unwrap_or(u64::MAX) },
         Some(trap) => ToolFailure::Crashed(trap.to_string()),
         None => ToolFailure::Crashed(error.to_string()),
     }

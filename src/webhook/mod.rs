@@ -32,8 +32,8 @@ pub async fn receive(State(app): State<Arc<AppState>>, headers: HeaderMap, body:
     if app.insecure_no_verify {
         tracing::warn!("INSECURE: webhook signature NOT verified (--insecure-no-verify)");
     }
-    let event = match authenticate_and_decode(&app, &headers, body).await {
-        Ok(event) => event,
+    let (event, body) = match authenticate_and_decode(&app, &headers, body).await {
+        Ok(decoded) => decoded,
         Err(e) => {
             tracing::warn!(status = e.status().as_u16(), error = %e, "webhook rejected");
             app.metrics.record_webhook("rejected", e.status().as_u16());
@@ -47,23 +47,57 @@ pub async fn receive(State(app): State<Arc<AppState>>, headers: HeaderMap, body:
             let outcomes = app.dispatcher.dispatch(tool_call_requests(&calls), deadline).await;
             json_response(&ToolCallsResponse::new(&outcomes))
         }
-        // Full assistant-request handling is not built yet: `{}` makes the
-        // platform use the saved assistant, which never rejects a call.
-        Event::AssistantRequest(_) => empty_object(),
+        Event::AssistantRequest(request) => {
+            let registry = app.plugins.snapshot();
+            let common = &request.common;
+            let message = message_json(&body);
+            let (answer, source) = crate::assistant::answer(
+                &app.assistant,
+                &registry,
+                &message,
+                common.phone_number(),
+                common.customer_number(),
+                arrived,
+                || crate::ops::tool_list(&registry, app.public_url.as_deref()),
+            )
+            .await;
+            crate::assistant::record(&app.metrics, source);
+            tracing::info!(call_id = %common.call.id, source = source.label(), "assistant-request answered");
+            json_response(&answer)
+        }
         Event::StatusUpdate(update) => {
             tracing::info!(call_id = %update.common.call.id, status = ?update.common.call.status, "status-update");
+            publish(&app, "status-update", &body);
             empty_object()
         }
         Event::EndOfCallReport(report) => {
             tracing::info!(call_id = %report.common.call.id, duration_seconds = ?report.duration_seconds, "end-of-call-report");
+            publish(&app, "end-of-call-report", &body);
             empty_object()
         }
     }
 }
 
+/// Queues an event for the plugins that subscribe to it (never waits).
+fn publish(app: &AppState, kind: &'static str, body: &[u8]) {
+    if app.plugins.snapshot().subscribers(kind).next().is_some() {
+        app.events.publish(kind, message_json(body));
+    }
+}
+
+/// The `message` object of an already decoded body, as JSON text.
+fn message_json(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        message: &'a RawValue,
+    }
+    serde_json::from_slice::<Envelope>(body).map(|e| e.message.get().to_owned()).unwrap_or_else(|_| "{}".to_owned())
+}
+
 /// Everything that can refuse a request, in order: media type, size,
 /// signature, envelope, event header.
-async fn authenticate_and_decode(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Event, ApiError> {
+async fn authenticate_and_decode(app: &AppState, headers: &HeaderMap, body: Body) -> Result<(Event, Bytes), ApiError> {
     if !is_json(headers) {
         return Err(ApiError::UnsupportedMediaType);
     }
@@ -79,7 +113,7 @@ async fn authenticate_and_decode(app: &AppState, headers: &HeaderMap, body: Body
             return Err(ApiError::EventMismatch { header, body: event.kind() });
         }
     }
-    Ok(event)
+    Ok((event, body))
 }
 
 fn is_json(headers: &HeaderMap) -> bool {

@@ -38,8 +38,15 @@ fn version_of(entry: &Value, i: u64) -> u8 {
     }
 }
 
+/// A fresh tool call id for every call, as the platform sends (the same id
+/// twice would be answered as a duplicate).
+fn fresh_id() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!("t-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 async fn greet(server: &TestServer, i: u64) -> Value {
-    let response = server.send(&tool_calls(&[("t", "greet", json!({"i": i}))])).await;
+    let response = server.send(&tool_calls(&[(&fresh_id(), "greet", json!({"i": i}))])).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     body["results"][0].clone()
@@ -131,7 +138,7 @@ async fn adding_and_deleting_files_adds_and_removes_tools() {
 }
 
 async fn greet_tool(server: &TestServer, tool: &str, args: Value) -> Value {
-    let body: Value = server.send(&tool_calls(&[("t", tool, args)])).await.json().await.unwrap();
+    let body: Value = server.send(&tool_calls(&[(&fresh_id(), tool, args)])).await.json().await.unwrap();
     body["results"][0].clone()
 }
 

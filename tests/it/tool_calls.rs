@@ -105,8 +105,9 @@ async fn a_plugin_that_never_returns_is_cut_within_the_budget() {
 #[tokio::test]
 async fn a_looping_plugin_does_not_block_other_requests() {
     let server = TestServer::start_with(&["misbehave", "echo"], |s| s.tool_calls_budget = Duration::from_secs(3)).await;
-    let looping = tool_calls(&[("loop", "loop_forever", json!({}))]);
-    let loops: Vec<_> = (0..4).map(|_| server.send(&looping)).collect();
+    // Distinct ids: the same id would be answered as a duplicate of the first.
+    let looping: Vec<_> = (0..4).map(|i| tool_calls(&[(&format!("loop-{i}"), "loop_forever", json!({}))])).collect();
+    let loops: Vec<_> = looping.iter().map(|body| server.send(body)).collect();
     let loops = futures::future::join_all(loops);
     let quick = async {
         // While four loops hold the machine's cores, a normal call still answers.

@@ -12,7 +12,8 @@ use tempfile::TempDir;
 pub const SECRET: &str = "whsec_test_secret_12345";
 
 /// Component plugins (wasm32-wasip2) built from this workspace.
-const COMPONENT_PLUGINS: &[&str] = &["echo", "lookup_contact", "business_hours", "misbehave"];
+const COMPONENT_PLUGINS: &[&str] =
+    &["echo", "lookup_contact", "business_hours", "book_appointment", "misbehave", "hooks"];
 /// WASI-command plugins (wasm32-wasip1) built from this workspace.
 const COMMAND_PLUGINS: &[&str] = &["echo_command", "command_misbehave"];
 
@@ -194,4 +195,55 @@ pub async fn results(server: &TestServer, body: &[u8]) -> Vec<serde_json::Value>
     assert_eq!(response.status(), 200);
     let json: serde_json::Value = response.json().await.unwrap();
     json["results"].as_array().expect("results array").clone()
+}
+
+/// A real `redis-server` on a free loopback port, stopped when dropped.
+pub struct RedisServer {
+    pub url: String,
+    child: std::process::Child,
+}
+
+impl RedisServer {
+    /// Starts `redis-server` (installed by `.ci/run`; `apt-get install redis-server`).
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed for the Redis tests (apt-get install redis-server)");
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Self { url: format!("redis://127.0.0.1:{port}/0"), child };
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-server did not start on port {port}");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of a Prometheus sample line starting with `prefix` (0 if absent).
+pub fn metric(metrics: &str, prefix: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|line| line.starts_with(prefix))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+impl TestServer {
+    /// GET /metrics as text.
+    pub async fn metrics(&self) -> String {
+        self.client.get(format!("{}/metrics", self.url)).send().await.unwrap().text().await.unwrap()
+    }
 }

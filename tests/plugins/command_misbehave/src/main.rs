@@ -32,6 +32,11 @@ fn main() -> ExitCode {
                 }
             }
         }
+        "env" => {
+            let vars: serde_json::Map<String, Value> = std::env::vars().map(|(k, v)| (k, Value::String(v))).collect();
+            println!("{}", json!({ "env": vars }));
+            ExitCode::SUCCESS
+        }
         "garbage" => {
             println!("this is not json");
             ExitCode::SUCCESS

@@ -14,12 +14,22 @@
 //! | `spin`         | `{"ms": N}` | busy-waits N ms, answers `{"spun_ms": N}`          |
 //! | `memory_bomb`  | any         | allocates 1 MiB blocks until allocation fails      |
 //! | `recurse`      | any         | recurses without bound until the stack overflows   |
+//! | `alloc_churn`  | `{"rounds": N, "mib": M}` | allocates and frees M MiB N times    |
+//! | `flood_logs`   | `{"records": N}` | N wasi:logging records, N stdout and N stderr lines |
+//! | `http_get`     | `{"url": U, "bearer_secret"?: K}` | GET U (with secret K as bearer token) |
+//! | `http_post`    | `{"url": U, "body": B}` | POST B as JSON to U                     |
+//! | `config`       | `{"key": K}` | the config value K, or `null`                     |
+//! | `leak_secret`  | `{"key": K}` | logs secret K and fails with it in the message    |
+//! | `read_env`     | any         | the names of its environment variables            |
+//! | `read_file`    | `{"path": P}` | reads file P                                     |
+//! | `raw_tcp`      | `{"addr": A}` | opens a TCP connection to A (wasi:sockets)       |
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchboard_sdk::prelude::*;
+use switchboard_sdk::{config, http, log};
 
 /// A duration in milliseconds.
 #[derive(Deserialize, JsonSchema)]
@@ -108,6 +118,131 @@ fn descend(depth: u64) -> u64 {
     descend(black_box(depth + 1)).wrapping_add(black_box(frame)[31])
 }
 
+/// Arguments of `alloc_churn`.
+#[derive(Deserialize, JsonSchema)]
+struct Churn {
+    /// How many times to allocate and free
+    rounds: u32,
+    /// MiB per allocation
+    mib: usize,
+}
+
+/// Allocates `mib` MiB, touches every page, frees it; `rounds` times. Memory
+/// in use never grows past one block, so it stays under any sane limit.
+fn alloc_churn(args: Churn, _: &CallContext) -> Result<Value, ToolError> {
+    let mut checksum = 0u64;
+    for round in 0..args.rounds {
+        let mut block = vec![0u8; args.mib << 20];
+        for page in block.chunks_mut(4096) {
+            page[0] = round as u8;
+        }
+        checksum = checksum.wrapping_add(black_box(&block).iter().step_by(4096).map(|&b| b as u64).sum::<u64>());
+    }
+    Ok(json!({ "rounds": args.rounds, "checksum": checksum }))
+}
+
+/// Arguments of `flood_logs`.
+#[derive(Deserialize, JsonSchema)]
+struct Flood {
+    /// Records (and lines on each stream) to write
+    records: u32,
+}
+
+/// Writes `records` log records, stdout lines and stderr lines, 200 bytes each.
+fn flood_logs(args: Flood, _: &CallContext) -> Result<Value, ToolError> {
+    let line = "x".repeat(200);
+    for i in 0..args.records {
+        log::info(format!("record {i} {line}"));
+        println!("stdout {i} {line}");
+        eprintln!("stderr {i} {line}");
+    }
+    Ok(json!({ "done": true }))
+}
+
+/// Arguments of `http_get`.
+#[derive(Deserialize, JsonSchema)]
+struct Get {
+    /// Absolute URL
+    url: String,
+    /// A secret (by key) to send as a bearer token
+    bearer_secret: Option<String>,
+}
+
+fn http_get(args: Get, _: &CallContext) -> Result<Value, ToolError> {
+    let mut request = http::Request::get(&args.url);
+    if let Some(key) = &args.bearer_secret {
+        request = request.bearer_auth(config::secret(key)?.expose());
+    }
+    let response = request.send()?;
+    Ok(json!({ "status": response.status, "body": response.text() }))
+}
+
+/// Arguments of `http_post`.
+#[derive(Deserialize, JsonSchema)]
+struct Post {
+    /// Absolute URL
+    url: String,
+    /// JSON body
+    body: Value,
+}
+
+fn http_post(args: Post, _: &CallContext) -> Result<Value, ToolError> {
+    let response = http::post_json(&args.url, &args.body)?;
+    Ok(json!({ "status": response.status, "body": response.text() }))
+}
+
+/// A configuration key.
+#[derive(Deserialize, JsonSchema)]
+struct Key {
+    /// The key
+    key: String,
+}
+
+fn config_value(args: Key, _: &CallContext) -> Result<Value, ToolError> {
+    Ok(json!({ "value": config::try_get(&args.key)? }))
+}
+
+/// Tries to get a secret out through the log and the error message.
+fn leak_secret(args: Key, _: &CallContext) -> Result<Value, ToolError> {
+    let secret = config::secret(&args.key)?;
+    log::warn(format!("the secret is {}", secret.expose()));
+    eprintln!("the secret is {}", secret.expose());
+    Err(ToolError::failed(format!("the secret is {}", secret.expose())))
+}
+
+fn read_env(_: Value, _: &CallContext) -> Result<Value, ToolError> {
+    let names: Vec<String> = std::env::vars().map(|(name, _)| name).collect();
+    Ok(json!({ "vars": names }))
+}
+
+/// A file path.
+#[derive(Deserialize, JsonSchema)]
+struct FilePath {
+    /// Path to read
+    path: String,
+}
+
+fn read_file(args: FilePath, _: &CallContext) -> Result<Value, ToolError> {
+    match std::fs::read_to_string(&args.path) {
+        Ok(text) => Ok(json!({ "read": text.len() })),
+        Err(e) => Err(ToolError::failed(format!("cannot read {}: {e}", args.path))),
+    }
+}
+
+/// A socket address.
+#[derive(Deserialize, JsonSchema)]
+struct Addr {
+    /// `host:port`
+    addr: String,
+}
+
+fn raw_tcp(args: Addr, _: &CallContext) -> Result<Value, ToolError> {
+    match std::net::TcpStream::connect(&args.addr) {
+        Ok(_) => Ok(json!({ "connected": true })),
+        Err(e) => Err(ToolError::failed(format!("cannot connect to {}: {e}", args.addr))),
+    }
+}
+
 switchboard_sdk::plugin! {
     tool "ok" => ok, "Answer {\"ok\": true, \"args\": <arguments>}";
     tool "context" => context, "Answer the call context as JSON";
@@ -119,6 +254,15 @@ switchboard_sdk::plugin! {
     tool "spin" => spin, "Busy-wait `ms` milliseconds";
     tool "memory_bomb" => memory_bomb, "Allocate memory until it runs out";
     tool "recurse" => recurse, "Recurse until the stack overflows";
+    tool "alloc_churn" => alloc_churn, "Allocate and free memory repeatedly";
+    tool "flood_logs" => flood_logs, "Write many log records and output lines";
+    tool "http_get" => http_get, "GET a URL";
+    tool "http_post" => http_post, "POST JSON to a URL";
+    tool "config" => config_value, "Read a configuration value";
+    tool "leak_secret" => leak_secret, "Try to leak a secret through logs and errors";
+    tool "read_env" => read_env, "List environment variables";
+    tool "read_file" => read_file, "Read a file";
+    tool "raw_tcp" => raw_tcp, "Open a raw TCP connection";
 }
 
 #[cfg(test)]

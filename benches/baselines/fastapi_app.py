@@ -1,0 +1,54 @@
+"""Baseline: the echo tool as the platform's Python example handler does it, on FastAPI.
+
+Verifies X-Webhook-Signature over the raw body (HMAC-SHA256 of
+``timestamp + "." + body``, ``hmac.compare_digest``, 300 s window), parses the
+envelope, answers ``{"results":[{"tool_call_id", "result": {"echo": args}}]}``.
+
+    SWITCHBOARD_SECRET=... uvicorn fastapi_app:app --workers 2 ...
+"""
+
+import hashlib
+import hmac
+import json
+import os
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+SECRET = os.environ["SWITCHBOARD_SECRET"].encode()
+
+app = FastAPI()
+
+
+def verify(timestamp: str | None, signature: str | None, body: bytes) -> bool:
+    if not timestamp or not signature or not timestamp.isdigit():
+        return False
+    if abs(time.time() - int(timestamp)) > 300:
+        return False
+    expected = hmac.new(SECRET, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(signature.removeprefix("sha256="), expected)
+
+
+@app.post("/webhook")
+async def webhook(request: Request):
+    body = await request.body()
+    if not verify(
+        request.headers.get("x-webhook-timestamp"), request.headers.get("x-webhook-signature"), body
+    ):
+        return JSONResponse({"error": "invalid signature"}, status_code=401)
+    message = json.loads(body)["message"]
+    if message.get("type") != "tool-calls":
+        return {}
+    results = []
+    for call in message.get("tool_call_list", []):
+        args = call["function"]["arguments"]
+        if isinstance(args, str):
+            args = json.loads(args)
+        results.append({"tool_call_id": call["id"], "result": {"echo": args}})
+    return {"results": results}
+
+
+@app.get("/healthz")
+async def healthz():
+    return "ok"

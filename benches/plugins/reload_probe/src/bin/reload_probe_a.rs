@@ -1,0 +1,3 @@
+//! reload_probe, version "a".
+const VERSION: &str = "a";
+include!("../probe.rs");

@@ -1,0 +1,3 @@
+//! reload_probe, version "b".
+const VERSION: &str = "b";
+include!("../probe.rs");

@@ -1,0 +1,273 @@
+//! The HTTP side of the load generator: one keep-alive HTTP/1.1 connection
+//! per worker (hyper), webhook bodies signed as the platform signs them, and
+//! strict checks of every answer.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// The secret every server under test is started with.
+pub const SECRET: &str = "whsec_bench_secret_0123456789";
+
+/// A `tool_call_id` never used before by this process. Switchboard answers
+/// a repeated (call id, tool_call_id) from its de-duplication store without
+/// running the plugin, so every request must carry a new one.
+pub fn unique_id(prefix: &str) -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("{prefix}_{}_{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// No single request may take longer than this; past it, it is an error.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Where a server listens.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    host: String,
+}
+
+impl Endpoint {
+    pub fn new(port: u16) -> Self {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        Self { addr, host: addr.to_string() }
+    }
+}
+
+/// One client connection, reopened when the server closes it (gunicorn's
+/// sync workers close after every response).
+#[derive(Default)]
+pub struct Conn {
+    sender: Option<SendRequest<Full<Bytes>>>,
+    /// Connections opened, the first one included.
+    pub connects: u64,
+}
+
+impl Conn {
+    async fn sender(&mut self, ep: &Endpoint) -> Result<&mut SendRequest<Full<Bytes>>, String> {
+        let usable = match &mut self.sender {
+            Some(sender) => !sender.is_closed() && sender.ready().await.is_ok(),
+            None => false,
+        };
+        if !usable {
+            let stream = tokio::net::TcpStream::connect(ep.addr).await.map_err(|e| format!("connect: {e}"))?;
+            stream.set_nodelay(true).map_err(|e| format!("nodelay: {e}"))?;
+            let (sender, conn) = http1::handshake(TokioIo::new(stream)).await.map_err(|e| format!("handshake: {e}"))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            self.connects += 1;
+            self.sender = Some(sender);
+        }
+        Ok(self.sender.as_mut().expect("just set"))
+    }
+
+    /// Sends one request and reads the whole answer.
+    async fn send(&mut self, ep: &Endpoint, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), String> {
+        let exchange = async {
+            let sender = self.sender(ep).await?;
+            let response = sender.send_request(request).await.map_err(|e| format!("send: {e}"))?;
+            let status = response.status();
+            let close =
+                response.headers().get(header::CONNECTION).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+            let body = response.into_body().collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
+            Ok::<_, String>((status, body, close))
+        };
+        match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
+            Ok(Ok((status, body, close))) => {
+                if close {
+                    self.sender = None;
+                }
+                Ok((status, body))
+            }
+            Ok(Err(e)) => {
+                self.sender = None;
+                Err(e)
+            }
+            Err(_) => {
+                self.sender = None;
+                Err(format!("no answer within {REQUEST_TIMEOUT:?}"))
+            }
+        }
+    }
+
+    /// POSTs `body` to `/webhook`, signed with the current time, as the platform does.
+    pub async fn post_webhook(&mut self, ep: &Endpoint, body: String) -> Result<(StatusCode, Bytes), String> {
+        let timestamp = switchboard::unix_now();
+        let signature = switchboard::sign(SECRET.as_bytes(), timestamp, body.as_bytes());
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/webhook")
+            .header(header::HOST, &ep.host)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-webhook-event", "tool-calls")
+            .header("x-webhook-timestamp", timestamp.to_string())
+            .header("x-webhook-signature", signature)
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        self.send(ep, request).await
+    }
+
+    /// `GET path`.
+    pub async fn get(&mut self, ep: &Endpoint, path: &str) -> Result<(StatusCode, Bytes), String> {
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .header(header::HOST, &ep.host)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| e.to_string())?;
+        self.send(ep, request).await
+    }
+}
+
+/// A tool-calls webhook with one tool call, shaped like the spec fixture
+/// `tool-calls.request.json`.
+pub fn tool_calls_body(tool_call_id: &str, tool: &str, arguments: &str) -> String {
+    format!(
+        concat!(
+            r#"{{"message":{{"type":"tool-calls","timestamp":"2025-12-13T12:00:00.000Z","#,
+            r#""call":{{"id":"5c4d030f-43e3-4e65-899e-8148521e660f","type":"inbound_phone_call","status":"in-progress"}},"#,
+            r#""phone_number":{{"number":"+31850835037","name":"HMS Sovereign Demo"}},"#,
+            r#""customer":{{"number":"+31612345678"}},"#,
+            r#""tool_call_list":[{{"id":"{id}","type":"function","function":{{"name":"{tool}","arguments":{args}}}}}]}}}}"#
+        ),
+        id = tool_call_id,
+        tool = tool,
+        args = arguments,
+    )
+}
+
+/// The echo arguments sent with request `seq`.
+pub fn echo_arguments(seq: u64) -> String {
+    format!(r#"{{"query":"John Smith","seq":{seq}}}"#)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Answer<'a> {
+    #[serde(borrow)]
+    results: Vec<Entry<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry<'a> {
+    tool_call_id: &'a str,
+    #[serde(borrow)]
+    result: &'a RawValue,
+}
+
+#[derive(Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+struct EchoArgs<'a> {
+    query: &'a str,
+    seq: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EchoResult<'a> {
+    #[serde(borrow)]
+    echo: EchoArgs<'a>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProbeResult<'a> {
+    version: &'a str,
+    #[serde(borrow)]
+    echo: EchoArgs<'a>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SleptResult {
+    slept_ms: u64,
+}
+
+/// What a correct answer to one request looks like.
+#[derive(Debug, Clone, Copy)]
+pub enum Expect {
+    /// `{"echo": {"query": "John Smith", "seq": SEQ}}`.
+    Echo,
+    /// `{"version": "a"|"b", "echo": {...}}` (the reload probe).
+    Probe,
+    /// `{"slept_ms": MS}` (misbehave's `sleep`).
+    Slept(u64),
+}
+
+/// Checks an answer: status 200, exactly one result, for `tool_call_id`, with
+/// the expected content. Returns the probe's version for [`Expect::Probe`].
+pub fn check(
+    status: StatusCode,
+    body: &[u8],
+    tool_call_id: &str,
+    seq: u64,
+    expect: Expect,
+) -> Result<Option<char>, String> {
+    let text = || String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+    if status != StatusCode::OK {
+        return Err(format!("status {status}: {}", text()));
+    }
+    let answer: Answer = serde_json::from_slice(body).map_err(|e| format!("bad answer ({e}): {}", text()))?;
+    let [entry] = answer.results.as_slice() else {
+        return Err(format!("expected one result: {}", text()));
+    };
+    if entry.tool_call_id != tool_call_id {
+        return Err(format!("wrong tool_call_id {:?} (expected {tool_call_id:?})", entry.tool_call_id));
+    }
+    let want = EchoArgs { query: "John Smith", seq };
+    let result = entry.result.get();
+    match expect {
+        Expect::Echo => {
+            let r: EchoResult = serde_json::from_str(result).map_err(|e| format!("wrong result ({e}): {result}"))?;
+            if r.echo != want {
+                return Err(format!("wrong echo: {result}"));
+            }
+            Ok(None)
+        }
+        Expect::Probe => {
+            let r: ProbeResult = serde_json::from_str(result).map_err(|e| format!("wrong result ({e}): {result}"))?;
+            if r.echo != want {
+                return Err(format!("wrong echo: {result}"));
+            }
+            match r.version {
+                "a" => Ok(Some('a')),
+                "b" => Ok(Some('b')),
+                other => Err(format!("unknown probe version {other:?}")),
+            }
+        }
+        Expect::Slept(ms) => {
+            let r: SleptResult = serde_json::from_str(result).map_err(|e| format!("wrong result ({e}): {result}"))?;
+            if r.slept_ms != ms {
+                return Err(format!("wrong result: {result}"));
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Sends one echo-style call for `tool` and checks it.
+pub async fn call_tool(
+    conn: &mut Conn,
+    ep: &Endpoint,
+    tool: &str,
+    id: &str,
+    seq: u64,
+    expect: Expect,
+) -> Result<Option<char>, String> {
+    let arguments = match expect {
+        Expect::Slept(ms) => format!(r#"{{"ms":{ms}}}"#),
+        _ => echo_arguments(seq),
+    };
+    let (status, body) = conn.post_webhook(ep, tool_calls_body(id, tool, &arguments)).await?;
+    check(status, &body, id, seq, expect)
+}

@@ -1,0 +1,580 @@
+//! The figures besides throughput: instantiation per call, hot reload,
+//! memory under 1,000 waiting calls, start-up with 20 plugins.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use switchboard::registry::Plugins;
+use switchboard::runtime::{CallContext, Limits, Runtime, RuntimeOptions};
+
+use crate::client::{self, Conn, Expect};
+use crate::procfs;
+use crate::servers::{ServerProc, free_port};
+
+/// Appends a custom section (id 0, LEB128 size, LEB128 name length, name,
+/// payload) to a module or component: same code, different bytes and hash.
+pub fn with_custom_section(wasm: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
+    fn leb128(mut n: usize, out: &mut Vec<u8>) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+    let mut content = Vec::new();
+    leb128(name.len(), &mut content);
+    content.extend_from_slice(name.as_bytes());
+    content.extend_from_slice(payload);
+    let mut out = wasm.to_vec();
+    out.push(0);
+    leb128(content.len(), &mut out);
+    out.extend_from_slice(&content);
+    out
+}
+
+/// The version Switchboard shows for these bytes (first 12 hex digits of SHA-256).
+pub fn version_of(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes)[..6])
+}
+
+/// Writes `bytes` to `path` as deploy tools do: a temporary file, then rename.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_file_name(format!(".{}.tmp", path.file_name().unwrap().to_string_lossy()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn fresh_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)
+}
+
+fn stats_us(mut samples: Vec<f64>) -> (f64, f64, f64, f64) {
+    samples.sort_by(|a, b| a.total_cmp(b));
+    let pick = |p: f64| {
+        let rank = ((p / 100.0) * samples.len() as f64).ceil() as usize;
+        samples[rank.clamp(1, samples.len()) - 1]
+    };
+    let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+    (pick(50.0), pick(99.0), mean, *samples.last().unwrap())
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    if v.is_empty() {
+        f64::NAN
+    } else if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Instantiation per call
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InstantiationResult {
+    pub plugin: String,
+    pub pooling: bool,
+    pub calls: usize,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub mean_us: f64,
+    pub max_us: f64,
+}
+
+/// Times `calls` sequential calls of the plugin's tool in-process (fresh
+/// instance per call, as Switchboard runs them), after a warm-up.
+pub async fn instantiation(
+    work: &Path,
+    wasm: &Path,
+    tool: &str,
+    pooling: bool,
+    calls: usize,
+) -> anyhow::Result<InstantiationResult> {
+    let runtime = Runtime::new(&RuntimeOptions { cache_dir: None, disable_pooling: !pooling, ..Default::default() })?;
+    // Loaded as the server loads it: a folder with just this plugin.
+    let dir = work.join(format!("plugins-instantiation-{tool}"));
+    fresh_dir(&dir)?;
+    std::fs::copy(wasm, dir.join(format!("{tool}.wasm")))?;
+    let plugins = Plugins::load_dir(runtime, &dir, Limits::default()).await?;
+    let registry = plugins.snapshot();
+    let loaded = registry.lookup(tool).ok_or_else(|| anyhow::anyhow!("{tool} did not load: see its errors"))?;
+    let plugin = &loaded.plugin;
+    let context = CallContext {
+        call_id: "5c4d030f-43e3-4e65-899e-8148521e660f".into(),
+        call_type: "inbound_phone_call".into(),
+        tool_call_id: "tool_abc123def456".into(),
+        customer_number: Some("+31612345678".into()),
+        phone_number: Some("+31850835037".into()),
+        assistant_metadata: None,
+    };
+    let limits = loaded.limits;
+    let arguments = r#"{"query":"John Smith"}"#;
+    let expected: serde_json::Value = serde_json::json!({"echo": {"query": "John Smith"}});
+    for _ in 0..calls.min(1000) {
+        plugin.call(tool, arguments, &context, limits).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    }
+    let mut samples = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        let t = Instant::now();
+        let out = plugin.call(tool, arguments, &context, limits).await;
+        samples.push(t.elapsed().as_secs_f64() * 1e6);
+        let out = out.map_err(|e| anyhow::anyhow!("{e}"))?;
+        anyhow::ensure!(serde_json::from_str::<serde_json::Value>(&out)? == expected, "wrong answer: {out}");
+    }
+    let (p50_us, p99_us, mean_us, max_us) = stats_us(samples);
+    Ok(InstantiationResult {
+        plugin: wasm.file_name().unwrap().to_string_lossy().into_owned(),
+        pooling,
+        calls,
+        p50_us,
+        p99_us,
+        mean_us,
+        max_us,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Hot reload
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ReloadResult {
+    /// Whether the server picked up a replaced file at all.
+    pub available: bool,
+    pub note: String,
+    pub plugin_bytes: usize,
+    /// From the write until a call answered with the new version, in ms.
+    pub latencies_ms: Vec<f64>,
+    /// From the write until GET /plugins showed the new version, in ms.
+    pub plugins_latencies_ms: Vec<f64>,
+    pub median_ms: f64,
+    pub max_ms: f64,
+    /// The run under continuous load.
+    pub under_load: Option<ReloadUnderLoad>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct ReloadUnderLoad {
+    pub reloads_requested: usize,
+    pub reloads_seen: usize,
+    pub concurrency: usize,
+    pub requests: u64,
+    /// Transport errors, non-200, error results.
+    pub failed: u64,
+    /// 200 with a malformed answer, or the old version after the new one was live.
+    pub wrong: u64,
+    pub answers_a: u64,
+    pub answers_b: u64,
+    pub median_reload_ms: f64,
+    pub max_reload_ms: f64,
+    pub seconds: f64,
+    pub first_problem: Option<String>,
+}
+
+/// Polls until the tool answers with `version` (and GET /plugins shows
+/// `hash`); returns (call latency, /plugins latency) from `t0`.
+async fn await_version(
+    server: &ServerProc,
+    conn: &mut Conn,
+    version: char,
+    hash: &str,
+    t0: Instant,
+    timeout: Duration,
+) -> Option<(Duration, Duration)> {
+    let (mut call_at, mut plugins_at) = (None, None);
+    let mut seq = 0;
+    while t0.elapsed() < timeout {
+        if call_at.is_none() {
+            seq += 1;
+            if let Ok(Some(v)) =
+                client::call_tool(conn, &server.endpoint, "probe", &client::unique_id("poll"), seq, Expect::Probe).await
+                && v == version
+            {
+                call_at = Some(t0.elapsed());
+            }
+        }
+        if plugins_at.is_none()
+            && let Ok((_, body)) = conn.get(&server.endpoint, "/plugins").await
+            && String::from_utf8_lossy(&body).contains(hash)
+        {
+            plugins_at = Some(t0.elapsed());
+        }
+        if let (Some(c), Some(p)) = (call_at, plugins_at) {
+            return Some((c, p));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    None
+}
+
+/// Whether GET /plugins shows `hash` now.
+async fn plugins_show(server: &ServerProc, conn: &mut Conn, hash: &str) -> bool {
+    matches!(conn.get(&server.endpoint, "/plugins").await, Ok((_, body)) if String::from_utf8_lossy(&body).contains(hash))
+}
+
+pub struct ReloadConfig<'a> {
+    pub switchboard: &'a Path,
+    pub work: &'a Path,
+    pub probe_a: &'a Path,
+    pub probe_b: &'a Path,
+    pub latency_samples: usize,
+    pub reloads_under_load: usize,
+    pub load_concurrency: usize,
+}
+
+pub async fn reload(cfg: &ReloadConfig<'_>) -> anyhow::Result<ReloadResult> {
+    let dir = cfg.work.join("plugins-reload");
+    fresh_dir(&dir)?;
+    let base = [std::fs::read(cfg.probe_a)?, std::fs::read(cfg.probe_b)?];
+    let target = dir.join("probe.wasm");
+    // Every file written is new (a custom section with a counter), so every
+    // reload compiles, as a real deploy of a new version does.
+    let nonce = Arc::new(AtomicU64::new(0));
+    let variant = |which: usize| {
+        let n = nonce.fetch_add(1, Ordering::Relaxed);
+        with_custom_section(&base[which], "switchboard-bench", format!("reload {n}").as_bytes())
+    };
+    let first = variant(0);
+    let plugin_bytes = first.len();
+    replace_file(&target, &first)?;
+    let port = free_port();
+    let mut command = Command::new(cfg.switchboard);
+    command.arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--plugins").arg(&dir);
+    let mut server = ServerProc::spawn("switchboard (reload)", command, port, &cfg.work.join("reload.log"))?;
+    server.wait_ready("probe", Expect::Probe, Duration::from_secs(60)).await?;
+    let mut result = ReloadResult { plugin_bytes, ..Default::default() };
+
+    // 1. Latency: replace the file, poll until the new version answers.
+    let mut conn = Conn::default();
+    let mut current = 0usize;
+    for i in 0..cfg.latency_samples {
+        let next = 1 - current;
+        let bytes = variant(next);
+        let hash = version_of(&bytes);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let t0 = Instant::now();
+        replace_file(&target, &bytes)?;
+        let version = if next == 0 { 'a' } else { 'b' };
+        match await_version(&server, &mut conn, version, &hash, t0, Duration::from_secs(5)).await {
+            Some((call, plugins)) => {
+                result.latencies_ms.push(call.as_secs_f64() * 1e3);
+                result.plugins_latencies_ms.push(plugins.as_secs_f64() * 1e3);
+                current = next;
+            }
+            None if i == 0 => {
+                result.note = "the new version was not served within 5 s of replacing the file: \
+                               hot reload is not available in this build"
+                    .into();
+                return Ok(result);
+            }
+            None => anyhow::bail!("reload {i} was not seen within 5 s"),
+        }
+    }
+    result.available = true;
+    result.median_ms = median(result.latencies_ms.clone());
+    result.max_ms = result.latencies_ms.iter().copied().fold(0.0, f64::max);
+
+    // 2. Reloads under continuous load.
+    result.under_load = Some(reload_under_load(cfg, &server, &target, current, &variant).await?);
+    server.stop();
+    Ok(result)
+}
+
+// Live state shared with the load workers: bit 0 the version now served
+// (0 = a, 1 = b), bit 1 set while a swap is in progress, the rest a
+// generation counter bumped at every change.
+const IN_PROGRESS: u64 = 2;
+
+async fn reload_under_load(
+    cfg: &ReloadConfig<'_>,
+    server: &ServerProc,
+    target: &Path,
+    mut current: usize,
+    variant: &dyn Fn(usize) -> Vec<u8>,
+) -> anyhow::Result<ReloadUnderLoad> {
+    let state = Arc::new(AtomicU64::new(current as u64));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..cfg.load_concurrency)
+        .map(|w| {
+            let (state, stop, ep) = (state.clone(), stop.clone(), server.endpoint.clone());
+            tokio::spawn(async move {
+                let mut conn = Conn::default();
+                let (mut requests, mut failed, mut wrong, mut a, mut b) = (0u64, 0u64, 0u64, 0u64, 0u64);
+                let mut first_problem = None;
+                let mut seq = 0;
+                let prefix = client::unique_id(&format!("rl_{w}"));
+                while !stop.load(Ordering::Relaxed) {
+                    seq += 1;
+                    let id = format!("{prefix}_{seq}");
+                    let before = state.load(Ordering::SeqCst);
+                    let outcome = client::call_tool(&mut conn, &ep, "probe", &id, seq, Expect::Probe).await;
+                    let after = state.load(Ordering::SeqCst);
+                    requests += 1;
+                    match outcome {
+                        Ok(Some(v)) => {
+                            if v == 'a' {
+                                a += 1
+                            } else {
+                                b += 1
+                            }
+                            let served = if v == 'a' { 0 } else { 1 };
+                            // Settled the whole time: only the live version may answer.
+                            if before == after && before & IN_PROGRESS == 0 && served != before & 1 {
+                                wrong += 1;
+                                first_problem.get_or_insert(format!(
+                                    "version {v} answered after the swap to the other one had been seen"
+                                ));
+                            }
+                        }
+                        Ok(None) => unreachable!("probe answers carry a version"),
+                        Err(e) => {
+                            if e.starts_with("wrong") || e.starts_with("bad answer") || e.starts_with("unknown") {
+                                wrong += 1;
+                            } else {
+                                failed += 1;
+                            }
+                            first_problem.get_or_insert(e);
+                        }
+                    }
+                }
+                (requests, failed, wrong, a, b, first_problem)
+            })
+        })
+        .collect();
+
+    let mut conn = Conn::default();
+    let mut latencies = Vec::new();
+    for i in 0..cfg.reloads_under_load {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let next = 1 - current;
+        let bytes = variant(next);
+        let hash = version_of(&bytes);
+        let generation = (i as u64 + 1) * 8;
+        state.store(generation | IN_PROGRESS | current as u64, Ordering::SeqCst);
+        let t0 = Instant::now();
+        replace_file(target, &bytes)?;
+        loop {
+            if plugins_show(server, &mut conn, &hash).await {
+                break;
+            }
+            if t0.elapsed() > Duration::from_secs(10) {
+                stop.store(true, Ordering::Relaxed);
+                anyhow::bail!("reload {i} under load was not seen within 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        latencies.push(t0.elapsed().as_secs_f64() * 1e3);
+        current = next;
+        state.store((generation + 4) | current as u64, Ordering::SeqCst);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut out = ReloadUnderLoad {
+        reloads_requested: cfg.reloads_under_load,
+        reloads_seen: latencies.len(),
+        concurrency: cfg.load_concurrency,
+        seconds: started.elapsed().as_secs_f64(),
+        median_reload_ms: median(latencies.clone()),
+        max_reload_ms: latencies.iter().copied().fold(0.0, f64::max),
+        ..Default::default()
+    };
+    for w in workers {
+        let (requests, failed, wrong, a, b, problem) = w.await?;
+        out.requests += requests;
+        out.failed += failed;
+        out.wrong += wrong;
+        out.answers_a += a;
+        out.answers_b += b;
+        if out.first_problem.is_none() {
+            out.first_problem = problem;
+        }
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// Memory
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct MemoryResult {
+    pub idle_rss_mib: f64,
+    pub peak_rss_mib: f64,
+    pub hwm_mib: f64,
+    pub calls: usize,
+    pub sleep_ms: u64,
+    pub completed_ok: usize,
+    pub failed: usize,
+    pub seconds: f64,
+    pub max_in_flight_seen: u64,
+    pub first_error: Option<String>,
+}
+
+pub struct MemoryConfig<'a> {
+    pub switchboard: &'a Path,
+    pub work: &'a Path,
+    pub echo: &'a Path,
+    pub misbehave: &'a Path,
+    pub calls: usize,
+    pub sleep_ms: u64,
+}
+
+pub async fn memory(cfg: &MemoryConfig<'_>) -> anyhow::Result<MemoryResult> {
+    let dir = cfg.work.join("plugins-memory");
+    fresh_dir(&dir)?;
+    std::fs::copy(cfg.echo, dir.join("echo.wasm"))?;
+    std::fs::copy(cfg.misbehave, dir.join("misbehave.wasm"))?;
+    let port = free_port();
+    let mut command = Command::new(cfg.switchboard);
+    command.arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--plugins").arg(&dir);
+    let mut server = ServerProc::spawn("switchboard (memory)", command, port, &cfg.work.join("memory.log"))?;
+    server.wait_ready("echo", Expect::Echo, Duration::from_secs(60)).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = server.pid;
+    let idle_kib = procfs::tree_rss_kib(pid);
+
+    let in_flight = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (done, in_flight) = (done.clone(), in_flight.clone());
+        tokio::spawn(async move {
+            let (mut peak, mut max_in_flight) = (0u64, 0u64);
+            while !done.load(Ordering::Relaxed) {
+                peak = peak.max(procfs::tree_rss_kib(pid));
+                max_in_flight = max_in_flight.max(in_flight.load(Ordering::Relaxed));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (peak.max(procfs::tree_rss_kib(pid)), max_in_flight)
+        })
+    };
+    let started = Instant::now();
+    let calls: Vec<_> = (0..cfg.calls)
+        .map(|i| {
+            let ep = server.endpoint.clone();
+            let in_flight = in_flight.clone();
+            let ms = cfg.sleep_ms;
+            tokio::spawn(async move {
+                let mut conn = Conn::default();
+                in_flight.fetch_add(1, Ordering::Relaxed);
+                let r = client::call_tool(
+                    &mut conn,
+                    &ep,
+                    "sleep",
+                    &client::unique_id(&format!("mem_{i}")),
+                    0,
+                    Expect::Slept(ms),
+                )
+                .await;
+                r.map(|_| ())
+            })
+        })
+        .collect();
+    let mut result = MemoryResult {
+        calls: cfg.calls,
+        sleep_ms: cfg.sleep_ms,
+        idle_rss_mib: idle_kib as f64 / 1024.0,
+        ..Default::default()
+    };
+    for call in calls {
+        match call.await? {
+            Ok(()) => result.completed_ok += 1,
+            Err(e) => {
+                result.failed += 1;
+                result.first_error.get_or_insert(e);
+            }
+        }
+    }
+    result.seconds = started.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    let (peak, max_in_flight) = sampler.await?;
+    result.peak_rss_mib = peak as f64 / 1024.0;
+    result.max_in_flight_seen = max_in_flight;
+    result.hwm_mib = procfs::status_kib(pid, "VmHWM").unwrap_or(0) as f64 / 1024.0;
+    server.stop();
+    Ok(result)
+}
+
+// ---------------------------------------------------------------------------
+// Start-up
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct StartupResult {
+    pub plugins: usize,
+    pub cold_ms: Vec<f64>,
+    pub warm_ms: Vec<f64>,
+    pub cold_median_ms: f64,
+    pub warm_median_ms: f64,
+    pub plugin_bytes: usize,
+}
+
+pub struct StartupConfig<'a> {
+    pub switchboard: &'a Path,
+    pub work: &'a Path,
+    pub echo_command: &'a Path,
+    pub plugins: usize,
+    pub repetitions: usize,
+}
+
+/// Spawns `switchboard serve` and times until GET /readyz answers 200 with
+/// all plugins loaded.
+async fn time_to_ready(cfg: &StartupConfig<'_>, dir: &Path) -> anyhow::Result<f64> {
+    let port = free_port();
+    let mut command = Command::new(cfg.switchboard);
+    command.arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--plugins").arg(dir);
+    let mut server = ServerProc::spawn("switchboard (start-up)", command, port, &cfg.work.join("startup.log"))?;
+    let want = format!("\"plugins\":{}", cfg.plugins);
+    loop {
+        let mut conn = Conn::default();
+        if let Ok((status, body)) = conn.get(&server.endpoint, "/readyz").await
+            && status == 200
+        {
+            let elapsed = server.started().elapsed().as_secs_f64() * 1e3;
+            let body = String::from_utf8_lossy(&body).replace(' ', "");
+            anyhow::ensure!(body.contains(&want), "/readyz answered {body}, expected {want}");
+            server.stop();
+            return Ok(elapsed);
+        }
+        if server.exited() || server.started().elapsed() > Duration::from_secs(120) {
+            anyhow::bail!("switchboard did not become ready; see {}", server.log.display());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+pub async fn startup(cfg: &StartupConfig<'_>) -> anyhow::Result<StartupResult> {
+    let dir = cfg.work.join("plugins-startup");
+    fresh_dir(&dir)?;
+    let base = std::fs::read(cfg.echo_command)?;
+    let mut plugin_bytes = 0;
+    for i in 1..=cfg.plugins {
+        let bytes = with_custom_section(&base, "switchboard-bench", format!("plugin {i}").as_bytes());
+        plugin_bytes = bytes.len();
+        std::fs::write(dir.join(format!("cmd{i:02}.wasm")), bytes)?;
+    }
+    let cache: PathBuf = dir.join(".cache");
+    // Once untimed, so the binary and plugin files are in the page cache.
+    let _ = std::fs::remove_dir_all(&cache);
+    time_to_ready(cfg, &dir).await?;
+    let mut result = StartupResult { plugins: cfg.plugins, plugin_bytes, ..Default::default() };
+    for _ in 0..cfg.repetitions {
+        let _ = std::fs::remove_dir_all(&cache);
+        result.cold_ms.push(time_to_ready(cfg, &dir).await?);
+        result.warm_ms.push(time_to_ready(cfg, &dir).await?);
+    }
+    result.cold_median_ms = median(result.cold_ms.clone());
+    result.warm_median_ms = median(result.warm_ms.clone());
+    Ok(result)
+}

@@ -1,0 +1,560 @@
+//! The benchmark suite behind `benches/run.sh`: starts each server under
+//! test, drives it with the load generator, measures the extra figures
+//! (instantiation, hot reload, memory, start-up) and writes BENCHMARKS.md.
+//!
+//! Built as a `harness = false` bench target; `benches/run.sh` installs the
+//! baselines, builds everything and passes the paths. Run it through that
+//! script (`benches/run.sh --help`).
+
+mod client;
+mod extras;
+mod load;
+mod procfs;
+mod report;
+mod servers;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Serialize;
+
+use client::Expect;
+use load::{LoadResult, LoadSpec};
+use servers::{ServerProc, free_port};
+
+/// Benchmark suite; see benches/run.sh.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Short durations and few samples: a smoke test.
+    #[arg(long)]
+    quick: bool,
+    /// The repository root.
+    #[arg(long)]
+    root: PathBuf,
+    /// The release `switchboard` binary.
+    #[arg(long)]
+    switchboard: PathBuf,
+    /// The native axum baseline binary.
+    #[arg(long)]
+    native: PathBuf,
+    /// `node`.
+    #[arg(long, default_value = "node")]
+    node: PathBuf,
+    /// node_modules folder holding express.
+    #[arg(long)]
+    node_modules: PathBuf,
+    /// Python virtual environment with fastapi, uvicorn, flask, gunicorn.
+    #[arg(long)]
+    venv: PathBuf,
+    /// misbehave.wasm (the `sleep` tool for the memory figure).
+    #[arg(long)]
+    misbehave: PathBuf,
+    /// The two reload-probe builds.
+    #[arg(long)]
+    probe_a: PathBuf,
+    #[arg(long)]
+    probe_b: PathBuf,
+    /// Scratch folder (plugin folders, server logs, results.json).
+    #[arg(long)]
+    work: PathBuf,
+    /// Where to write the report.
+    #[arg(long)]
+    out: PathBuf,
+    /// The command line to quote in the report.
+    #[arg(long, default_value = "benches/run.sh")]
+    command_line: String,
+    /// Only these sections: http, instantiation, reload, memory, startup.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Only these servers in the http section.
+    #[arg(long, value_delimiter = ',')]
+    servers: Vec<String>,
+    /// Override the warm-up of each http figure, in seconds.
+    #[arg(long)]
+    warmup_secs: Option<f64>,
+    /// Override the measured window of each http figure, in seconds.
+    #[arg(long)]
+    measure_secs: Option<f64>,
+    /// Override the closed-loop concurrency levels.
+    #[arg(long, value_delimiter = ',')]
+    concurrency: Vec<usize>,
+}
+
+/// Closed-loop concurrency levels.
+const CONCURRENCY: [usize; 3] = [1, 16, 64];
+/// Concurrency (connections) of the rate-limited runs.
+const RATE_CONCURRENCY: usize = 64;
+/// Concurrency the targets are judged at.
+pub const TARGET_CONCURRENCY: usize = 16;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Durations {
+    pub warmup: Duration,
+    pub measure: Duration,
+}
+
+/// One server of the HTTP table.
+pub struct ServerDef {
+    pub key: &'static str,
+    pub label: &'static str,
+    pub tool: &'static str,
+    /// Whether to also run at 50% of its max throughput.
+    pub half_rate: bool,
+    pub command: Command,
+    /// How it was started, for the report.
+    pub how: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerResults {
+    pub key: String,
+    pub label: String,
+    pub how: String,
+    pub ready_s: f64,
+    pub runs: Vec<LoadResult>,
+    pub half_rate: Option<LoadResult>,
+    pub failure: Option<String>,
+}
+
+impl ServerResults {
+    pub fn at(&self, concurrency: usize) -> Option<&LoadResult> {
+        self.runs.iter().find(|r| r.concurrency == concurrency)
+    }
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Results {
+    pub quick: bool,
+    pub durations: (f64, f64),
+    pub machine: Vec<(String, String)>,
+    pub command_line: String,
+    pub http: Vec<ServerResults>,
+    pub instantiation: Vec<extras::InstantiationResult>,
+    pub instantiation_error: Option<String>,
+    pub reload: Option<extras::ReloadResult>,
+    pub reload_error: Option<String>,
+    pub memory: Option<extras::MemoryResult>,
+    pub memory_error: Option<String>,
+    pub startup: Option<extras::StartupResult>,
+    pub startup_error: Option<String>,
+    pub sections: Vec<String>,
+}
+
+fn output(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "?".into())
+}
+
+fn machine(args: &Args) -> Vec<(String, String)> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_else(|| "?".into());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map(|kib| format!("{:.1} GiB", kib / 1024.0 / 1024.0))
+        .unwrap_or_else(|| "?".into());
+    let root = args.root.to_string_lossy().into_owned();
+    let commit = output("git", &["-C", &root, "rev-parse", "--short=12", "HEAD"]);
+    let dirty = !output("git", &["-C", &root, "status", "--porcelain", "--untracked-files=no"]).is_empty();
+    let express = std::fs::read_to_string(args.node_modules.join("express/package.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .and_then(|v| v["version"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "?".into());
+    let python = args.venv.join("bin/python");
+    let py_versions = output(
+        &python,
+        &[
+            "-c",
+            "import sys, importlib.metadata as m\n\
+             print('Python ' + sys.version.split()[0] + ', ' + ', '.join(p + ' ' + m.version(p) for p in \
+             ['fastapi', 'uvicorn', 'uvloop', 'httptools', 'flask', 'gunicorn']))",
+        ],
+    );
+    vec![
+        ("nproc".into(), std::thread::available_parallelism().map(|n| n.to_string()).unwrap_or_default()),
+        ("CPU".into(), model),
+        ("memory".into(), memory),
+        ("kernel".into(), output("uname", &["-sr"])),
+        ("date".into(), output("date", &["-u", "+%Y-%m-%d %H:%M UTC"])),
+        ("git commit".into(), if dirty { format!("{commit} (with uncommitted changes)") } else { commit }),
+        ("rustc".into(), output("rustc", &["--version"])),
+        ("node".into(), format!("{}, express {express}", output(&args.node, &["--version"]))),
+        ("python".into(), py_versions),
+    ]
+}
+
+fn server_defs(args: &Args, plugins_dir: &Path) -> Vec<ServerDef> {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let baselines = args.root.join("benches/baselines");
+    let mut defs = Vec::new();
+    for (key, label, tool) in [
+        ("switchboard-echo", "Switchboard, echo (component)", "echo"),
+        ("switchboard-echo_command", "Switchboard, echo_command (WASI command)", "echo_command"),
+    ] {
+        let mut command = Command::new(&args.switchboard);
+        command.arg("serve").arg("--plugins").arg(plugins_dir);
+        defs.push(ServerDef {
+            key,
+            label,
+            tool,
+            half_rate: true,
+            command,
+            how: "`switchboard serve` (release build, default settings)".into(),
+        });
+    }
+    defs.push(ServerDef {
+        key: "native",
+        label: "native Rust axum (ceiling)",
+        tool: "echo",
+        half_rate: true,
+        command: Command::new(&args.native),
+        how: "`benches/native_baseline.rs` (release), tokio multi-threaded runtime".into(),
+    });
+    for (key, label, cluster) in
+        [("express", "Express, 1 process", false), ("express-cluster", "Express, cluster (1 worker per core)", true)]
+    {
+        let mut command = Command::new(&args.node);
+        command
+            .arg(baselines.join("express_server.js"))
+            .env("NODE_PATH", &args.node_modules)
+            .env("NODE_ENV", "production");
+        if cluster {
+            command.arg("--cluster");
+        }
+        defs.push(ServerDef {
+            key,
+            label,
+            tool: "echo",
+            half_rate: false,
+            command,
+            how: format!(
+                "`NODE_ENV=production node benches/baselines/express_server.js{}`",
+                if cluster { " --cluster" } else { "" }
+            ),
+        });
+    }
+    let mut fastapi = Command::new(args.venv.join("bin/uvicorn"));
+    fastapi.args(["fastapi_app:app", "--app-dir"]).arg(&baselines).args([
+        "--workers",
+        "2",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+        "--host",
+        "127.0.0.1",
+    ]);
+    defs.push(ServerDef {
+        key: "fastapi",
+        label: "FastAPI, uvicorn 2 workers",
+        tool: "echo",
+        half_rate: false,
+        command: fastapi,
+        how: "`uvicorn fastapi_app:app --workers 2 --no-access-log` (uvloop + httptools)".into(),
+    });
+    let workers = 2 * cores + 1;
+    let mut flask = Command::new(args.venv.join("bin/gunicorn"));
+    flask.arg("--chdir").arg(&baselines).args(["--workers", &workers.to_string(), "--worker-class", "sync"]);
+    flask.arg("flask_app:app");
+    defs.push(ServerDef {
+        key: "flask",
+        label: "Flask, gunicorn sync workers",
+        tool: "echo",
+        half_rate: false,
+        command: flask,
+        how: format!("`gunicorn --workers {workers} --worker-class sync flask_app:app` (2 × cores + 1)"),
+    });
+    defs
+}
+
+/// Adds the listen address to a server's command line.
+fn with_port(def: &ServerDef, port: u16, args: &Args) -> Command {
+    let program = def.command.get_program().to_owned();
+    let mut command = Command::new(&program);
+    command.args(def.command.get_args());
+    for (k, v) in def.command.get_envs() {
+        match v {
+            Some(v) => command.env(k, v),
+            None => command.env_remove(k),
+        };
+    }
+    let addr = format!("127.0.0.1:{port}");
+    match def.key {
+        "switchboard-echo" | "switchboard-echo_command" | "native" => {
+            command.arg("--listen").arg(&addr);
+        }
+        "express" | "express-cluster" => {
+            command.arg(port.to_string());
+        }
+        "fastapi" => {
+            command.arg("--port").arg(port.to_string());
+        }
+        "flask" => {
+            command.arg("--bind").arg(&addr);
+        }
+        _ => unreachable!(),
+    }
+    command.current_dir(&args.root);
+    command
+}
+
+async fn bench_server(def: &ServerDef, args: &Args, d: Durations) -> ServerResults {
+    let mut results = ServerResults {
+        key: def.key.into(),
+        label: def.label.into(),
+        how: def.how.clone(),
+        ready_s: f64::NAN,
+        runs: Vec::new(),
+        half_rate: None,
+        failure: None,
+    };
+    let port = free_port();
+    let log = args.work.join(format!("{}.log", def.key));
+    let mut server = match ServerProc::spawn(def.key, with_port(def, port, args), port, &log) {
+        Ok(server) => server,
+        Err(e) => {
+            results.failure = Some(e.to_string());
+            return results;
+        }
+    };
+    match server.wait_ready(def.tool, Expect::Echo, Duration::from_secs(90)).await {
+        Ok(ready) => results.ready_s = ready.as_secs_f64(),
+        Err(e) => {
+            results.failure = Some(e.to_string());
+            return results;
+        }
+    }
+    let levels = if args.concurrency.is_empty() { CONCURRENCY.to_vec() } else { args.concurrency.clone() };
+    for concurrency in levels {
+        let spec = LoadSpec {
+            tool: def.tool.into(),
+            expect: Expect::Echo,
+            concurrency,
+            warmup: d.warmup,
+            measure: d.measure,
+            rate: None,
+        };
+        let r = load::run(&server.endpoint, server.pid, &spec).await;
+        eprintln!(
+            "  {:<26} c={:<3} {:>9.0} req/s  p50 {:>8.3} ms  p99 {:>8.3} ms  server {:>7.1} µs/req  client {:>6.1} µs/req  other {:.2} cores  errors {}{}",
+            def.key,
+            concurrency,
+            r.rps,
+            r.p50_us / 1e3,
+            r.p99_us / 1e3,
+            r.server_cpu_us_per_req,
+            r.client_cpu_us_per_req,
+            r.other_cores,
+            r.errors,
+            r.first_error.as_deref().map(|e| format!(" (first: {e})")).unwrap_or_default()
+        );
+        results.runs.push(r);
+    }
+    if def.half_rate {
+        let max = results.runs.iter().map(|r| r.rps).fold(0.0, f64::max);
+        if max > 0.0 {
+            let spec = LoadSpec {
+                tool: def.tool.into(),
+                expect: Expect::Echo,
+                concurrency: RATE_CONCURRENCY,
+                warmup: d.warmup,
+                measure: d.measure,
+                rate: Some(max / 2.0),
+            };
+            let r = load::run(&server.endpoint, server.pid, &spec).await;
+            eprintln!(
+                "  {:<26} 50% ({:.0} req/s target): {:.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
+                def.key,
+                max / 2.0,
+                r.rps,
+                r.p50_us / 1e3,
+                r.p99_us / 1e3,
+                r.errors
+            );
+            results.half_rate = Some(r);
+        }
+    }
+    if server.exited() {
+        results.failure = Some(format!("the server exited during the runs; see {}", log.display()));
+    }
+    server.stop();
+    results
+}
+
+fn section_on(args: &Args, name: &str) -> bool {
+    args.only.is_empty() || args.only.iter().any(|s| s == name)
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.work)?;
+    let mut durations = if args.quick {
+        Durations { warmup: Duration::from_millis(500), measure: Duration::from_millis(1500) }
+    } else {
+        Durations { warmup: Duration::from_secs(3), measure: Duration::from_secs(10) }
+    };
+    if let Some(s) = args.warmup_secs {
+        durations.warmup = Duration::from_secs_f64(s);
+    }
+    if let Some(s) = args.measure_secs {
+        durations.measure = Duration::from_secs_f64(s);
+    }
+    let plugins = args.root.join("plugins");
+    let echo = plugins.join("echo.wasm");
+    let echo_command = plugins.join("echo_command.wasm");
+    let mut results = Results {
+        quick: args.quick,
+        durations: (durations.warmup.as_secs_f64(), durations.measure.as_secs_f64()),
+        machine: machine(&args),
+        command_line: args.command_line.clone(),
+        ..Default::default()
+    };
+
+    if section_on(&args, "instantiation") {
+        results.sections.push("instantiation".into());
+        eprintln!("== instantiation per call (in-process)");
+        let calls = if args.quick { 2_000 } else { 20_000 };
+        for (wasm, tool) in [(&echo, "echo"), (&echo_command, "echo_command")] {
+            for pooling in [true, false] {
+                match extras::instantiation(&args.work, wasm, tool, pooling, calls).await {
+                    Ok(r) => {
+                        eprintln!(
+                            "  {:<18} pooling={:<5} p50 {:>7.1} µs  p99 {:>7.1} µs  mean {:>7.1} µs",
+                            r.plugin, r.pooling, r.p50_us, r.p99_us, r.mean_us
+                        );
+                        results.instantiation.push(r);
+                    }
+                    Err(e) => {
+                        eprintln!("  instantiation failed: {e:#}");
+                        results.instantiation_error = Some(format!("{e:#}"));
+                    }
+                }
+            }
+        }
+    }
+
+    if section_on(&args, "http") {
+        results.sections.push("http".into());
+        let dir = args.work.join("plugins-http");
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        std::fs::create_dir_all(&dir)?;
+        std::fs::copy(&echo, dir.join("echo.wasm"))?;
+        std::fs::copy(&echo_command, dir.join("echo_command.wasm"))?;
+        for def in server_defs(&args, &dir) {
+            if !args.servers.is_empty() && !args.servers.iter().any(|s| s == def.key) {
+                continue;
+            }
+            eprintln!("== {}", def.label);
+            let r = bench_server(&def, &args, durations).await;
+            if let Some(f) = &r.failure {
+                eprintln!("  FAILED: {f}");
+            }
+            results.http.push(r);
+        }
+    }
+
+    if section_on(&args, "reload") {
+        results.sections.push("reload".into());
+        eprintln!("== hot reload");
+        let cfg = extras::ReloadConfig {
+            switchboard: &args.switchboard,
+            work: &args.work,
+            probe_a: &args.probe_a,
+            probe_b: &args.probe_b,
+            latency_samples: if args.quick { 6 } else { 20 },
+            reloads_under_load: if args.quick { 10 } else { 100 },
+            load_concurrency: 8,
+        };
+        match extras::reload(&cfg).await {
+            Ok(r) => {
+                eprintln!("  available={} median {:.1} ms max {:.1} ms {}", r.available, r.median_ms, r.max_ms, r.note);
+                if let Some(l) = &r.under_load {
+                    eprintln!(
+                        "  under load: {}/{} reloads, {} requests, {} failed, {} wrong ({:?})",
+                        l.reloads_seen, l.reloads_requested, l.requests, l.failed, l.wrong, l.first_problem
+                    );
+                }
+                results.reload = Some(r);
+            }
+            Err(e) => {
+                eprintln!("  reload failed: {e:#}");
+                results.reload_error = Some(format!("{e:#}"));
+            }
+        }
+    }
+
+    if section_on(&args, "memory") {
+        results.sections.push("memory".into());
+        eprintln!("== memory");
+        let cfg = extras::MemoryConfig {
+            switchboard: &args.switchboard,
+            work: &args.work,
+            echo: &echo,
+            misbehave: &args.misbehave,
+            calls: 1_000,
+            sleep_ms: 2_000,
+        };
+        match extras::memory(&cfg).await {
+            Ok(r) => {
+                eprintln!(
+                    "  idle {:.1} MiB, peak {:.1} MiB, {}/{} ok in {:.2} s",
+                    r.idle_rss_mib, r.peak_rss_mib, r.completed_ok, r.calls, r.seconds
+                );
+                results.memory = Some(r);
+            }
+            Err(e) => {
+                eprintln!("  memory failed: {e:#}");
+                results.memory_error = Some(format!("{e:#}"));
+            }
+        }
+    }
+
+    if section_on(&args, "startup") {
+        results.sections.push("startup".into());
+        eprintln!("== start-up with 20 plugins");
+        let cfg = extras::StartupConfig {
+            switchboard: &args.switchboard,
+            work: &args.work,
+            echo_command: &echo_command,
+            plugins: 20,
+            repetitions: if args.quick { 2 } else { 5 },
+        };
+        match extras::startup(&cfg).await {
+            Ok(r) => {
+                eprintln!("  cold {:?} ms, warm {:?} ms", r.cold_ms, r.warm_ms);
+                results.startup = Some(r);
+            }
+            Err(e) => {
+                eprintln!("  start-up failed: {e:#}");
+                results.startup_error = Some(format!("{e:#}"));
+            }
+        }
+    }
+
+    std::fs::write(args.work.join("results.json"), serde_json::to_string_pretty(&results)?)?;
+    std::fs::write(&args.out, report::render(&results))?;
+    eprintln!("wrote {} (raw figures: {})", args.out.display(), args.work.join("results.json").display());
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(args))
+}

@@ -1,0 +1,114 @@
+//! Starting and stopping the servers under test.
+
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::client::{self, Conn, Endpoint, Expect};
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// A server process in a process group of its own, so it can be stopped with
+/// all its workers. Stopped when dropped.
+pub struct ServerProc {
+    pub name: String,
+    pub pid: u32,
+    pub endpoint: Endpoint,
+    pub log: PathBuf,
+    child: Child,
+    started: Instant,
+}
+
+impl ServerProc {
+    /// Starts `command` (which must listen on `port`), logging to `log`.
+    pub fn spawn(name: &str, mut command: Command, port: u16, log: &Path) -> anyhow::Result<Self> {
+        let out = File::create(log)?;
+        command
+            .env("SWITCHBOARD_SECRET", client::SECRET)
+            // Production-like: default logging, no backtrace capture (with
+            // RUST_BACKTRACE=1 every error value created on the request path
+            // captures a backtrace, which would dominate the figures).
+            .env_remove("RUST_LOG")
+            .env_remove("RUST_BACKTRACE")
+            .env_remove("RUST_LIB_BACKTRACE")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .process_group(0);
+        let started = Instant::now();
+        let child = command.spawn().map_err(|e| anyhow::anyhow!("cannot start {name} ({command:?}): {e}"))?;
+        Ok(Self {
+            name: name.to_owned(),
+            pid: child.id(),
+            endpoint: Endpoint::new(port),
+            log: log.to_owned(),
+            child,
+            started,
+        })
+    }
+
+    /// When the process was spawned.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Whether the process has exited.
+    pub fn exited(&mut self) -> bool {
+        !matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits until a signed call of `tool` answers correctly.
+    pub async fn wait_ready(&mut self, tool: &str, expect: Expect, timeout: Duration) -> anyhow::Result<Duration> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if self.exited() {
+                anyhow::bail!("{} exited during start-up; see {}", self.name, self.log.display());
+            }
+            let mut conn = Conn::default();
+            let last = match client::call_tool(&mut conn, &self.endpoint, tool, &client::unique_id("ready"), 0, expect)
+                .await
+            {
+                Ok(_) => return Ok(self.started.elapsed()),
+                Err(e) => e,
+            };
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "{} did not answer correctly within {timeout:?} (last: {last}); see {}",
+                    self.name,
+                    self.log.display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the whole process group: SIGTERM, then SIGKILL after 5 s.
+    pub fn stop(&mut self) {
+        if self.exited() {
+            return;
+        }
+        let group = format!("-{}", self.pid);
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).stderr(Stdio::null()).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if self.exited() && crate::procfs::process_tree(self.pid).len() <= 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,525 @@
+//! Outbound HTTP from a plugin, through `wasi:http`: a blocking client that
+//! makes a call a line or two.
+//!
+//! ```no_run
+//! use switchboard_sdk::{http, prelude::*};
+//!
+//! #[derive(Deserialize)]
+//! struct Slots { slots: Vec<String> }
+//!
+//! fn free_slots(date: &str) -> Result<Vec<String>, ToolError> {
+//!     let response = http::get(&format!("https://api.cal.example/slots?date={date}"))?;
+//!     if !response.is_success() {
+//!         return Err(ToolError::failed(format!("the calendar answered {}", response.status)));
+//!     }
+//!     Ok(response.json::<Slots>()?.slots)
+//! }
+//! ```
+//!
+//! Switchboard lets a request out only to a host in the plugin's manifest
+//! (`[http] allowed_hosts`); anything else fails with [`HttpError::Denied`],
+//! and a host that resolves to a loopback, private or link-local address
+//! with [`HttpError::PrivateAddress`] unless the manifest grants that. Each
+//! request gets at most the call's remaining time, and the response body is
+//! capped (`max_response_bytes`, 1 MiB by default). `?` turns every
+//! [`HttpError`] into a [`ToolError::Failed`] worded for the LLM.
+//!
+//! Errors name the request's `scheme://host:port`, never its path or query,
+//! so they cannot leak a key passed in the URL.
+//!
+//! Outside WebAssembly (native unit tests) there is no host to send through:
+//! every request fails with [`HttpError::Unavailable`].
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::ToolError;
+
+/// An HTTP method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`
+    Get,
+    /// `HEAD`
+    Head,
+    /// `POST`
+    Post,
+    /// `PUT`
+    Put,
+    /// `PATCH`
+    Patch,
+    /// `DELETE`
+    Delete,
+    /// `OPTIONS`
+    Options,
+}
+
+/// A request to send; build it with [`Request::get`], [`Request::post`], ...
+///
+/// ```
+/// use switchboard_sdk::http::Request;
+///
+/// let request = Request::post("https://api.cal.example/bookings")
+///     .bearer_auth("token")
+///     .json(&serde_json::json!({"slot": "10:00"}))
+///     .unwrap();
+/// assert_eq!(request.url(), "https://api.cal.example/bookings");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Request {
+    method: Method,
+    url: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    timeout: Option<Duration>,
+}
+
+/// A response: status, headers and the whole body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The headers, names in lowercase, in the order received.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// Why a request got no response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpError {
+    /// The host is not in the plugin's `[http] allowed_hosts`.
+    Denied {
+        /// `scheme://host:port` of the request.
+        origin: String,
+    },
+    /// The host resolves to a loopback, private or link-local address, which
+    /// its `allowed_hosts` entry does not grant.
+    PrivateAddress {
+        /// `scheme://host:port` of the request.
+        origin: String,
+    },
+    /// The URL is not an absolute `http` or `https` URL.
+    InvalidUrl {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// No answer in time (connecting, or waiting for the response).
+    Timeout {
+        /// `scheme://host:port` of the request.
+        origin: String,
+    },
+    /// The response body is larger than the plugin may receive.
+    TooLarge {
+        /// `scheme://host:port` of the request.
+        origin: String,
+    },
+    /// Any other failure: DNS, connection, TLS, protocol.
+    Failed {
+        /// `scheme://host:port` of the request.
+        origin: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The body is not what the caller expected (see [`Response::json`]).
+    Body {
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// There is no Switchboard host to send through (a native build).
+    Unavailable,
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::Denied { origin } => {
+                write!(f, "HTTP request to {origin} denied: it is not in this plugin's allowed hosts")
+            }
+            HttpError::PrivateAddress { origin } => write!(
+                f,
+                "HTTP request to {origin} refused: it resolves to a private or local address this plugin may not reach"
+            ),
+            HttpError::InvalidUrl { reason } => write!(f, "invalid URL: {reason}"),
+            HttpError::Timeout { origin } => write!(f, "HTTP request to {origin} timed out"),
+            HttpError::TooLarge { origin } => write!(f, "the response from {origin} is too large"),
+            HttpError::Failed { origin, reason } => write!(f, "HTTP request to {origin} failed: {reason}"),
+            HttpError::Body { reason } => write!(f, "unexpected response body: {reason}"),
+            HttpError::Unavailable => f.write_str("outbound HTTP is only available inside Switchboard"),
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+/// An [`HttpError`] is a [`ToolError::Failed`] with its message.
+impl From<HttpError> for ToolError {
+    fn from(error: HttpError) -> Self {
+        ToolError::failed(error.to_string())
+    }
+}
+
+/// `GET url`.
+pub fn get(url: &str) -> Result<Response, HttpError> {
+    Request::get(url).send()
+}
+
+/// `POST url` with `body` as JSON (`Content-Type: application/json`).
+pub fn post_json<T: Serialize + ?Sized>(url: &str, body: &T) -> Result<Response, HttpError> {
+    Request::post(url).json(body)?.send()
+}
+
+impl Request {
+    /// A request with no headers and no body.
+    pub fn new(method: Method, url: impl Into<String>) -> Self {
+        Self { method, url: url.into(), headers: Vec::new(), body: Vec::new(), timeout: None }
+    }
+
+    /// `GET url`.
+    pub fn get(url: impl Into<String>) -> Self {
+        Self::new(Method::Get, url)
+    }
+
+    /// `POST url`.
+    pub fn post(url: impl Into<String>) -> Self {
+        Self::new(Method::Post, url)
+    }
+
+    /// `PUT url`.
+    pub fn put(url: impl Into<String>) -> Self {
+        Self::new(Method::Put, url)
+    }
+
+    /// `PATCH url`.
+    pub fn patch(url: impl Into<String>) -> Self {
+        Self::new(Method::Patch, url)
+    }
+
+    /// `DELETE url`.
+    pub fn delete(url: impl Into<String>) -> Self {
+        Self::new(Method::Delete, url)
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Adds `Authorization: Bearer TOKEN`.
+    pub fn bearer_auth(self, token: &str) -> Self {
+        self.header("authorization", format!("Bearer {token}"))
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// Sets `value` as the JSON body, with `Content-Type: application/json`.
+    pub fn json<T: Serialize + ?Sized>(self, value: &T) -> Result<Self, HttpError> {
+        let body = serde_json::to_vec(value).map_err(|e| HttpError::Body { reason: e.to_string() })?;
+        Ok(self.header("content-type", "application/json").body(body))
+    }
+
+    /// Gives up connecting, or waiting for the response, after `timeout`
+    /// (the call's deadline applies anyway).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The method.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// The URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Sends the request and reads the whole response.
+    pub fn send(self) -> Result<Response, HttpError> {
+        let url = Url::parse(&self.url)?;
+        #[cfg(target_arch = "wasm32")]
+        {
+            wasi::send(&self, &url)
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let _ = url;
+            Err(HttpError::Unavailable)
+        }
+    }
+}
+
+impl Response {
+    /// Whether the status is 2xx.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text (invalid UTF-8 replaced).
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body parsed as JSON into `T`.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, HttpError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| HttpError::Body { reason: format!("not the expected JSON: {e}") })
+    }
+}
+
+/// The parts of an absolute `http(s)://` URL a request needs.
+#[derive(Debug, PartialEq, Eq)]
+struct Url<'a> {
+    https: bool,
+    authority: &'a str,
+    path_and_query: &'a str,
+}
+
+impl<'a> Url<'a> {
+    fn parse(url: &'a str) -> Result<Self, HttpError> {
+        let invalid = |reason: &str| HttpError::InvalidUrl { reason: reason.to_owned() };
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| invalid("it must start with http:// or https://"))?;
+        let https = match scheme.to_ascii_lowercase().as_str() {
+            "https" => true,
+            "http" => false,
+            _ => return Err(invalid("the scheme must be http or https")),
+        };
+        let rest = rest.split('#').next().unwrap_or_default();
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, path_and_query) = rest.split_at(end);
+        if authority.is_empty() {
+            return Err(invalid("the host is missing"));
+        }
+        if authority.contains('@') {
+            return Err(invalid("user info (user@host) is not supported; send credentials in a header"));
+        }
+        if authority.chars().any(|c| c.is_whitespace() || c.is_control())
+            || path_and_query.contains(char::is_whitespace)
+        {
+            return Err(invalid("it contains spaces; percent-encode them"));
+        }
+        let path_and_query = if path_and_query.is_empty() { "/" } else { path_and_query };
+        Ok(Self { https, authority, path_and_query })
+    }
+
+    /// `scheme://host:port`, for messages: never the path or query.
+    #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+    fn origin(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        let has_port = match self.authority.rfind(':') {
+            Some(i) => !self.authority[i..].contains(']'),
+            None => false,
+        };
+        let default_port = if self.https { 443 } else { 80 };
+        if has_port {
+            format!("{scheme}://{}", self.authority)
+        } else {
+            format!("{scheme}://{}:{default_port}", self.authority)
+        }
+    }
+}
+
+/// The request over `wasi:http/outgoing-handler`, blocking.
+#[cfg(target_arch = "wasm32")]
+mod wasi {
+    use super::{HttpError, Method, Request, Response, Url};
+    use crate::wasm::bindings::wasi::http::outgoing_handler;
+    use crate::wasm::bindings::wasi::http::types::{
+        ErrorCode, Fields, IncomingBody, Method as WitMethod, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+        http_error_code,
+    };
+    use crate::wasm::bindings::wasi::io::streams::StreamError;
+
+    /// Largest write `blocking-write-and-flush` accepts.
+    const WRITE_CHUNK: usize = 4096;
+    /// Bytes asked for per read.
+    const READ_CHUNK: u64 = 64 << 10;
+
+    pub(super) fn send(request: &Request, url: &Url<'_>) -> Result<Response, HttpError> {
+        let origin = url.origin();
+        let failed = |reason: &str| HttpError::Failed { origin: origin.clone(), reason: reason.to_owned() };
+        let entries: Vec<(String, Vec<u8>)> =
+            request.headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.clone().into_bytes())).collect();
+        let headers = Fields::from_list(&entries).map_err(|e| failed(&format!("header not allowed ({e:?})")))?;
+        let outgoing = OutgoingRequest::new(headers);
+        let method = match request.method {
+            Method::Get => WitMethod::Get,
+            Method::Head => WitMethod::Head,
+            Method::Post => WitMethod::Post,
+            Method::Put => WitMethod::Put,
+            Method::Patch => WitMethod::Patch,
+            Method::Delete => WitMethod::Delete,
+            Method::Options => WitMethod::Options,
+        };
+        let invalid = |what: &str| HttpError::InvalidUrl { reason: format!("the host refused its {what}") };
+        outgoing.set_method(&method).map_err(|()| invalid("method"))?;
+        outgoing
+            .set_scheme(Some(if url.https { &Scheme::Https } else { &Scheme::Http }))
+            .map_err(|()| invalid("scheme"))?;
+        outgoing.set_authority(Some(url.authority)).map_err(|()| invalid("host"))?;
+        outgoing.set_path_with_query(Some(url.path_and_query)).map_err(|()| invalid("path"))?;
+        let body = outgoing.body().map_err(|()| failed("no request body"))?;
+
+        let options = request.timeout.map(|timeout| {
+            let options = RequestOptions::new();
+            let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+            let _ = options.set_connect_timeout(Some(nanos));
+            let _ = options.set_first_byte_timeout(Some(nanos));
+            let _ = options.set_between_bytes_timeout(Some(nanos));
+            options
+        });
+        let pending = outgoing_handler::handle(outgoing, options).map_err(|code| error(code, &origin))?;
+        // Write the body after `handle`, while the host sends it. A refused
+        // request fails the write too; its own error, from the response, is
+        // the one to report.
+        let mut write_error = None;
+        {
+            let stream = body.write().map_err(|()| failed("no request body stream"))?;
+            for chunk in request.body.chunks(WRITE_CHUNK) {
+                if let Err(e) = stream.blocking_write_and_flush(chunk) {
+                    write_error = Some(stream_error(e, &origin));
+                    break;
+                }
+            }
+        }
+        if let Err(code) = OutgoingBody::finish(body, None) {
+            write_error.get_or_insert(error(code, &origin));
+        }
+
+        pending.subscribe().block();
+        let response = match pending.get() {
+            Some(Ok(Ok(response))) => response,
+            Some(Ok(Err(code))) => return Err(error(code, &origin)),
+            Some(Err(())) | None => return Err(failed("the response was not ready")),
+        };
+        if let Some(e) = write_error {
+            return Err(e);
+        }
+        let status = response.status();
+        let headers = response
+            .headers()
+            .entries()
+            .into_iter()
+            .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
+            .collect();
+        let incoming = response.consume().map_err(|()| failed("no response body"))?;
+        let mut bytes = Vec::new();
+        {
+            let stream = incoming.stream().map_err(|()| failed("no response body stream"))?;
+            loop {
+                match stream.blocking_read(READ_CHUNK) {
+                    Ok(chunk) => bytes.extend_from_slice(&chunk),
+                    Err(StreamError::Closed) => break,
+                    Err(e) => return Err(stream_error(e, &origin)),
+                }
+            }
+        }
+        drop(IncomingBody::finish(incoming));
+        Ok(Response { status, headers, body: bytes })
+    }
+
+    fn stream_error(failure: StreamError, origin: &str) -> HttpError {
+        match failure {
+            StreamError::LastOperationFailed(e) => match http_error_code(&e) {
+                Some(code) => error(code, origin),
+                None => {
+                    // wasmtime 48 reports errors in the middle of a response
+                    // body without an error code; only their text says which.
+                    let reason = e.to_debug_string();
+                    if reason.contains("body size exceeds limit") {
+                        HttpError::TooLarge { origin: origin.to_owned() }
+                    } else if reason.contains("timeout") {
+                        HttpError::Timeout { origin: origin.to_owned() }
+                    } else {
+                        HttpError::Failed { origin: origin.to_owned(), reason }
+                    }
+                }
+            },
+            StreamError::Closed => HttpError::Failed { origin: origin.to_owned(), reason: "connection closed".into() },
+        }
+    }
+
+    fn error(code: ErrorCode, origin: &str) -> HttpError {
+        let origin = origin.to_owned();
+        match code {
+            ErrorCode::HttpRequestDenied => HttpError::Denied { origin },
+            ErrorCode::DestinationIpProhibited => HttpError::PrivateAddress { origin },
+            ErrorCode::HttpRequestUriInvalid => HttpError::InvalidUrl { reason: format!("the host refused {origin}") },
+            ErrorCode::DnsTimeout
+            | ErrorCode::ConnectionTimeout
+            | ErrorCode::ConnectionReadTimeout
+            | ErrorCode::HttpResponseTimeout => HttpError::Timeout { origin },
+            ErrorCode::HttpResponseBodySize(_) => HttpError::TooLarge { origin },
+            ErrorCode::DnsError(_) => HttpError::Failed { origin, reason: "the host name did not resolve".into() },
+            ErrorCode::ConnectionRefused => HttpError::Failed { origin, reason: "connection refused".into() },
+            other => HttpError::Failed { origin, reason: format!("{other:?}") },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_split_into_the_parts_a_request_needs() {
+        let url = Url::parse("https://api.cal.example/v1/slots?date=2025-12-15#top").unwrap();
+        assert_eq!(url, Url { https: true, authority: "api.cal.example", path_and_query: "/v1/slots?date=2025-12-15" });
+        assert_eq!(url.origin(), "https://api.cal.example:443");
+        let url = Url::parse("http://127.0.0.1:8080?x=1").unwrap();
+        assert_eq!((url.authority, url.path_and_query), ("127.0.0.1:8080", "?x=1"));
+        assert_eq!(url.origin(), "http://127.0.0.1:8080");
+        assert_eq!(Url::parse("HTTP://[::1]").unwrap().origin(), "http://[::1]:80");
+        assert_eq!(Url::parse("http://[::1]:81/").unwrap().origin(), "http://[::1]:81");
+        for (bad, reason) in [
+            ("api.cal.example/v1", "http:// or https://"),
+            ("ftp://x.example", "http or https"),
+            ("https:///path", "host is missing"),
+            ("https://user:pw@x.example/", "user info"),
+            ("https://x.example/a b", "spaces"),
+        ] {
+            let err = Url::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(reason), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn requests_build_and_errors_read_well() {
+        let request =
+            Request::post("https://x.example/a").bearer_auth("t0k").json(&serde_json::json!({"a": 1})).unwrap();
+        assert_eq!(
+            request.headers,
+            [("authorization".into(), "Bearer t0k".into()), ("content-type".into(), "application/json".into())]
+        );
+        assert_eq!(request.body, br#"{"a":1}"#);
+        assert_eq!(get("https://x.example/"), Err(HttpError::Unavailable), "natively there is no host");
+        let denied: ToolError = HttpError::Denied { origin: "https://x.example:443".into() }.into();
+        assert_eq!(
+            denied,
+            ToolError::failed("HTTP request to https://x.example:443 denied: it is not in this plugin's allowed hosts")
+        );
+        let response = Response {
+            status: 201,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: br#"{"id":7}"#.to_vec(),
+        };
+        assert!(response.is_success());
+        assert_eq!(response.header("Content-Type"), Some("application/json"));
+        assert_eq!(response.json::<serde_json::Value>().unwrap()["id"], 7);
+        assert!(response.json::<Vec<u8>>().unwrap_err().to_string().starts_with("unexpected response body"));
+    }
+}

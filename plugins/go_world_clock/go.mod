@@ -1,0 +1,3 @@
+module switchboard.example/go_world_clock
+
+go 1.24
