@@ -43,7 +43,7 @@ size_of() {
     echo "$bytes bytes ($(((bytes + 1023) / 1024)) KiB)"
 }
 
-# install BUILT NAME: copies then renames, so a running Switchboard never sees
+# install_plugin BUILT NAME SECONDS: copies then renames, so a running Switchboard never sees
 # half a file.
 install_plugin() {
     cp "$1" "$out/.$2.wasm.tmp"

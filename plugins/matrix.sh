@@ -2,7 +2,8 @@
 # Measures every example plugin, one per language and style: artifact size,
 # build time, and the latency of a first call through `switchboard call`,
 # cold (empty code cache: compile + load + call) and warm (code cache filled:
-# load + call). Prints a Markdown table (the one in docs/plugins/README.md).
+# load + call), as medians of 3 and 5 runs. Prints a Markdown table (the one
+# in docs/plugins/README.md).
 #
 #   plugins/matrix.sh [LANG...]      (default: every language)
 #
@@ -78,6 +79,8 @@ ms_of() {
 # The "in X ms" of `switchboard call`: the call alone, without loading.
 call_ms() { sed -n 's/^ok: .* in \([0-9.]*\) ms$/\1/p' "$scratch/err"; }
 
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
 human_size() {
     local bytes
     bytes=$(wc -c <"$1")
@@ -118,9 +121,21 @@ for entry in "${examples[@]}"; do
         printf 'geocoding_url = "http://127.0.0.1:%s"\nforecast_url = "http://127.0.0.1:%s"\n' "$port" "$port" \
             >>"$dir/$name.toml"
     fi
-    cold=$(ms_of "$switchboard" call "$tool" "$args" --plugins "$dir")
-    warm=$(ms_of "$switchboard" call "$tool" "$args" --plugins "$dir")
-    alone=$(call_ms)
+    # Medians, the machine being shared: 3 cold runs (each with the code
+    # cache emptied), then 5 warm ones.
+    runs=()
+    for _ in 1 2 3; do
+        rm -rf "$dir/.cache"
+        runs+=("$(ms_of "$switchboard" call "$tool" "$args" --plugins "$dir")")
+    done
+    cold=$(median "${runs[@]}")
+    runs=() alone_runs=()
+    for _ in 1 2 3 4 5; do
+        runs+=("$(ms_of "$switchboard" call "$tool" "$args" --plugins "$dir")")
+        alone_runs+=("$(call_ms)")
+    done
+    warm=$(median "${runs[@]}")
+    alone=$(median "${alone_runs[@]}")
     case $lang in
         rust) toolchain="rustc $(rustc --version | cut -d' ' -f2)" ;;
         js) toolchain="componentize-js $COMPONENTIZE_JS_VERSION" ;;

@@ -306,7 +306,8 @@ async fn large_components_with_extra_exports_start_from_the_code_cache() {
     let (warm, took) = load().await;
     assert_eq!((warm.hits, warm.misses), (2, 0), "both large components come from the cache");
     eprintln!("loading js_weather and py_faq: {first:?} at first, {took:?} from the code cache");
-    assert!(took < Duration::from_secs(5), "loading from the code cache took {took:?}");
+    // Compiling them takes 20 s or more of CPU even in release builds.
+    assert!(took < Duration::from_secs(10), "loading from the code cache took {took:?}");
 
     // componentize-py leaves an `exports` interface of its own beside
     // Switchboard's (and imports WASI 0.2.9 and 0.2.12 side by side); the
