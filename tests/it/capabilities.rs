@@ -16,7 +16,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::common::{TestServer, plugin_wasm, plugins_dir, results, tool_calls};
+use crate::common::{TestServer, call, eventually, plugin_wasm, plugins_dir, results, tool_calls};
 
 /// What an upstream saw.
 #[derive(Default)]
@@ -67,18 +67,8 @@ impl Upstream {
             .route("/v1/bookings", post(book))
             .layer(axum::middleware::from_fn_with_state(state.clone(), count))
             .with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
-        Self { addr, seen, _stop: tx }
+        let (addr, stop) = crate::common::serve_upstream(app).await;
+        Self { addr, seen, _stop: stop }
     }
 
     fn url(&self, path: &str) -> String {
@@ -146,25 +136,6 @@ fn write_manifest(dir: &std::path::Path, name: &str, text: &str) {
 /// The message of a failed entry; panics on success.
 fn error_of(entry: &Value) -> String {
     entry["error"].as_str().unwrap_or_else(|| panic!("expected an error, got {entry}")).to_owned()
-}
-
-/// Runs one tool call (with a fresh tool call id) and returns its entry.
-async fn call(server: &TestServer, tool: &str, arguments: Value) -> Value {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let id = format!("t{}", NEXT.fetch_add(1, Ordering::Relaxed));
-    results(server, &tool_calls(&[(&id, tool, arguments)])).await.remove(0)
-}
-
-/// Polls `check` until it is true, for up to 10 s.
-async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(10) {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 /// Collects what is logged on the current thread (tests run on a

@@ -12,7 +12,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,7 +21,7 @@ use serde_json::{Value, json};
 use switchboard::registry::Plugins;
 use switchboard::runtime::{Limits, Runtime, RuntimeOptions};
 
-use crate::common::{TestServer, code_cache, plugins_dir, results, tool_calls};
+use crate::common::{TestServer, call, code_cache, plugins_dir};
 
 /// `plugins/NAME.wasm`, built by `plugins/build.sh LANG`; panics with the
 /// commands that build it when it is missing or older than its sources.
@@ -83,16 +82,6 @@ fn committed_manifest(name: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Runs one tool call through the webhook, with a fresh tool call id (the
-/// server answers a repeated id from its duplicate store).
-async fn call(server: &TestServer, tool: &str, arguments: Value) -> Value {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let id = format!("lang-{}", NEXT.fetch_add(1, Ordering::Relaxed));
-    let mut entries = results(server, &tool_calls(&[(&id, tool, arguments)])).await;
-    assert_eq!(entries[0]["tool_call_id"], id.as_str());
-    entries.remove(0)
-}
-
 fn error_of(entry: &Value) -> &str {
     entry["error"].as_str().unwrap_or_else(|| panic!("expected an error, got {entry}"))
 }
@@ -138,18 +127,8 @@ impl FakeMeteo {
                 }),
             )
             .with_state(queries.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
-                .unwrap();
-        });
-        Self { port, queries, _stop: tx }
+        let (addr, stop) = crate::common::serve_upstream(app).await;
+        Self { port: addr.port(), queries, _stop: stop }
     }
 
     fn url(&self) -> String {

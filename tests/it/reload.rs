@@ -4,13 +4,13 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard::registry::Plugins;
 use switchboard::runtime::{Limits, Runtime, RuntimeOptions};
 
-use crate::common::{TestServer, plugin_wasm, plugins_dir, tool_calls};
+use crate::common::{TestServer, eventually, fresh_id, plugin_wasm, plugins_dir, tool_calls};
 
 /// v1 of tool `greet` answers `{"echo": args}`; v2 answers `{"tool": "greet", ...}`.
 fn v1() -> Vec<u8> {
@@ -38,30 +38,11 @@ fn version_of(entry: &Value, i: u64) -> u8 {
     }
 }
 
-/// A fresh tool call id for every call, as the platform sends (the same id
-/// twice would be answered as a duplicate).
-fn fresh_id() -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    format!("t-{}", NEXT.fetch_add(1, Ordering::Relaxed))
-}
-
 async fn greet(server: &TestServer, i: u64) -> Value {
     let response = server.send(&tool_calls(&[(&fresh_id(), "greet", json!({"i": i}))])).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     body["results"][0].clone()
-}
-
-/// Polls `check` until it is true, for up to 10 s.
-async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
-    let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(10) {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test]

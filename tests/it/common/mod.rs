@@ -247,3 +247,47 @@ impl TestServer {
         self.client.get(format!("{}/metrics", self.url)).send().await.unwrap().text().await.unwrap()
     }
 }
+
+/// A fresh tool call id for every call, as the platform sends them (the
+/// server answers a repeated id from its duplicate store).
+pub fn fresh_id() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    format!("t-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
+/// Runs one tool call through the webhook, with a fresh id, and returns its entry.
+pub async fn call(server: &TestServer, tool: &str, arguments: serde_json::Value) -> serde_json::Value {
+    let id = fresh_id();
+    let mut entries = results(server, &tool_calls(&[(&id, tool, arguments)])).await;
+    assert_eq!(entries[0]["tool_call_id"], id.as_str());
+    entries.remove(0)
+}
+
+/// Polls `check` until it is true, for up to 10 s.
+pub async fn eventually<F: AsyncFn() -> bool>(what: &str, check: F) {
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Serves `app` on a free loopback port until the returned sender is dropped:
+/// the upstream HTTP servers that plugins call in tests.
+pub async fn serve_upstream(app: axum::Router) -> (std::net::SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+    });
+    (addr, tx)
+}
