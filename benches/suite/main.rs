@@ -140,6 +140,39 @@ pub struct Results {
     pub startup: Option<extras::StartupResult>,
     pub startup_error: Option<String>,
     pub sections: Vec<String>,
+    /// Waits for the machine to be quiet before each block: (block, seconds waited, other load then).
+    pub quiet_waits: Vec<(String, f64, f64)>,
+}
+
+/// Other processes' CPU use (cores) below which the machine counts as quiet.
+pub const QUIET_CORES: f64 = 0.3;
+/// Longest wait for quiet before one block, and over the whole run.
+const QUIET_WAIT_BLOCK: Duration = Duration::from_secs(60);
+const QUIET_WAIT_TOTAL: Duration = Duration::from_secs(300);
+
+/// On a shared machine, waits (within limits) until other processes use
+/// less than [`QUIET_CORES`] before a block of measurements starts. Only
+/// waits; it never slows anything else down.
+async fn wait_for_quiet(results: &mut Results, block: &str) {
+    let waited_so_far: f64 = results.quiet_waits.iter().map(|w| w.1).sum();
+    let budget = QUIET_WAIT_BLOCK.min(QUIET_WAIT_TOTAL.saturating_sub(Duration::from_secs_f64(waited_so_far)));
+    let started = std::time::Instant::now();
+    let tick = 1e6 / procfs::clk_tck() as f64;
+    let other = loop {
+        let (m0, s0) = (procfs::machine_busy_ticks(), procfs::self_cpu_ticks());
+        let t0 = std::time::Instant::now();
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let (m1, s1) = (procfs::machine_busy_ticks(), procfs::self_cpu_ticks());
+        let other = ((m1 - m0).saturating_sub(s1 - s0)) as f64 * tick / 1e6 / t0.elapsed().as_secs_f64();
+        if other < QUIET_CORES || started.elapsed() >= budget {
+            break other;
+        }
+    };
+    let waited = started.elapsed().as_secs_f64() - 1.0;
+    if waited > 0.5 {
+        eprintln!("  (waited {waited:.0} s for other load to drop; now {other:.2} cores)");
+    }
+    results.quiet_waits.push((block.to_owned(), waited.max(0.0), other));
 }
 
 fn output(program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> String {
@@ -427,6 +460,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if section_on(&args, "instantiation") {
         results.sections.push("instantiation".into());
         eprintln!("== instantiation per call (in-process)");
+        wait_for_quiet(&mut results, "instantiation").await;
         let calls = if args.quick { 2_000 } else { 20_000 };
         for (wasm, tool) in [(&echo, "echo"), (&echo_command, "echo_command")] {
             for pooling in [true, false] {
@@ -461,6 +495,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 continue;
             }
             eprintln!("== {}", def.label);
+            wait_for_quiet(&mut results, def.key).await;
             let r = bench_server(&def, &args, durations).await;
             if let Some(f) = &r.failure {
                 eprintln!("  FAILED: {f}");
@@ -472,6 +507,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if section_on(&args, "reload") {
         results.sections.push("reload".into());
         eprintln!("== hot reload");
+        wait_for_quiet(&mut results, "reload").await;
         let cfg = extras::ReloadConfig {
             switchboard: &args.switchboard,
             work: &args.work,
@@ -502,6 +538,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if section_on(&args, "memory") {
         results.sections.push("memory".into());
         eprintln!("== memory");
+        wait_for_quiet(&mut results, "memory").await;
         let cfg = extras::MemoryConfig {
             switchboard: &args.switchboard,
             work: &args.work,
@@ -528,6 +565,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if section_on(&args, "startup") {
         results.sections.push("startup".into());
         eprintln!("== start-up with 20 plugins");
+        wait_for_quiet(&mut results, "startup").await;
         let cfg = extras::StartupConfig {
             switchboard: &args.switchboard,
             work: &args.work,
@@ -556,5 +594,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(run(args))
+    runtime.block_on(async {
+        // Ctrl-C or SIGTERM: stop the servers (each in a process group of its own) before exiting.
+        tokio::spawn(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("install a SIGTERM handler");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            eprintln!("interrupted: stopping the servers");
+            servers::stop_all();
+            std::process::exit(130);
+        });
+        run(args).await
+    })
 }

@@ -82,6 +82,27 @@ pub fn render(r: &Results) -> String {
          The machine may be shared with other work: the *other load* column shows how many cores everything \
          else used during each run. CPU per request is the steadier figure when that is not zero.\n"
     );
+    if !r.quiet_waits.is_empty() {
+        let waited: f64 = r.quiet_waits.iter().map(|w| w.1).sum();
+        let noisy: Vec<String> = r
+            .quiet_waits
+            .iter()
+            .filter(|w| w.2 >= crate::QUIET_CORES)
+            .map(|w| format!("{} ({:.2} cores)", w.0, w.2))
+            .collect();
+        let _ = writeln!(
+            m,
+            "Before each block of measurements the suite waits, up to 60 s (300 s per run), for other processes to \
+             use less than {} cores. It waited {:.0} s in all; {}.\n",
+            crate::QUIET_CORES,
+            waited,
+            if noisy.is_empty() {
+                "every block started on a quiet machine".to_owned()
+            } else {
+                format!("these blocks started with the machine still busy: {}", noisy.join(", "))
+            }
+        );
+    }
 
     let _ = writeln!(m, "## Command\n\n```sh\n{}\n```\n", r.command_line);
     let _ = writeln!(
@@ -536,10 +557,11 @@ fn memory(m: &mut String, r: &Results) {
     };
     let _ = writeln!(
         m,
-        "`switchboard serve` with `echo.wasm` and `misbehave.wasm` loaded. Outbound HTTP from plugins is not \
-         implemented yet, so the waiting calls are misbehave's `sleep` tool (`{{\"ms\": {}}}`, a WASI clock \
-         sleep inside the plugin) standing in for calls that wait on a slow API: {} webhooks, each with one such \
-         call, sent at once on {} connections. VmRSS of the server process, sampled every 10 ms.\n",
+        "`switchboard serve` with `echo.wasm` and `misbehave.wasm` loaded. Outbound HTTP from plugins was not \
+         available when this benchmark was written, so the waiting calls are **not** HTTP calls: they are \
+         misbehave's `sleep` tool (`{{\"ms\": {}}}`, a WASI clock sleep inside the plugin), standing in for \
+         calls that wait on a slow API. {} webhooks, each with one such call, sent at once on {} connections. \
+         VmRSS of the server process, sampled every 10 ms.\n",
         mem.sleep_ms, mem.calls, mem.calls
     );
     let _ = writeln!(m, "| figure | value |\n|---|---:|");

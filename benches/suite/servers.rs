@@ -4,9 +4,30 @@ use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::client::{self, Conn, Endpoint, Expect};
+
+/// Process groups of the servers running now, so an interrupted suite can
+/// stop them (they are in groups of their own, out of reach of Ctrl-C).
+static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+fn kill_group(pgid: u32, signal: &str) {
+    let _ = Command::new("kill").args([signal, "--", &format!("-{pgid}")]).stderr(Stdio::null()).status();
+}
+
+/// Stops every server still running (for an interrupted suite).
+pub fn stop_all() {
+    let live = std::mem::take(&mut *LIVE.lock().unwrap_or_else(|e| e.into_inner()));
+    for &pgid in &live {
+        kill_group(pgid, "-TERM");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    for pgid in live {
+        kill_group(pgid, "-KILL");
+    }
+}
 
 /// A free loopback port (bound, read, released).
 pub fn free_port() -> u16 {
@@ -43,6 +64,7 @@ impl ServerProc {
             .process_group(0);
         let started = Instant::now();
         let child = command.spawn().map_err(|e| anyhow::anyhow!("cannot start {name} ({command:?}): {e}"))?;
+        LIVE.lock().unwrap_or_else(|e| e.into_inner()).push(child.id());
         Ok(Self {
             name: name.to_owned(),
             pid: child.id(),
@@ -90,11 +112,13 @@ impl ServerProc {
 
     /// Stops the whole process group: SIGTERM, then SIGKILL after 5 s.
     pub fn stop(&mut self) {
+        LIVE.lock().unwrap_or_else(|e| e.into_inner()).retain(|&p| p != self.pid);
         if self.exited() {
+            // Workers of a leader that died may still be in its group.
+            kill_group(self.pid, "-KILL");
             return;
         }
-        let group = format!("-{}", self.pid);
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).stderr(Stdio::null()).status();
+        kill_group(self.pid, "-TERM");
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             if self.exited() && crate::procfs::process_tree(self.pid).len() <= 1 {
@@ -102,7 +126,7 @@ impl ServerProc {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
+        kill_group(self.pid, "-KILL");
         let _ = self.child.wait();
     }
 }
