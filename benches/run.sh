@@ -4,7 +4,7 @@
 #   benches/run.sh [--quick] [--out FILE] [--only SECTIONS] [--servers KEYS]
 #
 #   --quick          short runs and few samples: a smoke test of a few minutes.
-#                    Writes target/bench-work/BENCHMARKS.md unless --out is given,
+#                    Writes target/bench-work-quick/BENCHMARKS.md unless --out is given,
 #                    so the committed BENCHMARKS.md keeps the full run's figures.
 #   --out FILE       where to write the report (default: BENCHMARKS.md at the
 #                    repository root for a full run).
@@ -13,23 +13,29 @@
 #   --servers LIST   comma-separated servers for the http section:
 #                    switchboard-echo, switchboard-echo_command, native, express,
 #                    express-cluster, fastapi, flask (default: all).
+#   --render-only    measure nothing: rewrite the report from the last run's
+#                    target/bench-work/results.json (after editing its wording;
+#                    with --quick, the last quick run's).
 #
 # It installs what it needs under target/bench-deps/ (express from npm with the
 # machine's node and npm; a Python venv with fastapi, uvicorn[standard], flask
 # and gunicorn from PyPI), builds Switchboard, the native baseline and the load
 # generator in release mode, builds the plugins, then runs benches/suite. The
-# full run takes about 15 minutes. Works from any directory; needs cargo,
+# full run measures for about 8 minutes, after the builds, and waits up to 5
+# more for a quiet machine when others use it. Works from any directory; needs cargo,
 # node, npm and python3 (with venv). Everything it starts listens on 127.0.0.1
 # only and is stopped when it ends.
 set -euo pipefail
 
 quick=0
+render_only=0
 out=""
 only=""
 servers=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --quick) quick=1 ;;
+        --render-only) render_only=1 ;;
         --out)
             out=${2:?--out needs a file}
             shift
@@ -43,7 +49,7 @@ while [[ $# -gt 0 ]]; do
             shift
             ;;
         -h | --help)
-            sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -75,6 +81,7 @@ need python3 "apt-get install python3 python3-venv"
 target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 deps="$target_dir/bench-deps"
 work="$target_dir/bench-work"
+[[ $quick == 1 ]] && work+="-quick"
 mkdir -p "$deps" "$work"
 if [[ -z $out ]]; then
     if [[ $quick == 1 ]]; then out="$work/BENCHMARKS.md"; else out="$root/BENCHMARKS.md"; fi
@@ -82,36 +89,39 @@ fi
 
 step() { echo "==> $*" >&2; }
 
-# --- Baselines' dependencies -------------------------------------------------
-express_version=$(sed -n 's/^express@//p' benches/baselines/npm-packages.txt)
-if [[ ! -f $deps/node/node_modules/express/package.json ]] ||
-    ! grep -q "\"version\": \"$express_version\"" "$deps/node/node_modules/express/package.json"; then
-    step "installing express@$express_version (npm) into $deps/node"
-    mkdir -p "$deps/node"
-    npm install --prefix "$deps/node" --no-audit --no-fund --loglevel=error "express@$express_version" >&2
-fi
-
 venv="$deps/venv"
-requirements=benches/baselines/requirements.txt
-if [[ ! -x $venv/bin/gunicorn || ! -f $venv/.installed ]] || ! cmp -s "$requirements" "$venv/.installed"; then
-    step "creating a Python venv with $(tr '\n' ' ' <"$requirements")in $venv"
-    rm -rf "$venv"
-    python3 -m venv "$venv" || {
-        echo "error: python3 -m venv failed (on Debian: apt-get install python3-venv)" >&2
-        exit 1
-    }
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" >&2
-    cp "$requirements" "$venv/.installed"
-fi
-
-# --- Builds --------------------------------------------------------------------
-step "building the plugins"
-plugins/build.sh >&2
-cargo build --quiet --profile plugin --target wasm32-wasip2 -p misbehave >&2
 misbehave="$target_dir/wasm32-wasip2/plugin/misbehave.wasm"
-cargo build --quiet --release --target wasm32-wasip1 \
-    --manifest-path benches/plugins/reload_probe/Cargo.toml --target-dir "$target_dir/bench-plugins" >&2
 probe_dir="$target_dir/bench-plugins/wasm32-wasip1/release"
+
+if [[ $render_only == 0 ]]; then
+    # --- Baselines' dependencies -------------------------------------------------
+    express_version=$(sed -n 's/^express@//p' benches/baselines/npm-packages.txt)
+    if [[ ! -f $deps/node/node_modules/express/package.json ]] ||
+        ! grep -q "\"version\": \"$express_version\"" "$deps/node/node_modules/express/package.json"; then
+        step "installing express@$express_version (npm) into $deps/node"
+        mkdir -p "$deps/node"
+        npm install --prefix "$deps/node" --no-audit --no-fund --loglevel=error "express@$express_version" >&2
+    fi
+
+    requirements=benches/baselines/requirements.txt
+    if [[ ! -x $venv/bin/gunicorn || ! -f $venv/.installed ]] || ! cmp -s "$requirements" "$venv/.installed"; then
+        step "creating a Python venv with $(tr '\n' ' ' <"$requirements")in $venv"
+        rm -rf "$venv"
+        python3 -m venv "$venv" || {
+            echo "error: python3 -m venv failed (on Debian: apt-get install python3-venv)" >&2
+            exit 1
+        }
+        "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements" >&2
+        cp "$requirements" "$venv/.installed"
+    fi
+
+    # --- Builds --------------------------------------------------------------------
+    step "building the plugins"
+    plugins/build.sh >&2
+    cargo build --quiet --profile plugin --target wasm32-wasip2 -p misbehave >&2
+    cargo build --quiet --release --target wasm32-wasip1 \
+        --manifest-path benches/plugins/reload_probe/Cargo.toml --target-dir "$target_dir/bench-plugins" >&2
+fi
 
 step "building switchboard, the native baseline and the load generator (release)"
 cargo build --release --bin switchboard --bench suite --bench native_baseline \
@@ -151,10 +161,11 @@ args=(
     --command-line "$command_line"
 )
 [[ $quick == 1 ]] && args+=(--quick)
+[[ $render_only == 1 ]] && args+=(--render-only)
 [[ -n $only ]] && args+=(--only "$only")
 [[ -n $servers ]] && args+=(--servers "$servers")
 # The in-process figures run in the suite itself: no backtrace capture there
 # either (see benches/suite/servers.rs).
 unset RUST_BACKTRACE RUST_LIB_BACKTRACE RUST_LOG
-step "running the suite ($([[ $quick == 1 ]] && echo quick || echo full))"
+step "$([[ $render_only == 1 ]] && echo "rewriting the report" || echo "running the suite ($([[ $quick == 1 ]] && echo quick || echo full))")"
 "$suite" "${args[@]}"

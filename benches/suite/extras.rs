@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use switchboard::registry::Plugins;
 use switchboard::runtime::{CallContext, Limits, Runtime, RuntimeOptions};
@@ -84,7 +84,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 // ---------------------------------------------------------------------------
 // Instantiation per call
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InstantiationResult {
     pub plugin: String,
     pub pooling: bool,
@@ -150,7 +150,7 @@ pub async fn instantiation(
 // ---------------------------------------------------------------------------
 // Hot reload
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct ReloadResult {
     /// Whether the server picked up a replaced file at all.
     pub available: bool,
@@ -166,7 +166,7 @@ pub struct ReloadResult {
     pub under_load: Option<ReloadUnderLoad>,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct ReloadUnderLoad {
     pub reloads_requested: usize,
     pub reloads_seen: usize,
@@ -409,7 +409,7 @@ async fn reload_under_load(
 // ---------------------------------------------------------------------------
 // Memory
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct MemoryResult {
     pub idle_rss_mib: f64,
     pub peak_rss_mib: f64,
@@ -510,7 +510,7 @@ pub async fn memory(cfg: &MemoryConfig<'_>) -> anyhow::Result<MemoryResult> {
 // ---------------------------------------------------------------------------
 // Start-up
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct StartupResult {
     pub plugins: usize,
     pub cold_ms: Vec<f64>,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::client::{self, Conn, Endpoint, Expect};
 use crate::procfs::{CpuSnapshot, clk_tck};
@@ -28,7 +28,7 @@ pub struct LoadSpec {
 }
 
 /// What one load run measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadResult {
     pub concurrency: usize,
     pub target_rate: Option<f64>,

@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use clap::Parser;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use client::Expect;
 use load::{LoadResult, LoadSpec};
@@ -77,6 +77,10 @@ struct Args {
     /// Override the measured window of each http figure, in seconds.
     #[arg(long)]
     measure_secs: Option<f64>,
+    /// Measure nothing: rewrite the report from the results.json of the
+    /// last run in --work (after changing the report's wording).
+    #[arg(long)]
+    render_only: bool,
     /// Override the closed-loop concurrency levels.
     #[arg(long, value_delimiter = ',')]
     concurrency: Vec<usize>,
@@ -107,7 +111,7 @@ pub struct ServerDef {
     pub how: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServerResults {
     pub key: String,
     pub label: String,
@@ -124,7 +128,7 @@ impl ServerResults {
     }
 }
 
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Results {
     pub quick: bool,
     pub durations: (f64, f64),
@@ -154,6 +158,10 @@ const QUIET_WAIT_TOTAL: Duration = Duration::from_secs(300);
 /// less than [`QUIET_CORES`] before a block of measurements starts. Only
 /// waits; it never slows anything else down.
 async fn wait_for_quiet(results: &mut Results, block: &str) {
+    if results.quick {
+        // A smoke test: no waiting.
+        return;
+    }
     let waited_so_far: f64 = results.quiet_waits.iter().map(|w| w.1).sum();
     let budget = QUIET_WAIT_BLOCK.min(QUIET_WAIT_TOTAL.saturating_sub(Duration::from_secs_f64(waited_so_far)));
     let started = std::time::Instant::now();
@@ -435,6 +443,19 @@ fn section_on(args: &Args, name: &str) -> bool {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.work)?;
+    if args.render_only {
+        let path = args.work.join("results.json");
+        let text = std::fs::read_to_string(&path)?;
+        let results: Results = serde_json::from_str(&text).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot read {} (a run with failed figures has nulls and cannot be re-rendered): {e}",
+                path.display()
+            )
+        })?;
+        std::fs::write(&args.out, report::render(&results))?;
+        eprintln!("rewrote {} from {}", args.out.display(), path.display());
+        return Ok(());
+    }
     let mut durations = if args.quick {
         Durations { warmup: Duration::from_millis(500), measure: Duration::from_millis(1500) }
     } else {

@@ -62,7 +62,8 @@ pub fn render(r: &Results) -> String {
     let _ = writeln!(
         m,
         "Written by `benches/run.sh` from the figures it measured in one run; do not edit by hand, rerun it. \
-         Raw figures of the last run: `target/bench-work/results.json`; server logs beside them.\n"
+         Raw figures of the last run: `target/bench-work/results.json` (`target/bench-work-quick/` for \
+         `--quick`), with the server logs beside them.\n"
     );
     if r.quick {
         let _ = writeln!(
@@ -186,6 +187,25 @@ fn http_tables(m: &mut String, r: &Results) {
                 run.errors
             );
         }
+    }
+    let noisy: Vec<String> = r
+        .http
+        .iter()
+        .flat_map(|s| s.runs.iter().chain(s.half_rate.iter()).map(move |run| (s, run)))
+        .filter(|(_, run)| run.other_cores >= crate::QUIET_CORES)
+        .map(|(s, run)| {
+            let what = if run.target_rate.is_some() { "50%".to_owned() } else { run.concurrency.to_string() };
+            format!("{} at {what} ({:.2} cores)", s.label, run.other_cores)
+        })
+        .collect();
+    if !noisy.is_empty() {
+        let _ = writeln!(
+            m,
+            "\n**Shared machine.** Other processes used {} cores or more during these runs, so their figures are \
+             disturbed and not comparable with runs on a quiet machine: {}.",
+            crate::QUIET_CORES,
+            noisy.join("; ")
+        );
     }
     let _ = writeln!(m, "\nHow each server was started:\n");
     for s in &r.http {

@@ -41,6 +41,7 @@ pub(super) fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<Command
 pub struct CommandPlugin {
     pre: Arc<InstancePre<CommandState>>,
     capabilities: Arc<Capabilities>,
+    fuel_metering: bool,
 }
 
 /// What a command plugin reads on stdin.
@@ -84,7 +85,7 @@ impl CommandPlugin {
             ));
         }
         let pre = runtime.command_linker().instantiate_pre(&module).map_err(|e| LoadError::Link(format!("{e:#}")))?;
-        Ok(Self { pre: Arc::new(pre), capabilities })
+        Ok(Self { pre: Arc::new(pre), capabilities, fuel_metering: runtime.fuel_metering() })
     }
 
     /// Runs one call: the request on stdin, the result from stdout.
@@ -119,7 +120,7 @@ impl CommandPlugin {
             self.pre.module().engine(),
             CommandState { wasi, limiter: MemoryLimiter::new(limits.memory_bytes) },
         );
-        super::prepare_store(&mut store, limits, |s| &mut s.limiter);
+        super::prepare_store(&mut store, limits, self.fuel_metering, |s| &mut s.limiter);
 
         let run = async {
             let instance = self.pre.instantiate_async(&mut store).await?;

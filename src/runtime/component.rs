@@ -138,6 +138,7 @@ pub struct ComponentPlugin {
     tools: Arc<tools::GuestIndices>,
     hooks: Option<Arc<hooks::GuestIndices>>,
     capabilities: Arc<Capabilities>,
+    fuel_metering: bool,
 }
 
 impl ComponentPlugin {
@@ -156,7 +157,9 @@ impl ComponentPlugin {
         .await
         .map_err(|e| LoadError::Compile(format!("compiler thread failed: {e}")))?
         .map_err(explain_compile_error)?;
-        Self::link(runtime.component_linker(), component, capabilities)
+        let mut plugin = Self::link(runtime.component_linker(), component, capabilities)?;
+        plugin.fuel_metering = runtime.fuel_metering();
+        Ok(plugin)
     }
 
     fn link(
@@ -172,7 +175,7 @@ impl ComponentPlugin {
         })?;
         // Hooks are optional: components from other toolchains often have tools only.
         let hooks = hooks::GuestIndices::new(&pre).ok().map(Arc::new);
-        Ok(Self { pre, tools: Arc::new(tools), hooks, capabilities })
+        Ok(Self { pre, tools: Arc::new(tools), hooks, capabilities, fuel_metering: false })
     }
 
     /// Asks the plugin for its tools and its event subscriptions, in fresh instances.
@@ -230,7 +233,7 @@ impl ComponentPlugin {
     ) -> Result<R, ToolFailure> {
         let run = async {
             let mut store = Store::new(self.pre.engine(), CallState::new(&self.capabilities, limits, tag));
-            super::prepare_store(&mut store, limits, |s| &mut s.limiter);
+            super::prepare_store(&mut store, limits, self.fuel_metering, |s| &mut s.limiter);
             let outcome = match self.pre.instantiate_async(&mut store).await {
                 Ok(instance) => body(&mut store, &instance, self).await,
                 Err(e) => Err(e),

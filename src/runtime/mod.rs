@@ -351,16 +351,33 @@ fn pooling_config() -> PoolingAllocationConfig {
     pool.max_component_instance_size(1 << 20);
     pool.max_core_instance_size(1 << 20);
     pool.max_memory_size(1 << 30);
+    // Reset a slot by zeroing its first pages in place rather than handing
+    // them back to the kernel: returning and re-faulting pages on every call
+    // costs page faults and TLB-flush interrupts across cores, and was the
+    // largest per-call cost measured (see BENCHMARKS.md and issue notes).
+    pool.linear_memory_keep_resident(1 << 20);
+    pool.table_keep_resident(1 << 20);
+    pool.async_stack_keep_resident(64 << 10);
+    // Where the kernel can (Linux 6.7+), reset only the pages a call touched.
+    pool.pagemap_scan(wasmtime::Enabled::Auto);
     pool
 }
 
 /// Sets up a fresh store for one call: memory limiter, fuel (when metered),
 /// and a deadline that yields to the executor every tick and traps once
 /// `limits.timeout` has passed.
-fn prepare_store<T: Send + 'static>(store: &mut Store<T>, limits: Limits, limiter: fn(&mut T) -> &mut MemoryLimiter) {
+fn prepare_store<T: Send + 'static>(
+    store: &mut Store<T>,
+    limits: Limits,
+    fuel_metering: bool,
+    limiter: fn(&mut T) -> &mut MemoryLimiter,
+) {
     store.limiter(move |data| limiter(data) as &mut dyn wasmtime::ResourceLimiter);
-    // Fails only when the engine does not meter fuel, and then there is nothing to set.
-    let _ = store.set_fuel(limits.fuel.unwrap_or(u64::MAX));
+    // Only an engine that meters fuel takes it; asking another would build an
+    // error on every call.
+    if fuel_metering {
+        let _ = store.set_fuel(limits.fuel.unwrap_or(u64::MAX));
+    }
     let deadline = Instant::now() + limits.timeout;
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
