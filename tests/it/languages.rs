@@ -218,13 +218,8 @@ async fn the_committed_weather_manifest_grants_only_open_meteo() {
 #[tokio::test]
 async fn python_faq_plugin_answers_from_its_faq_or_the_configured_one() {
     let server = TestServer::serve_dir(dir_with("py_faq", "python", None), |_| {}).await;
-    let names: Vec<Value> = server.get_json("/tools").await["llm_config"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].clone())
-        .collect();
-    assert_eq!(names, [json!("answer_faq"), json!("list_faq_topics")]);
+    let names = server.tool_names().await;
+    assert_eq!(names, ["answer_faq", "list_faq_topics"]);
 
     // Speech-to-text spelling ("parkin") still finds the parking answer.
     let parking = call(&server, "answer_faq", json!({"question": "Is there parkin near you?"})).await;
@@ -377,13 +372,8 @@ async fn zig_command_plugin_computes_a_payment_plan() {
 #[ignore = "needs plugins/toolchains.sh c && plugins/build.sh c"]
 async fn c_component_plugin_spells_codes_and_checks_numbers() {
     let server = TestServer::serve_dir(dir_with("c_phonetic", "c", None), |_| {}).await;
-    let names: Vec<Value> = server.get_json("/tools").await["llm_config"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].clone())
-        .collect();
-    assert_eq!(names, [json!("check_number"), json!("spell_phonetic")], "/tools lists by name");
+    let names = server.tool_names().await;
+    assert_eq!(names, ["check_number", "spell_phonetic"], "/tools lists by name");
     let spelled = call(&server, "spell_phonetic", json!({"text": "b7-k\u{e9}"})).await;
     assert_eq!(
         spelled["result"],

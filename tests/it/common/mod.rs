@@ -242,6 +242,17 @@ pub fn metric(metrics: &str, prefix: &str) -> f64 {
 }
 
 impl TestServer {
+    /// The names of the tools GET /tools lists, in its order.
+    pub async fn tool_names(&self) -> Vec<String> {
+        let tools = self.get_json("/tools").await;
+        tools["llm_config"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
     /// GET /metrics as text.
     pub async fn metrics(&self) -> String {
         self.client.get(format!("{}/metrics", self.url)).send().await.unwrap().text().await.unwrap()
