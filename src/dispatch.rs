@@ -7,8 +7,12 @@
 //! never returns. Duplicate calls (same id) are answered once, see
 //! [`crate::dedup`]; async tools answer at once and run in the background.
 
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use futures::FutureExt;
 
 use serde_json::value::RawValue;
 
@@ -62,49 +66,86 @@ impl Dispatcher {
     pub async fn dispatch(&self, calls: Vec<ToolCallRequest>, deadline: Instant) -> Vec<ToolCallOutcome> {
         let registry = self.plugins.snapshot();
         let cutoff = deadline.checked_sub(RESPONSE_MARGIN).unwrap_or(deadline);
-        let tasks: Vec<_> = calls
-            .into_iter()
-            .map(|call| {
-                let target = registry.lookup(&call.name).cloned();
-                let (metrics, dedup, id) = (self.metrics.clone(), self.dedup.clone(), call.id.clone());
-                let handle = tokio::spawn(async move {
-                    // Only calls that reach a plugin are de-duplicated: an unknown
-                    // tool or invalid arguments ran nothing, so a retry may succeed.
-                    let (plugin, arguments) = match prepare(&call, target) {
-                        Ok(prepared) => prepared,
-                        Err(failure) => return fail(&call, failure, &metrics),
-                    };
-                    let Some(dedup) = dedup else {
-                        return execute(&call, plugin, arguments, cutoff, &metrics).await;
-                    };
-                    let key = dedup_key(&call, &arguments);
-                    let (answer, duplicate) =
-                        dedup.once(key, cutoff, execute(&call, plugin, arguments, cutoff, &metrics)).await;
-                    if duplicate {
-                        tracing::info!(tool = %call.name, tool_call_id = %call.id, "duplicate tool call answered from the first");
-                        metrics.record_duplicate();
-                    }
-                    answer
-                });
-                (id, handle)
-            })
-            .collect();
-
+        let answer = |call: ToolCallRequest| {
+            let target = registry.lookup(&call.name).cloned();
+            answer(call, target, cutoff, self.metrics.clone(), self.dedup.clone())
+        };
+        if calls.len() == 1 {
+            // One call (the usual case) runs on the request's own task: no
+            // spawn, no hand-over between threads.
+            let call = calls.into_iter().next().expect("one call");
+            let id = call.id.clone();
+            let run = AssertUnwindSafe(answer(call)).catch_unwind();
+            let waited = time_left(deadline);
+            let result = outcome(&id, tokio::time::timeout(waited, run).await, waited);
+            return vec![ToolCallOutcome { id, result }];
+        }
+        // Several calls run as tasks of their own, in parallel across threads.
+        let tasks: Vec<_> = calls.into_iter().map(|call| (call.id.clone(), tokio::spawn(answer(call)))).collect();
         let mut outcomes = Vec::with_capacity(tasks.len());
         for (id, handle) in tasks {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let result = match tokio::time::timeout(remaining, handle).await {
-                Ok(Ok(answer)) => answer,
-                Ok(Err(join_error)) => {
-                    tracing::error!(tool_call_id = %id, error = %join_error, "tool call task failed");
-                    Err("the tool failed unexpectedly".to_owned())
-                }
-                Err(_) => Err(ToolFailure::TimedOut(remaining).to_string()),
-            };
+            let waited = time_left(deadline);
+            let finished = tokio::time::timeout(waited, handle).await;
+            let joined = finished.map(|joined| {
+                joined.map_err(|e| {
+                    if e.is_panic() { e.into_panic() } else { Box::new(e.to_string()) as Box<dyn Any + Send> }
+                })
+            });
+            let result = outcome(&id, joined, waited);
             outcomes.push(ToolCallOutcome { id, result });
         }
         outcomes
     }
+}
+
+/// Time from now to `deadline`.
+fn time_left(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+/// The answer of a call that finished, failed as a task (a panic, a bug of
+/// ours, contained to the call) or was still running after `waited`, at the deadline.
+fn outcome(
+    id: &str,
+    finished: Result<Result<Answer, Box<dyn Any + Send>>, tokio::time::error::Elapsed>,
+    waited: Duration,
+) -> Answer {
+    match finished {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(panic)) => {
+            let why = panic.downcast_ref::<&str>().copied().or(panic.downcast_ref::<String>().map(String::as_str));
+            tracing::error!(tool_call_id = %id, error = why.unwrap_or("?"), "tool call task failed");
+            Err("the tool failed unexpectedly".to_owned())
+        }
+        Err(_) => Err(ToolFailure::TimedOut(waited).to_string()),
+    }
+}
+
+/// Answers one call: checks it, runs it once (duplicates share the first
+/// answer), and records its outcome.
+async fn answer(
+    call: ToolCallRequest,
+    target: Option<Arc<LoadedPlugin>>,
+    cutoff: Instant,
+    metrics: Arc<Metrics>,
+    dedup: Option<Arc<Dedup>>,
+) -> Answer {
+    // Only calls that reach a plugin are de-duplicated: an unknown tool or
+    // invalid arguments ran nothing, so a retry may succeed.
+    let (plugin, arguments) = match prepare(&call, target) {
+        Ok(prepared) => prepared,
+        Err(failure) => return fail(&call, failure, &metrics),
+    };
+    let Some(dedup) = dedup else {
+        return execute(&call, plugin, arguments, cutoff, &metrics).await;
+    };
+    let key = dedup_key(&call, &arguments);
+    let (answer, duplicate) = dedup.once(key, cutoff, execute(&call, plugin, arguments, cutoff, &metrics)).await;
+    if duplicate {
+        tracing::info!(tool = %call.name, tool_call_id = %call.id, "duplicate tool call answered from the first");
+        metrics.record_duplicate();
+    }
+    answer
 }
 
 /// Runs one call on its plugin (or starts it, for an async tool) and records its outcome.
@@ -202,4 +243,26 @@ fn into_json(output: String) -> Box<RawValue> {
     RawValue::from_string(output.clone()).unwrap_or_else(|_| {
         RawValue::from_string(serde_json::to_string(&output).expect("strings serialize")).expect("valid JSON")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_failure_or_timeout_fails_only_its_call() {
+        let finished = Ok(Ok(Ok(RawValue::from_string("{}".into()).unwrap())));
+        assert_eq!(outcome("a", finished, Duration::ZERO).unwrap().get(), "{}");
+
+        let panicked: Box<dyn Any + Send> = Box::new("index out of bounds");
+        assert_eq!(outcome("b", Ok(Err(panicked)), Duration::ZERO).unwrap_err(), "the tool failed unexpectedly");
+    }
+
+    #[tokio::test]
+    async fn a_call_still_running_at_the_deadline_says_how_long_it_was_given() {
+        let waited = Duration::from_millis(20);
+        let never = std::future::pending::<Result<Answer, Box<dyn Any + Send>>>();
+        let finished = tokio::time::timeout(waited, never).await;
+        assert_eq!(outcome("c", finished, waited).unwrap_err(), "the tool did not answer within 20ms");
+    }
 }

@@ -45,7 +45,10 @@ pub const LOG_BYTES_PER_CALL: usize = 64 << 10;
 /// (outbound HTTP through its allow-list, its own config and secrets, its
 /// log), and the memory limiter.
 pub struct CallState {
-    wasi: WasiCtx,
+    /// Built on the plugin's first WASI call: many calls make none, and
+    /// building it (clocks, random sources, output pipes) is a measurable
+    /// part of a short call.
+    wasi: Option<WasiCtx>,
     table: ResourceTable,
     limiter: MemoryLimiter,
     http: WasiHttpCtx,
@@ -65,7 +68,9 @@ pub(super) struct CallTag<'a> {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        let log = &self.log;
+        let wasi = self.wasi.get_or_insert_with(|| deny_all_wasi(log));
+        WasiCtxView { ctx: wasi, table: &mut self.table }
     }
 }
 
@@ -92,18 +97,9 @@ impl bindings::wasi::logging::logging::Host for CallState {
 impl CallState {
     fn new(capabilities: &Arc<Capabilities>, limits: Limits, tag: CallTag<'_>) -> Self {
         let log = Arc::new(CallLog::new(capabilities.clone(), tag.tool, tag.call_id, LOG_BYTES_PER_CALL));
-        // No files, no environment, no sockets, no arguments; stdout and
-        // stderr go to the log. Clocks and randomness are WASI's own.
-        let wasi = WasiCtx::builder()
-            .stdout(LogOutput::new(log.clone(), Stream::Stdout))
-            .stderr(LogOutput::new(log.clone(), Stream::Stderr))
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
         let http_deadline = tokio::time::Instant::now() + outbound_budget(limits.timeout);
         Self {
-            wasi,
+            wasi: None,
             table: ResourceTable::new(),
             limiter: MemoryLimiter::new(limits.memory_bytes),
             http: WasiHttpCtx::new(),
@@ -112,6 +108,19 @@ impl CallState {
             log,
         }
     }
+}
+
+/// The WASI context of a call: no files, no environment, no sockets, no
+/// arguments; stdout and stderr go to the call's log. Clocks and randomness
+/// are WASI's own.
+fn deny_all_wasi(log: &Arc<CallLog>) -> WasiCtx {
+    WasiCtx::builder()
+        .stdout(LogOutput::new(log.clone(), Stream::Stdout))
+        .stderr(LogOutput::new(log.clone(), Stream::Stderr))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build()
 }
 
 /// The time outbound requests of a call get: the call's time minus a small

@@ -282,10 +282,17 @@ pub fn decode(body: &[u8]) -> Result<Event, DecodeError> {
     struct Envelope {
         message: RawMessage,
     }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    let raw = match serde_path_to_error::deserialize::<_, Envelope>(de) {
+    // The happy path decodes directly; only a body that fails is decoded
+    // again with path tracking, which allocates for every field it passes.
+    let raw = match serde_json::from_slice::<Envelope>(body) {
         Ok(envelope) => envelope.message,
-        Err(e) => return Err(envelope_error(body, e)),
+        Err(_) => {
+            let de = &mut serde_json::Deserializer::from_slice(body);
+            return Err(match serde_path_to_error::deserialize::<_, Envelope>(de) {
+                Ok(_) => DecodeError::Envelope("the body could not be decoded".to_owned()),
+                Err(e) => envelope_error(body, e),
+            });
+        }
     };
     let event: &'static str = match EVENT_TYPES.iter().find(|t| **t == raw.kind) {
         Some(t) => t,

@@ -44,7 +44,9 @@ pub async fn receive(State(app): State<Arc<AppState>>, headers: HeaderMap, body:
     match event {
         Event::ToolCalls(calls) => {
             let deadline = arrived + app.tool_calls_budget;
-            let outcomes = app.dispatcher.dispatch(tool_call_requests(&calls), deadline).await;
+            // Boxed: the plugin call's future is large, and the handler's
+            // future is moved through several service layers.
+            let outcomes = Box::pin(app.dispatcher.dispatch(tool_call_requests(calls), deadline)).await;
             json_response(&ToolCallsResponse::new(&outcomes))
         }
         Event::AssistantRequest(request) => {
@@ -140,26 +142,28 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
     })
 }
 
-fn tool_call_requests(calls: &ToolCalls) -> Vec<ToolCallRequest> {
-    let common = &calls.common;
-    let metadata = common.assistant_metadata();
+fn tool_call_requests(calls: ToolCalls) -> Vec<ToolCallRequest> {
+    let common = calls.common;
+    let assistant_metadata = common.assistant_metadata();
+    let customer_number = common.customer_number().map(str::to_owned);
+    let phone_number = common.phone_number().map(str::to_owned);
     calls
         .tool_call_list
-        .iter()
+        .into_iter()
         .map(|item| ToolCallRequest {
             id: item.id.clone(),
-            name: item.function.name.clone(),
-            arguments: match &item.function.arguments {
-                Arguments::Json(text) => Ok(text.clone()),
-                Arguments::Invalid(why) => Err(why.clone()),
+            name: item.function.name,
+            arguments: match item.function.arguments {
+                Arguments::Json(text) => Ok(text),
+                Arguments::Invalid(why) => Err(why),
             },
             context: CallContext {
                 call_id: common.call.id.clone(),
                 call_type: common.call.call_type.clone(),
-                tool_call_id: item.id.clone(),
-                customer_number: common.customer_number().map(str::to_owned),
-                phone_number: common.phone_number().map(str::to_owned),
-                assistant_metadata: metadata.clone(),
+                tool_call_id: item.id,
+                customer_number: customer_number.clone(),
+                phone_number: phone_number.clone(),
+                assistant_metadata: assistant_metadata.clone(),
             },
         })
         .collect()
