@@ -415,12 +415,26 @@ pub struct MemoryResult {
     pub peak_rss_mib: f64,
     pub hwm_mib: f64,
     pub calls: usize,
+    /// How long the slow HTTP server waits before it answers each request.
     pub sleep_ms: u64,
     pub completed_ok: usize,
     pub failed: usize,
+    /// From sending the first webhook until the last answer was read.
     pub seconds: f64,
     pub max_in_flight_seen: u64,
     pub first_error: Option<String>,
+    /// Requests the slow HTTP server received during the calls (each call's
+    /// plugin makes one, so this must equal `calls`).
+    #[serde(default)]
+    pub upstream_requests: u64,
+    /// Most requests the slow server held waiting at one time.
+    #[serde(default)]
+    pub upstream_max_concurrent: u64,
+    /// Fastest and slowest single call, webhook sent to answer read.
+    #[serde(default)]
+    pub fastest_call_ms: f64,
+    #[serde(default)]
+    pub slowest_call_ms: f64,
 }
 
 pub struct MemoryConfig<'a> {
@@ -429,22 +443,149 @@ pub struct MemoryConfig<'a> {
     pub echo: &'a Path,
     pub misbehave: &'a Path,
     pub calls: usize,
+    /// The slow server's delay per request; well under the plugin's call
+    /// timeout (9 s by default), which also bounds its outbound requests.
     pub sleep_ms: u64,
 }
 
+/// The slow upstream API of the memory figure: `GET /slow?i=N` answers
+/// `{"i": N, "delay_ms": D}` after D ms; `GET /ready` answers at once and is
+/// not counted. Runs in the suite's own runtime on 127.0.0.1.
+struct SlowServer {
+    addr: std::net::SocketAddr,
+    counters: Arc<SlowCounters>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+struct SlowCounters {
+    received: AtomicU64,
+    waiting: AtomicU64,
+    max_waiting: AtomicU64,
+}
+
+#[derive(Deserialize)]
+struct SlowQuery {
+    i: u64,
+}
+
+impl SlowServer {
+    async fn start(delay: Duration) -> std::io::Result<Self> {
+        use axum::extract::{Query, State};
+        use axum::routing::get;
+
+        let counters = Arc::new(SlowCounters::default());
+        async fn slow(
+            State((counters, delay)): State<(Arc<SlowCounters>, Duration)>,
+            Query(q): Query<SlowQuery>,
+        ) -> axum::Json<serde_json::Value> {
+            counters.received.fetch_add(1, Ordering::Relaxed);
+            let now = counters.waiting.fetch_add(1, Ordering::Relaxed) + 1;
+            counters.max_waiting.fetch_max(now, Ordering::Relaxed);
+            tokio::time::sleep(delay).await;
+            counters.waiting.fetch_sub(1, Ordering::Relaxed);
+            axum::Json(serde_json::json!({ "i": q.i, "delay_ms": delay.as_millis() as u64 }))
+        }
+        let app = axum::Router::new()
+            .route("/slow", get(slow))
+            .route("/ready", get(|| async { axum::Json(serde_json::json!({ "ready": true })) }))
+            .with_state((counters.clone(), delay));
+        // A backlog well above the 1,000 connections that arrive at once.
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        let listener = socket.listen(4096)?;
+        let addr = listener.local_addr()?;
+        let task = tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("  slow HTTP server failed: {e}");
+            }
+        });
+        Ok(Self { addr, counters, task })
+    }
+}
+
+impl Drop for SlowServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Sends one webhook calling misbehave's `http_get` on `url` and checks the
+/// answer: one result for `id`, upstream status 200, and the upstream body
+/// `want` (compared as JSON).
+async fn call_http_get(
+    conn: &mut Conn,
+    ep: &client::Endpoint,
+    id: &str,
+    url: &str,
+    want: &serde_json::Value,
+) -> Result<(), String> {
+    let arguments = serde_json::json!({ "url": url }).to_string();
+    let (status, body) = conn.post_webhook(ep, client::tool_calls_body(id, "http_get", &arguments)).await?;
+    let text = || String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
+    if status != http::StatusCode::OK {
+        return Err(format!("status {status}: {}", text()));
+    }
+    let answer: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| format!("bad answer ({e}): {}", text()))?;
+    let [entry] = answer["results"].as_array().map(Vec::as_slice).unwrap_or_default() else {
+        return Err(format!("expected one result: {}", text()));
+    };
+    if entry["tool_call_id"] != id {
+        return Err(format!("wrong tool_call_id: {}", text()));
+    }
+    if let Some(error) = entry.get("error") {
+        return Err(format!("tool error: {error}"));
+    }
+    let result = &entry["result"];
+    if result["status"] != 200 {
+        return Err(format!("upstream status is not 200: {result}"));
+    }
+    let upstream: serde_json::Value = result["body"]
+        .as_str()
+        .and_then(|b| serde_json::from_str(b).ok())
+        .ok_or_else(|| format!("upstream body is not JSON: {result}"))?;
+    if &upstream != want {
+        return Err(format!("wrong upstream body: {result}"));
+    }
+    Ok(())
+}
+
 pub async fn memory(cfg: &MemoryConfig<'_>) -> anyhow::Result<MemoryResult> {
+    let delay = Duration::from_millis(cfg.sleep_ms);
+    let upstream = SlowServer::start(delay).await?;
+    let base = format!("http://{}", upstream.addr);
+
     let dir = cfg.work.join("plugins-memory");
     fresh_dir(&dir)?;
     std::fs::copy(cfg.echo, dir.join("echo.wasm"))?;
     std::fs::copy(cfg.misbehave, dir.join("misbehave.wasm"))?;
+    // Loopback is a private address: the grant must opt in explicitly.
+    std::fs::write(
+        dir.join("misbehave.toml"),
+        format!("[http]\nallowed_hosts = [\n    {{ host = \"{base}\", allow_private = true }},\n]\n"),
+    )?;
     let port = free_port();
     let mut command = Command::new(cfg.switchboard);
     command.arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--plugins").arg(&dir);
     let mut server = ServerProc::spawn("switchboard (memory)", command, port, &cfg.work.join("memory.log"))?;
     server.wait_ready("echo", Expect::Echo, Duration::from_secs(60)).await?;
+    server.wait_ready("sleep", Expect::Slept(0), Duration::from_secs(60)).await?;
+    // One outbound call that does not wait (and is not counted): the grant
+    // works, and a misconfiguration fails here rather than 1,000 times.
+    call_http_get(
+        &mut Conn::default(),
+        &server.endpoint,
+        &client::unique_id("mem_preflight"),
+        &format!("{base}/ready"),
+        &serde_json::json!({ "ready": true }),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("outbound HTTP preflight failed: {e}; see {}", server.log.display()))?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let pid = server.pid;
     let idle_kib = procfs::tree_rss_kib(pid);
+    let received_before = upstream.counters.received.load(Ordering::Relaxed);
 
     let in_flight = Arc::new(AtomicU64::new(0));
     let done = Arc::new(AtomicBool::new(false));
@@ -465,20 +606,14 @@ pub async fn memory(cfg: &MemoryConfig<'_>) -> anyhow::Result<MemoryResult> {
         .map(|i| {
             let ep = server.endpoint.clone();
             let in_flight = in_flight.clone();
-            let ms = cfg.sleep_ms;
+            let url = format!("{base}/slow?i={i}");
+            let want = serde_json::json!({ "i": i, "delay_ms": cfg.sleep_ms });
             tokio::spawn(async move {
                 let mut conn = Conn::default();
                 in_flight.fetch_add(1, Ordering::Relaxed);
-                let r = client::call_tool(
-                    &mut conn,
-                    &ep,
-                    "sleep",
-                    &client::unique_id(&format!("mem_{i}")),
-                    0,
-                    Expect::Slept(ms),
-                )
-                .await;
-                r.map(|_| ())
+                let sent = Instant::now();
+                let r = call_http_get(&mut conn, &ep, &client::unique_id(&format!("mem_{i}")), &url, &want).await;
+                r.map(|()| sent.elapsed())
             })
         })
         .collect();
@@ -486,11 +621,17 @@ pub async fn memory(cfg: &MemoryConfig<'_>) -> anyhow::Result<MemoryResult> {
         calls: cfg.calls,
         sleep_ms: cfg.sleep_ms,
         idle_rss_mib: idle_kib as f64 / 1024.0,
+        fastest_call_ms: f64::INFINITY,
         ..Default::default()
     };
     for call in calls {
         match call.await? {
-            Ok(()) => result.completed_ok += 1,
+            Ok(took) => {
+                result.completed_ok += 1;
+                let ms = took.as_secs_f64() * 1e3;
+                result.fastest_call_ms = result.fastest_call_ms.min(ms);
+                result.slowest_call_ms = result.slowest_call_ms.max(ms);
+            }
             Err(e) => {
                 result.failed += 1;
                 result.first_error.get_or_insert(e);
@@ -498,11 +639,17 @@ pub async fn memory(cfg: &MemoryConfig<'_>) -> anyhow::Result<MemoryResult> {
         }
     }
     result.seconds = started.elapsed().as_secs_f64();
+    if result.completed_ok == 0 {
+        // No call completed (JSON has no infinity).
+        result.fastest_call_ms = 0.0;
+    }
     done.store(true, Ordering::Relaxed);
     let (peak, max_in_flight) = sampler.await?;
     result.peak_rss_mib = peak as f64 / 1024.0;
     result.max_in_flight_seen = max_in_flight;
     result.hwm_mib = procfs::status_kib(pid, "VmHWM").unwrap_or(0) as f64 / 1024.0;
+    result.upstream_requests = upstream.counters.received.load(Ordering::Relaxed) - received_before;
+    result.upstream_max_concurrent = upstream.counters.max_waiting.load(Ordering::Relaxed);
     server.stop();
     Ok(result)
 }

@@ -48,7 +48,7 @@ struct Args {
     /// Python virtual environment with fastapi, uvicorn, flask, gunicorn.
     #[arg(long)]
     venv: PathBuf,
-    /// misbehave.wasm (the `sleep` tool for the memory figure).
+    /// misbehave.wasm (its `http_get` tool, on a slow local HTTP server, for the memory figure).
     #[arg(long)]
     misbehave: PathBuf,
     /// The two reload-probe builds.
@@ -566,14 +566,26 @@ async fn run(args: Args) -> anyhow::Result<()> {
             echo: &echo,
             misbehave: &args.misbehave,
             calls: 1_000,
+            // The slow server's delay: well under the 9 s default call timeout.
             sleep_ms: 2_000,
         };
         match extras::memory(&cfg).await {
             Ok(r) => {
                 eprintln!(
-                    "  idle {:.1} MiB, peak {:.1} MiB, {}/{} ok in {:.2} s",
-                    r.idle_rss_mib, r.peak_rss_mib, r.completed_ok, r.calls, r.seconds
+                    "  idle {:.1} MiB, peak {:.1} MiB, {}/{} ok in {:.2} s (slowest call {:.0} ms); \
+                     slow server: {} requests, at most {} waiting at once",
+                    r.idle_rss_mib,
+                    r.peak_rss_mib,
+                    r.completed_ok,
+                    r.calls,
+                    r.seconds,
+                    r.slowest_call_ms,
+                    r.upstream_requests,
+                    r.upstream_max_concurrent
                 );
+                if let Some(e) = &r.first_error {
+                    eprintln!("  first error: {e}");
+                }
                 results.memory = Some(r);
             }
             Err(e) => {

@@ -439,16 +439,19 @@ fn targets(m: &mut String, r: &Results) {
     }
     match &r.memory {
         Some(mem) => row(
-            &format!("RSS with {} concurrent calls (each waiting {} ms)", mem.calls, mem.sleep_ms),
+            &format!("RSS with {} concurrent calls (each waiting {} ms on outbound HTTP)", mem.calls, mem.sleep_ms),
             "< 512 MiB, all complete",
             format!(
-                "peak {} MiB (idle {} MiB); {}/{} completed",
+                "peak {} MiB (idle {} MiB); {}/{} completed; the slow server received {} requests",
                 num(mem.peak_rss_mib, 1),
                 num(mem.idle_rss_mib, 1),
                 mem.completed_ok,
-                mem.calls
+                mem.calls,
+                mem.upstream_requests
             ),
-            Some(mem.peak_rss_mib < 512.0 && mem.completed_ok == mem.calls),
+            Some(
+                mem.peak_rss_mib < 512.0 && mem.completed_ok == mem.calls && mem.upstream_requests == mem.calls as u64,
+            ),
         ),
         None => row(
             "RSS with 1,000 concurrent calls",
@@ -577,11 +580,12 @@ fn memory(m: &mut String, r: &Results) {
     };
     let _ = writeln!(
         m,
-        "`switchboard serve` with `echo.wasm` and `misbehave.wasm` loaded. Outbound HTTP from plugins was not \
-         available when this benchmark was written, so the waiting calls are **not** HTTP calls: they are \
-         misbehave's `sleep` tool (`{{\"ms\": {}}}`, a WASI clock sleep inside the plugin), standing in for \
-         calls that wait on a slow API. {} webhooks, each with one such call, sent at once on {} connections. \
-         VmRSS of the server process, sampled every 10 ms.\n",
+        "`switchboard serve` with `echo.wasm` and `misbehave.wasm` loaded, misbehave granted outbound HTTP to a \
+         slow HTTP server that the suite runs on 127.0.0.1 (its manifest: `allowed_hosts = [{{ host = \
+         \"http://127.0.0.1:PORT\", allow_private = true }}]`). The server answers every GET after {} ms with a \
+         small JSON body. {} webhooks, each with one call of misbehave's `http_get` tool on that server (a \
+         `wasi:http` request), sent at once on {} connections; each answer is checked to carry its own request's \
+         upstream body. VmRSS of the server process, sampled every 10 ms.\n",
         mem.sleep_ms, mem.calls, mem.calls
     );
     let _ = writeln!(m, "| figure | value |\n|---|---:|");
@@ -590,6 +594,9 @@ fn memory(m: &mut String, r: &Results) {
     let _ = writeln!(m, "| VmHWM at the end (peak of the process's life) | {} MiB |", num(mem.hwm_mib, 1));
     let _ = writeln!(m, "| calls answered correctly | {} of {} |", mem.completed_ok, mem.calls);
     let _ = writeln!(m, "| time for all of them | {} s |", num(mem.seconds, 2));
+    let _ = writeln!(m, "| slowest single call | {} ms |", num(mem.slowest_call_ms, 0));
+    let _ = writeln!(m, "| requests the slow server received | {} |", mem.upstream_requests);
+    let _ = writeln!(m, "| most requests waiting there at once | {} |", mem.upstream_max_concurrent);
     if let Some(e) = &mem.first_error {
         let _ = writeln!(m, "\nFirst error: `{e}`");
     }
