@@ -27,6 +27,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sha2::Sha256;
 
+/// The same allocator as the `switchboard` binary, so the ratios compare
+/// the sandbox, not the allocators.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 type HmacSha256 = Hmac<Sha256>;
 
 const TOLERANCE_SECS: u64 = 300;

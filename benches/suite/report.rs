@@ -136,8 +136,8 @@ pub fn render(r: &Results) -> String {
          `RUST_LIB_BACKTRACE` are removed from their environment (and from the in-process figures), as in \
          production.\n\
          - **50% runs** send at a fixed rate of half the server's best closed-loop throughput, over \
-         {RATE_CONCURRENCY} connections (tokio timers: requests are released in 1 ms steps); latency is \
-         measured from each request's actual send.\n",
+         {RATE_CONCURRENCY} connections (a pacer thread releases requests as they fall due, in steps of ≥ 0.1 ms); \
+         latency is measured from each request's actual send.\n",
         CONCURRENCY.map(|c| c.to_string()).join(", ")
     );
 
