@@ -11,6 +11,7 @@
 //! requests at once (20 at 20,000 req/s), and the queueing those bursts cause
 //! in the server would show in p99 as if the server made it.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::thread::JoinHandle;
@@ -36,6 +37,9 @@ pub struct LoadSpec {
     pub measure: Duration,
     /// Requests per second for a rate-limited run; `None` for closed loop.
     pub rate: Option<f64>,
+    /// Where to write every measured request as CSV (`sent_ms,latency_ms,worker`,
+    /// sent relative to the start of the run), to see when slow ones happen.
+    pub timeline: Option<std::path::PathBuf>,
 }
 
 /// What one load run measured.
@@ -205,6 +209,8 @@ fn pacer(rate: f64, start: Instant, permits: Arc<Semaphore>, phase: Arc<AtomicU8
 #[derive(Default)]
 struct WorkerStats {
     latencies_ns: Vec<u64>,
+    /// When each measured request was sent, from the start of the run.
+    sent_ns: Vec<u64>,
     measured_ok: u64,
     errors: u64,
     total: u64,
@@ -218,8 +224,13 @@ async fn worker(
     spec: Arc<LoadSpec>,
     phase: Arc<AtomicU8>,
     permits: Option<Arc<Semaphore>>,
+    start: Instant,
 ) -> WorkerStats {
-    let mut stats = WorkerStats { latencies_ns: Vec::with_capacity(1 << 16), ..Default::default() };
+    let mut stats = WorkerStats {
+        latencies_ns: Vec::with_capacity(1 << 16),
+        sent_ns: Vec::with_capacity(1 << 16),
+        ..Default::default()
+    };
     let mut conn = Conn::default();
     let mut seq = 0u64;
     let prefix = client::unique_id(&format!("tc_{index}"));
@@ -246,6 +257,7 @@ async fn worker(
                 if measuring {
                     stats.measured_ok += 1;
                     stats.latencies_ns.push(elapsed.as_nanos() as u64);
+                    stats.sent_ns.push(sent.duration_since(start).as_nanos() as u64);
                 }
             }
             Err(e) => {
@@ -274,11 +286,12 @@ pub async fn run(ep: &Endpoint, server_pid: u32, spec: &LoadSpec) -> LoadResult 
     let spec = Arc::new(spec.clone());
     let phase = Arc::new(AtomicU8::new(WARMUP));
     let permits = spec.rate.map(|_| Arc::new(Semaphore::new(0)));
+    let start = Instant::now();
     let workers: Vec<_> = (0..spec.concurrency)
-        .map(|i| tokio::spawn(worker(i, ep.clone(), spec.clone(), phase.clone(), permits.clone())))
+        .map(|i| tokio::spawn(worker(i, ep.clone(), spec.clone(), phase.clone(), permits.clone(), start)))
         .collect();
     let pacer: Option<JoinHandle<PacerStats>> = spec.rate.zip(permits).map(|(rate, permits)| {
-        let (phase, start) = (phase.clone(), Instant::now());
+        let phase = phase.clone();
         std::thread::Builder::new()
             .name("loadgen-pacer".into())
             .spawn(move || pacer(rate, start, permits, phase))
@@ -295,8 +308,14 @@ pub async fn run(ep: &Endpoint, server_pid: u32, spec: &LoadSpec) -> LoadResult 
 
     let mut latencies = Vec::new();
     let (mut ok, mut errors, mut total, mut connects, mut first_error) = (0, 0, 0, 0, None);
-    for w in workers {
+    let mut timeline = String::from("sent_ms,latency_ms,worker\n");
+    for (index, w) in workers.into_iter().enumerate() {
         let s = w.await.expect("load worker panicked");
+        if spec.timeline.is_some() {
+            for (sent, latency) in s.sent_ns.iter().zip(&s.latencies_ns) {
+                let _ = writeln!(timeline, "{:.3},{:.3},{index}", *sent as f64 / 1e6, *latency as f64 / 1e6);
+            }
+        }
         latencies.extend(s.latencies_ns);
         ok += s.measured_ok;
         errors += s.errors;
@@ -335,6 +354,11 @@ pub async fn run(ep: &Endpoint, server_pid: u32, spec: &LoadSpec) -> LoadResult 
             stats.released,
             total,
         );
+    }
+    if let Some(path) = &spec.timeline
+        && let Err(e) = std::fs::write(path, timeline)
+    {
+        eprintln!("  (cannot write the timeline {}: {e})", path.display());
     }
     latencies.sort_unstable();
     let tick_us = 1e6 / clk_tck() as f64;

@@ -389,6 +389,7 @@ async fn bench_server(def: &ServerDef, args: &Args, d: Durations) -> ServerResul
             warmup: d.warmup,
             measure: d.measure,
             rate: None,
+            timeline: None,
         };
         let r = load::run(&server.endpoint, server.pid, &spec).await;
         eprintln!(
@@ -416,6 +417,7 @@ async fn bench_server(def: &ServerDef, args: &Args, d: Durations) -> ServerResul
                 warmup: d.warmup,
                 measure: d.measure,
                 rate: Some(max / 2.0),
+                timeline: Some(args.work.join(format!("timeline-{}-half-rate.csv", def.key))),
             };
             let r = load::run(&server.endpoint, server.pid, &spec).await;
             eprintln!(

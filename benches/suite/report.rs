@@ -137,7 +137,8 @@ pub fn render(r: &Results) -> String {
          production.\n\
          - **50% runs** send at a fixed rate of half the server's best closed-loop throughput, over \
          {RATE_CONCURRENCY} connections (a pacer thread releases requests as they fall due, in steps of ≥ 0.1 ms); \
-         latency is measured from each request's actual send.\n",
+         latency is measured from each request's actual send. Every measured request of these runs (send \
+         time, latency, connection) is in `timeline-SERVER-half-rate.csv` beside the raw figures.\n",
         CONCURRENCY.map(|c| c.to_string()).join(", ")
     );
 
@@ -474,7 +475,11 @@ fn targets(m: &mut String, r: &Results) {
             None,
         ),
     }
-    let _ = writeln!(m);
+    let _ = writeln!(
+        m,
+        "\nWhere a request's CPU goes, what was fixed and what was tried (a hand-written reading of \
+         `benches/profile.sh`): [benches/PROFILE.md](benches/PROFILE.md).\n"
+    );
 }
 
 fn instantiation(m: &mut String, r: &Results) {
