@@ -1,7 +1,7 @@
 //! Fan-out of tool calls to plugins, under one deadline.
 //!
-//! Each call of a request runs as its own task, concurrently; results come
-//! back in request order. A call that names no loaded tool, has invalid
+//! A request's only call runs on the request's own task; several calls run
+//! as tasks of their own, concurrently. Results come back in request order. A call that names no loaded tool, has invalid
 //! arguments, fails, crashes or runs out of time fails alone: the others still
 //! answer, and the whole answer is ready by the deadline even when a plugin
 //! never returns. Duplicate calls (same id) are answered once, see
@@ -66,7 +66,7 @@ impl Dispatcher {
     pub async fn dispatch(&self, calls: Vec<ToolCallRequest>, deadline: Instant) -> Vec<ToolCallOutcome> {
         let registry = self.plugins.snapshot();
         let cutoff = deadline.checked_sub(RESPONSE_MARGIN).unwrap_or(deadline);
-        let answer = |call: ToolCallRequest| {
+        let answer_call = |call: ToolCallRequest| {
             let target = registry.lookup(&call.name).cloned();
             answer(call, target, cutoff, self.metrics.clone(), self.dedup.clone())
         };
@@ -75,13 +75,13 @@ impl Dispatcher {
             // spawn, no hand-over between threads.
             let call = calls.into_iter().next().expect("one call");
             let id = call.id.clone();
-            let run = AssertUnwindSafe(answer(call)).catch_unwind();
+            let run = AssertUnwindSafe(answer_call(call)).catch_unwind();
             let waited = time_left(deadline);
             let result = outcome(&id, tokio::time::timeout(waited, run).await, waited);
             return vec![ToolCallOutcome { id, result }];
         }
         // Several calls run as tasks of their own, in parallel across threads.
-        let tasks: Vec<_> = calls.into_iter().map(|call| (call.id.clone(), tokio::spawn(answer(call)))).collect();
+        let tasks: Vec<_> = calls.into_iter().map(|call| (call.id.clone(), tokio::spawn(answer_call(call)))).collect();
         let mut outcomes = Vec::with_capacity(tasks.len());
         for (id, handle) in tasks {
             let waited = time_left(deadline);
