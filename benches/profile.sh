@@ -22,30 +22,17 @@ set -euo pipefail
 server=${1:-switchboard-echo}
 seconds=${2:-4}
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source benches/common.sh
 command -v perf >/dev/null || {
     echo "error: perf is needed (apt-get install linux-perf)" >&2
     exit 1
 }
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+target_dir=$(cargo_target_dir)
 work="$target_dir/bench-work-profile"
 deps="$target_dir/bench-deps"
 mkdir -p "$work"
 
-cargo build --release --bin switchboard --bench suite --bench native_baseline \
-    --message-format=json-render-diagnostics >"$work/build.json"
-read -r switchboard suite native < <(python3 - "$work/build.json" <<'EOF'
-import json, sys
-found = {}
-for line in open(sys.argv[1]):
-    try:
-        msg = json.loads(line)
-    except ValueError:
-        continue
-    if msg.get("reason") == "compiler-artifact" and msg.get("executable"):
-        found[msg["target"]["name"]] = msg["executable"]
-print(found["switchboard"], found["suite"], found["native_baseline"])
-EOF
-)
+build_bench_executables "$work"
 
 unset RUST_BACKTRACE RUST_LIB_BACKTRACE RUST_LOG
 "$suite" --root . --switchboard "$switchboard" --native "$native" \

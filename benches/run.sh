@@ -62,6 +62,7 @@ done
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
+source benches/common.sh
 if [[ -n $out && $out != /* ]]; then
     out="$OLDPWD/$out"
 fi
@@ -77,8 +78,7 @@ need node "apt-get install nodejs npm"
 need npm "apt-get install npm"
 need python3 "apt-get install python3 python3-venv"
 
-# Where cargo puts things (honours CARGO_TARGET_DIR and .cargo/config.toml).
-target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+target_dir=$(cargo_target_dir)
 deps="$target_dir/bench-deps"
 work="$target_dir/bench-work"
 [[ $quick == 1 ]] && work+="-quick"
@@ -124,22 +124,7 @@ if [[ $render_only == 0 ]]; then
 fi
 
 step "building switchboard, the native baseline and the load generator (release)"
-cargo build --release --bin switchboard --bench suite --bench native_baseline \
-    --message-format=json-render-diagnostics >"$work/build.json"
-executables=$(python3 - "$work/build.json" <<'EOF'
-import json, sys
-found = {}
-for line in open(sys.argv[1]):
-    try:
-        msg = json.loads(line)
-    except ValueError:
-        continue
-    if msg.get("reason") == "compiler-artifact" and msg.get("executable"):
-        found[msg["target"]["name"]] = msg["executable"]
-print(found["switchboard"], found["suite"], found["native_baseline"])
-EOF
-)
-read -r switchboard suite native <<<"$executables"
+build_bench_executables "$work"
 
 # --- Run -----------------------------------------------------------------------
 command_line="benches/run.sh"
