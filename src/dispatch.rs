@@ -1,11 +1,12 @@
 //! Fan-out of tool calls to plugins, under one deadline.
 //!
 //! A request's only call runs on the request's own task; several calls run
-//! as tasks of their own, concurrently. Results come back in request order. A call that names no loaded tool, has invalid
-//! arguments, fails, crashes or runs out of time fails alone: the others still
-//! answer, and the whole answer is ready by the deadline even when a plugin
-//! never returns. Duplicate calls (same id) are answered once, see
-//! [`crate::dedup`]; async tools answer at once and run in the background.
+//! as tasks of their own, concurrently. Results come back in request order.
+//! A call that names no loaded tool, has invalid arguments, fails, crashes or
+//! runs out of time fails alone: the others still answer, and the whole
+//! answer is ready by the deadline even when a plugin never returns.
+//! Duplicate calls (same id) are answered once, see [`crate::dedup`]; async
+//! tools answer at once and run in the background.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -75,7 +76,7 @@ impl Dispatcher {
             // spawn, no hand-over between threads.
             let call = calls.into_iter().next().expect("one call");
             let id = call.id.clone();
-            let run = AssertUnwindSafe(answer_call(call)).catch_unwind();
+            let run = AssertUnwindSafe(answer_call(call)).catch_unwind().map(|r| r.map_err(panic_message));
             let waited = time_left(deadline);
             let result = outcome(&id, tokio::time::timeout(waited, run).await, waited);
             return vec![ToolCallOutcome { id, result }];
@@ -86,12 +87,7 @@ impl Dispatcher {
         for (id, handle) in tasks {
             let waited = time_left(deadline);
             let finished = tokio::time::timeout(waited, handle).await;
-            let joined = finished.map(|joined| {
-                joined.map_err(|e| {
-                    if e.is_panic() { e.into_panic() } else { Box::new(e.to_string()) as Box<dyn Any + Send> }
-                })
-            });
-            let result = outcome(&id, joined, waited);
+            let result = outcome(&id, finished.map(|joined| joined.map_err(|e| e.to_string())), waited);
             outcomes.push(ToolCallOutcome { id, result });
         }
         outcomes
@@ -103,18 +99,26 @@ fn time_left(deadline: Instant) -> Duration {
     deadline.saturating_duration_since(Instant::now())
 }
 
-/// The answer of a call that finished, failed as a task (a panic, a bug of
-/// ours, contained to the call) or was still running after `waited`, at the deadline.
+/// What a panic said, for the log.
+fn panic_message(panic: Box<dyn Any + Send>) -> String {
+    match panic.downcast::<String>() {
+        Ok(message) => *message,
+        Err(panic) => panic.downcast_ref::<&str>().map_or("?", |m| m).to_owned(),
+    }
+}
+
+/// The answer of a call that finished, failed as a task (`why`: a panic, a
+/// bug of ours, contained to the call) or was still running after `waited`,
+/// at the deadline.
 fn outcome(
     id: &str,
-    finished: Result<Result<Answer, Box<dyn Any + Send>>, tokio::time::error::Elapsed>,
+    finished: Result<Result<Answer, String>, tokio::time::error::Elapsed>,
     waited: Duration,
 ) -> Answer {
     match finished {
         Ok(Ok(answer)) => answer,
-        Ok(Err(panic)) => {
-            let why = panic.downcast_ref::<&str>().copied().or(panic.downcast_ref::<String>().map(String::as_str));
-            tracing::error!(tool_call_id = %id, error = why.unwrap_or("?"), "tool call task failed");
+        Ok(Err(why)) => {
+            tracing::error!(tool_call_id = %id, error = %why, "tool call task failed");
             Err("the tool failed unexpectedly".to_owned())
         }
         Err(_) => Err(ToolFailure::TimedOut(waited).to_string()),
@@ -255,13 +259,15 @@ mod tests {
         assert_eq!(outcome("a", finished, Duration::ZERO).unwrap().get(), "{}");
 
         let panicked: Box<dyn Any + Send> = Box::new("index out of bounds");
-        assert_eq!(outcome("b", Ok(Err(panicked)), Duration::ZERO).unwrap_err(), "the tool failed unexpectedly");
+        assert_eq!(panic_message(panicked), "index out of bounds");
+        let failed = Ok(Err("index out of bounds".to_owned()));
+        assert_eq!(outcome("b", failed, Duration::ZERO).unwrap_err(), "the tool failed unexpectedly");
     }
 
     #[tokio::test]
     async fn a_call_still_running_at_the_deadline_says_how_long_it_was_given() {
         let waited = Duration::from_millis(20);
-        let never = std::future::pending::<Result<Answer, Box<dyn Any + Send>>>();
+        let never = std::future::pending::<Result<Answer, String>>();
         let finished = tokio::time::timeout(waited, never).await;
         assert_eq!(outcome("c", finished, waited).unwrap_err(), "the tool did not answer within 20ms");
     }
