@@ -168,9 +168,12 @@ impl Plugin {
         context: &CallContext,
         limits: Limits,
     ) -> Result<String, ToolFailure> {
+        // Boxed: wasmtime's instantiate and call futures are large, and every
+        // future that awaits this one (dispatch, dedup, the handler) would
+        // otherwise embed them and copy them each time it is moved.
         match self {
-            Plugin::Component(p) => p.call(name, arguments, context, limits).await,
-            Plugin::Command(p) => p.call(name, arguments, context, limits).await,
+            Plugin::Component(p) => Box::pin(p.call(name, arguments, context, limits)).await,
+            Plugin::Command(p) => Box::pin(p.call(name, arguments, context, limits)).await,
         }
     }
 
