@@ -147,6 +147,70 @@ pub async fn instantiation(
     })
 }
 
+/// One tool-calls webhook through Switchboard's axum `Router`, in-process:
+/// signature check, decode, dedup, schema check, the plugin call and the JSON
+/// answer, without sockets or a second process. Steadier than the HTTP
+/// figures on a shared machine, so it shows changes to the edge itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestResult {
+    pub plugin: String,
+    pub requests: usize,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub mean_us: f64,
+}
+
+/// Times `requests` sequential webhooks through the router (each signed and
+/// built before its timer starts), after a warm-up; every answer is checked.
+pub async fn in_process_request(work: &Path, wasm: &Path, requests: usize) -> anyhow::Result<RequestResult> {
+    use tower::ServiceExt;
+
+    let dir = work.join("plugins-in-process");
+    fresh_dir(&dir)?;
+    std::fs::copy(wasm, dir.join("echo.wasm"))?;
+    let settings =
+        switchboard::Settings { plugins_dir: dir, secrets: vec![client::SECRET.into()], ..Default::default() };
+    let router = switchboard::Switchboard::start(settings).await?.router();
+    let request = |seq: u64| {
+        let body = client::tool_calls_body(&format!("call_inproc_{seq}"), "echo", &client::echo_arguments(seq));
+        let timestamp = switchboard::unix_now();
+        let signature = switchboard::sign(client::SECRET.as_bytes(), timestamp, body.as_bytes());
+        http::Request::post("/webhook")
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header("x-webhook-event", "tool-calls")
+            .header("x-webhook-timestamp", timestamp.to_string())
+            .header("x-webhook-signature", signature)
+            .body(axum::body::Body::from(body))
+            .expect("valid request")
+    };
+    let mut samples = Vec::with_capacity(requests);
+    let warmup = requests.min(2_000) as u64;
+    for seq in 0..warmup + requests as u64 {
+        let request = request(seq);
+        let t = Instant::now();
+        let response = router.clone().oneshot(request).await?;
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
+        let elapsed = t.elapsed();
+        let expected = format!(r#""result":{{"echo":{}}}"#, client::echo_arguments(seq));
+        anyhow::ensure!(
+            std::str::from_utf8(&body).is_ok_and(|b| b.contains(&expected)),
+            "wrong answer: {}",
+            String::from_utf8_lossy(&body)
+        );
+        if seq >= warmup {
+            samples.push(elapsed.as_secs_f64() * 1e6);
+        }
+    }
+    let (p50_us, p99_us, mean_us, _) = stats_us(samples);
+    Ok(RequestResult {
+        plugin: wasm.file_name().unwrap().to_string_lossy().into_owned(),
+        requests,
+        p50_us,
+        p99_us,
+        mean_us,
+    })
+}
+
 // ---------------------------------------------------------------------------
 // Hot reload
 

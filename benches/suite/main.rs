@@ -137,6 +137,11 @@ pub struct Results {
     pub http: Vec<ServerResults>,
     pub instantiation: Vec<extras::InstantiationResult>,
     pub instantiation_error: Option<String>,
+    /// One webhook through the router, in-process (absent in older results).
+    #[serde(default)]
+    pub request: Option<extras::RequestResult>,
+    #[serde(default)]
+    pub request_error: Option<String>,
     pub reload: Option<extras::ReloadResult>,
     pub reload_error: Option<String>,
     pub memory: Option<extras::MemoryResult>,
@@ -500,6 +505,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
                         results.instantiation_error = Some(format!("{e:#}"));
                     }
                 }
+            }
+        }
+        match extras::in_process_request(&args.work, &echo, calls).await {
+            Ok(r) => {
+                eprintln!(
+                    "  webhook via Router  {:<9} p50 {:>7.1} µs  p99 {:>7.1} µs  mean {:>7.1} µs",
+                    r.plugin, r.p50_us, r.p99_us, r.mean_us
+                );
+                results.request = Some(r);
+            }
+            Err(e) => {
+                eprintln!("  in-process webhook failed: {e:#}");
+                results.request_error = Some(format!("{e:#}"));
             }
         }
     }

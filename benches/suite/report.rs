@@ -511,6 +511,38 @@ fn instantiation(m: &mut String, r: &Results) {
         );
     }
     let _ = writeln!(m);
+    let _ = writeln!(m, "### One webhook through the router (in-process, no sockets)\n");
+    let _ = writeln!(
+        m,
+        "A `tool-calls` webhook with one `echo` call, signed as the platform signs, sent through \
+         `Switchboard::router()` with `tower::ServiceExt::oneshot` (default settings: signature check, decode, \
+         duplicate detection, schema check, the plugin call, the JSON answer), one at a time after a warm-up; every \
+         answer is checked. Without sockets, threads handing work over or a load generator, this is the \
+         steadier figure for changes to Switchboard's own code. The plugin call's share is the *instantiation + \
+         call* figure above.\n"
+    );
+    match (&r.request, &r.request_error) {
+        (Some(q), _) => {
+            let call = r.instantiation.iter().find(|i| i.plugin == q.plugin && i.pooling);
+            let _ = writeln!(
+                m,
+                "| plugin | requests | p50 µs | p99 µs | mean µs | of which the plugin call (p50 µs) |\n\
+                 |---|---:|---:|---:|---:|---:|\n| {} | {} | {} | {} | {} | {} |\n",
+                q.plugin,
+                thousands(q.requests as f64),
+                num(q.p50_us, 1),
+                num(q.p99_us, 1),
+                num(q.mean_us, 1),
+                call.map_or("–".into(), |c| num(c.p50_us, 1))
+            );
+        }
+        (None, Some(e)) => {
+            let _ = writeln!(m, "Error: {e}\n");
+        }
+        (None, None) => {
+            let _ = writeln!(m, "Not measured in this run.\n");
+        }
+    }
 }
 
 fn reload(m: &mut String, r: &Results) {
