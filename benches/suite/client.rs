@@ -101,16 +101,8 @@ impl Conn {
 
     /// POSTs `body` to `/webhook`, signed with the current time, as the platform does.
     pub async fn post_webhook(&mut self, ep: &Endpoint, body: String) -> Result<(StatusCode, Bytes), String> {
-        let timestamp = switchboard::unix_now();
-        let signature = switchboard::sign(SECRET.as_bytes(), timestamp, body.as_bytes());
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri("/webhook")
+        let request = signed_webhook(&body)
             .header(header::HOST, &ep.host)
-            .header(header::CONTENT_TYPE, "application/json")
-            .header("x-webhook-event", "tool-calls")
-            .header("x-webhook-timestamp", timestamp.to_string())
-            .header("x-webhook-signature", signature)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
         self.send(ep, request).await
@@ -126,6 +118,21 @@ impl Conn {
             .map_err(|e| e.to_string())?;
         self.send(ep, request).await
     }
+}
+
+/// `POST /webhook` with the headers the platform sends for `body`: its
+/// content type, event, and a signature made with the current time. The
+/// caller adds the body (and the `Host` header, over HTTP).
+pub fn signed_webhook(body: &str) -> http::request::Builder {
+    let timestamp = switchboard::unix_now();
+    let signature = switchboard::sign(SECRET.as_bytes(), timestamp, body.as_bytes());
+    Request::builder()
+        .method(Method::POST)
+        .uri("/webhook")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-webhook-event", "tool-calls")
+        .header("x-webhook-timestamp", timestamp.to_string())
+        .header("x-webhook-signature", signature)
 }
 
 /// A tool-calls webhook with one tool call, shaped like the spec fixture

@@ -171,32 +171,18 @@ pub async fn in_process_request(work: &Path, wasm: &Path, requests: usize) -> an
     let settings =
         switchboard::Settings { plugins_dir: dir, secrets: vec![client::SECRET.into()], ..Default::default() };
     let router = switchboard::Switchboard::start(settings).await?.router();
-    let request = |seq: u64| {
-        let body = client::tool_calls_body(&format!("call_inproc_{seq}"), "echo", &client::echo_arguments(seq));
-        let timestamp = switchboard::unix_now();
-        let signature = switchboard::sign(client::SECRET.as_bytes(), timestamp, body.as_bytes());
-        http::Request::post("/webhook")
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header("x-webhook-event", "tool-calls")
-            .header("x-webhook-timestamp", timestamp.to_string())
-            .header("x-webhook-signature", signature)
-            .body(axum::body::Body::from(body))
-            .expect("valid request")
-    };
     let mut samples = Vec::with_capacity(requests);
     let warmup = requests.min(2_000) as u64;
     for seq in 0..warmup + requests as u64 {
-        let request = request(seq);
+        let id = client::unique_id("inproc");
+        let body = client::tool_calls_body(&id, "echo", &client::echo_arguments(seq));
+        let request = client::signed_webhook(&body).body(axum::body::Body::from(body))?;
         let t = Instant::now();
         let response = router.clone().oneshot(request).await?;
+        let status = response.status();
         let body = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
         let elapsed = t.elapsed();
-        let expected = format!(r#""result":{{"echo":{}}}"#, client::echo_arguments(seq));
-        anyhow::ensure!(
-            std::str::from_utf8(&body).is_ok_and(|b| b.contains(&expected)),
-            "wrong answer: {}",
-            String::from_utf8_lossy(&body)
-        );
+        client::check(status, &body, &id, seq, Expect::Echo).map_err(|e| anyhow::anyhow!("in-process webhook: {e}"))?;
         if seq >= warmup {
             samples.push(elapsed.as_secs_f64() * 1e6);
         }

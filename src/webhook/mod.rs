@@ -44,8 +44,9 @@ pub async fn receive(State(app): State<Arc<AppState>>, headers: HeaderMap, body:
     match event {
         Event::ToolCalls(calls) => {
             let deadline = arrived + app.tool_calls_budget;
-            // Boxed: the plugin call's future is large, and the handler's
-            // future is moved through several service layers.
+            // Boxed: the dispatch future holds a lone call inline (about
+            // 5 KB), and the handler's future is moved through several
+            // service layers.
             let outcomes = Box::pin(app.dispatcher.dispatch(tool_call_requests(calls), deadline)).await;
             json_response(&ToolCallsResponse::new(&outcomes))
         }
