@@ -2,8 +2,8 @@
 # Runs every test of the workspace, after installing what the tests need on a
 # fresh machine: the wasm targets the test plugins build for, redis-server
 # (the Redis dedup tests start their own on a free loopback port), and the
-# JavaScript and Python plugin toolchains (the example plugins in those
-# languages are built from source here).
+# plugin toolchains of every example language (the example plugins in
+# JavaScript, Python, Go, C and Zig are built from source here).
 #
 #   ./test.sh [extra cargo test arguments]
 set -euo pipefail
@@ -24,11 +24,12 @@ if ! command -v redis-server >/dev/null 2>&1; then
 fi
 rustup target add wasm32-wasip2 wasm32-wasip1 >/dev/null
 
-# The JavaScript and Python example plugins, built from source on every run
-# with their own toolchains (npm and PyPI, installed into target/toolchains/);
-# tests/it/languages.rs runs them through the server.
-echo "== example plugins in JavaScript and Python"
-plugins/toolchains.sh js python
-plugins/build.sh js python
+# The example plugins in every language, built from source on every run with
+# their own toolchains (from npm, PyPI and crates.io, installed once into
+# target/toolchains/: about 3 minutes on a fresh machine, most of it compiling
+# wit-bindgen for C); tests/it/languages.rs runs them through the server.
+echo "== example plugins in JavaScript, Python, Go, C and Zig"
+plugins/toolchains.sh all
+plugins/build.sh all
 
 cargo test --workspace "$@"

@@ -3,12 +3,9 @@
 //! with signed tool-calls on loopback: proof that the WIT world and the
 //! command contract work from each language's own toolchain.
 //!
-//! The JavaScript and Python examples are built on every run by `./test.sh`
-//! (`plugins/toolchains.sh js python && plugins/build.sh js python`); their
-//! tests fail, never skip, when the artifact is missing. The Go, C and Zig
-//! examples need heavier toolchains; their tests are `#[ignore]`d and run
-//! with `cargo test --test it languages -- --include-ignored` after
-//! `plugins/toolchains.sh go c zig && plugins/build.sh go c zig`.
+//! Every example is built on every run by `./test.sh` (`plugins/toolchains.sh
+//! all && plugins/build.sh all`); a test fails, never skips, when its
+//! artifact is missing or older than its sources, and says how to build it.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,7 +27,7 @@ fn example(name: &str, lang: &str) -> PathBuf {
     let wasm = root.join("plugins").join(format!("{name}.wasm"));
     let build = format!("plugins/toolchains.sh {lang} && plugins/build.sh {lang}");
     let built = std::fs::metadata(&wasm).and_then(|m| m.modified()).unwrap_or_else(|_| {
-        panic!("plugins/{name}.wasm is missing. Build it with:  {build}   (./test.sh does this for js and python)")
+        panic!("plugins/{name}.wasm is missing. Build it with:  {build}   (./test.sh does this)")
     });
     for source in std::fs::read_dir(root.join("plugins").join(name)).unwrap() {
         let source = source.unwrap().path();
@@ -324,10 +321,9 @@ async fn a_large_component_compiling_does_not_stall_calls_to_other_plugins() {
     assert!(slowest < Duration::from_secs(1), "an echo call took {slowest:?} while js_weather compiled");
 }
 
-// ---- Go, C, Zig (toolchains not installed by ./test.sh) --------------------
+// ---- Go, C, Zig -----------------------------------------------------------
 
 #[tokio::test]
-#[ignore = "needs plugins/toolchains.sh go && plugins/build.sh go"]
 async fn go_command_plugin_tells_the_time_elsewhere() {
     // Saturday 28 November 2026, 14:30 UTC, fixed through the manifest's [config].
     let manifest = format!("{}\n[config]\nfake_now = \"2026-11-28T14:30:00Z\"\n", committed_manifest("go_world_clock"));
@@ -350,7 +346,6 @@ async fn go_command_plugin_tells_the_time_elsewhere() {
 }
 
 #[tokio::test]
-#[ignore = "needs plugins/toolchains.sh zig && plugins/build.sh zig"]
 async fn zig_command_plugin_computes_a_payment_plan() {
     let dir = dir_with("zig_payment_plan", "zig", Some(&committed_manifest("zig_payment_plan")));
     let server = TestServer::serve_dir(dir, |_| {}).await;
@@ -369,7 +364,6 @@ async fn zig_command_plugin_computes_a_payment_plan() {
 }
 
 #[tokio::test]
-#[ignore = "needs plugins/toolchains.sh c && plugins/build.sh c"]
 async fn c_component_plugin_spells_codes_and_checks_numbers() {
     let server = TestServer::serve_dir(dir_with("c_phonetic", "c", None), |_| {}).await;
     let names = server.tool_names().await;
