@@ -26,9 +26,9 @@ fn example(name: &str, lang: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let wasm = root.join("plugins").join(format!("{name}.wasm"));
     let build = format!("plugins/toolchains.sh {lang} && plugins/build.sh {lang}");
-    let built = std::fs::metadata(&wasm).and_then(|m| m.modified()).unwrap_or_else(|_| {
-        panic!("plugins/{name}.wasm is missing. Build it with:  {build}   (./test.sh does this)")
-    });
+    let built = std::fs::metadata(&wasm)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|_| panic!("plugins/{name}.wasm is missing. Build it with:  {build}   (./test.sh does this)"));
     for source in std::fs::read_dir(root.join("plugins").join(name)).unwrap() {
         let source = source.unwrap().path();
         let changed = std::fs::metadata(&source).and_then(|m| m.modified()).unwrap();
