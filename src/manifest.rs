@@ -17,6 +17,7 @@
 //!     { host = "http://calendar.internal:8080", allow_private = true },
 //! ]
 //! max_response_bytes = 262144
+//! ca_file = "internal-ca.pem"   # trusted for https besides the public CAs
 //!
 //! [config]
 //! base_url = "https://api.cal.example/v2"
@@ -32,12 +33,15 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
 
-use crate::capabilities::{AllowedHost, DEFAULT_MAX_RESPONSE_BYTES, Grants, HttpGrants, ValueSource, Values};
+use crate::capabilities::{
+    AllowedHost, DEFAULT_MAX_RESPONSE_BYTES, Grants, HttpGrants, TrustedRoots, ValueSource, Values,
+};
 use crate::runtime::{Limits, ToolDefinition};
 
 /// A parsed manifest.
@@ -75,6 +79,9 @@ pub struct HttpSection {
     pub allowed_hosts: Vec<AllowedHost>,
     /// Largest response body, in bytes (default 1 MiB).
     pub max_response_bytes: Option<usize>,
+    /// PEM file of certificate authorities trusted for `https` besides the
+    /// public ones (an internal CA), relative to the plugins folder.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// One `[[tools]]` entry. For a command plugin the entries are its tools;
@@ -133,15 +140,21 @@ impl Manifest {
     }
 
     /// What the manifest grants, reading `{ env = ... }` values through `env`
-    /// (the host environment, in production).
-    pub fn grants(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Grants, String> {
+    /// (the host environment, in production) and files it names (`ca_file`)
+    /// relative to `dir`, the plugins folder.
+    pub fn grants(&self, dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Grants, String> {
         let keys = |map: &BTreeMap<ValueKey, ValueSource>| -> BTreeMap<String, ValueSource> {
             map.iter().map(|(k, v)| (k.0.clone(), v.clone())).collect()
+        };
+        let extra_roots = match &self.http.ca_file {
+            Some(file) => TrustedRoots::from_pem_file(&dir.join(file)).map_err(|e| format!("[http] ca_file: {e}"))?,
+            None => TrustedRoots::default(),
         };
         Ok(Grants {
             http: HttpGrants {
                 allowed_hosts: self.http.allowed_hosts.clone(),
                 max_response_bytes: self.http.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+                extra_roots,
             },
             values: Values::resolve(&keys(&self.config), &keys(&self.secrets), env)?,
         })
@@ -300,7 +313,7 @@ mod tests {
         let m = Manifest::parse("").unwrap();
         assert_eq!(m.limits(Limits::default()), Limits::default());
         assert_eq!(m.command_tools("greet")[0].name, "greet");
-        assert_eq!(m.grants(&|_| None).unwrap(), Grants::default(), "no manifest, no capabilities");
+        assert_eq!(m.grants(Path::new("."), &|_| None).unwrap(), Grants::default(), "no manifest, no capabilities");
         let err = Manifest::parse("timeout_ms = 10\nallowed = 3\n").unwrap_err();
         assert!(err.contains("line 2") && err.contains("unknown field `allowed`"), "{err}");
     }
@@ -326,7 +339,7 @@ mod tests {
         )
         .unwrap();
         let env = |name: &str| (name == "CAL_KEY").then(|| "sk_123456".to_owned());
-        let grants = m.grants(&env).unwrap();
+        let grants = m.grants(Path::new("."), &env).unwrap();
         assert_eq!(grants.http.max_response_bytes, 4096);
         let host = |n: &str| Host::Name(n.into());
         assert_eq!(grants.http.decide(Scheme::Https, &host("api.cal.example"), 443), HostDecision::Public);
@@ -335,7 +348,7 @@ mod tests {
         assert_eq!(grants.values.config["base_url"], "https://api.cal.example/v2");
         assert_eq!(grants.values.config["region"], "eu");
         assert_eq!(grants.values.secrets["api_key"].expose(), "sk_123456");
-        let err = m.grants(&|_| None).unwrap_err();
+        let err = m.grants(Path::new("."), &|_| None).unwrap_err();
         assert!(err.contains("secret `api_key`") && err.contains("CAL_KEY"), "{err}");
     }
 

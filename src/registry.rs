@@ -352,7 +352,7 @@ pub async fn load_plugin(
         )));
     }
     let grants = manifest
-        .grants(&|var| std::env::var(var).ok())
+        .grants(dir, &|var| std::env::var(var).ok())
         .map_err(|e| fail(format!("{}: {e}", manifest_path.display())))?;
     let capabilities = Arc::new(Capabilities::new(name, grants));
     let bytes = std::fs::read(&path).map_err(|e| fail(format!("cannot read: {e}")))?;

@@ -466,6 +466,9 @@ mod wasi {
             ErrorCode::HttpResponseBodySize(_) => HttpError::TooLarge { origin },
             ErrorCode::DnsError(_) => HttpError::Failed { origin, reason: "the host name did not resolve".into() },
             ErrorCode::ConnectionRefused => HttpError::Failed { origin, reason: "connection refused".into() },
+            ErrorCode::TlsCertificateError => {
+                HttpError::Failed { origin, reason: "the server's TLS certificate is not trusted".into() }
+            }
             other => HttpError::Failed { origin, reason: format!("{other:?}") },
         }
     }

@@ -24,10 +24,12 @@ pub mod outbound;
 pub mod values;
 
 use std::fmt;
+use std::sync::Arc;
 
 use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
 
 pub use allowed_hosts::{AllowedHost, Host, Scheme};
+pub use outbound::TrustedRoots;
 pub use values::{Secret, ValueSource, Values};
 
 /// Default cap on the body of one outbound HTTP response.
@@ -40,11 +42,18 @@ pub struct HttpGrants {
     pub allowed_hosts: Vec<AllowedHost>,
     /// Largest response body a request may receive.
     pub max_response_bytes: usize,
+    /// Certificate authorities trusted for `https` besides the public ones
+    /// (an internal CA); empty for the public ones only.
+    pub extra_roots: TrustedRoots,
 }
 
 impl Default for HttpGrants {
     fn default() -> Self {
-        Self { allowed_hosts: Vec::new(), max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES }
+        Self {
+            allowed_hosts: Vec::new(),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            extra_roots: TrustedRoots::default(),
+        }
     }
 }
 
@@ -88,13 +97,15 @@ pub struct Capabilities {
     plugin: String,
     grants: Grants,
     wasi_config: WasiConfigVariables,
+    tls: Arc<rustls::ClientConfig>,
 }
 
 impl Capabilities {
     /// `grants` for the plugin named `plugin`.
     pub fn new(plugin: &str, grants: Grants) -> Self {
         let wasi_config = grants.values.exposed().collect();
-        Self { plugin: plugin.to_owned(), grants, wasi_config }
+        let tls = outbound::tls_config(&grants.http.extra_roots);
+        Self { plugin: plugin.to_owned(), grants, wasi_config, tls }
     }
 
     /// No capabilities at all: what a plugin without a manifest gets.
@@ -125,6 +136,12 @@ impl Capabilities {
     /// The `wasi:config/store` view: this plugin's values and secrets only.
     pub fn wasi_config(&self) -> WasiConfig<'_> {
         WasiConfig::from(&self.wasi_config)
+    }
+
+    /// TLS for this plugin's `https` requests: the public roots, plus its
+    /// [`HttpGrants::extra_roots`].
+    pub(crate) fn tls(&self) -> &Arc<rustls::ClientConfig> {
+        &self.tls
     }
 }
 

@@ -11,7 +11,8 @@
 //!    left: `destination-IP-prohibited`);
 //! 3. connects to an address it checked (never resolving again, so DNS
 //!    rebinding cannot swap it), with TLS for `https` verified against the
-//!    host name;
+//!    host name and the public root certificates (plus the plugin's own
+//!    `[http] ca_file`, for an internal CA);
 //! 4. bounds connecting and waiting by the call's remaining time, and the
 //!    response body by `max_response_bytes`.
 //!
@@ -22,6 +23,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::pin::{Pin, pin};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, ready};
@@ -30,6 +32,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep, timeout_at};
 use wasmtime_wasi_http::io::TokioIo;
@@ -144,11 +148,24 @@ async fn send(
                 }
                 Host::Ip(ip) => rustls::pki_types::ServerName::from(*ip),
             };
-            let connector = tokio_rustls::TlsConnector::from(tls_config());
+            let connector = tokio_rustls::TlsConnector::from(capabilities.tls().clone());
             let tls = timeout_at(connect_deadline, connector.connect(name, tcp))
                 .await
                 .map_err(|_| Error::ConnectionTimeout)?
-                .map_err(Error::Tls)?;
+                .map_err(|e| {
+                    let untrusted = e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()).and_then(|e| match e {
+                        rustls::Error::InvalidCertificate(why) => Some(why),
+                        _ => None,
+                    });
+                    match untrusted {
+                        Some(why) => {
+                            tracing::warn!(%plugin, %scheme, %host, port, reason = ?why,
+                                "outbound HTTPS refused: the server's certificate is not trusted (for an internal CA, name it in the manifest's [http] ca_file)");
+                            Error::TlsCertificateError
+                        }
+                        None => Error::Tls(e),
+                    }
+                })?;
             Box::new(tls)
         }
     };
@@ -241,21 +258,65 @@ async fn connect(addresses: &[SocketAddr], deadline: Instant) -> Result<TcpStrea
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Io for T {}
 
-/// TLS settings: the Mozilla root certificates, built once.
-fn tls_config() -> Arc<rustls::ClientConfig> {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
-            let config =
-                rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                    .with_safe_default_protocol_versions()
-                    .expect("ring supports the default TLS versions")
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
-            Arc::new(config)
-        })
-        .clone()
+/// Root certificates a plugin trusts for `https` besides the public ones,
+/// read from the PEM file its manifest names (`[http] ca_file`).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct TrustedRoots(Vec<CertificateDer<'static>>);
+
+impl TrustedRoots {
+    /// Reads every certificate of the PEM file `path`. Fails, saying why, on
+    /// a file that cannot be read, holds no certificate, or holds one that is
+    /// not a usable certificate authority.
+    pub fn from_pem_file(path: &Path) -> Result<Self, String> {
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let certificates = CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("{} is not a PEM certificate file: {e}", path.display()))?;
+        if certificates.is_empty() {
+            return Err(format!("{} holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path.display()));
+        }
+        let mut store = rustls::RootCertStore::empty();
+        for (i, certificate) in certificates.iter().enumerate() {
+            store
+                .add(certificate.clone())
+                .map_err(|e| format!("certificate {} of {} cannot be trusted: {e}", i + 1, path.display()))?;
+        }
+        Ok(Self(certificates))
+    }
+
+    /// How many certificates there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none (the public roots only).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for TrustedRoots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TrustedRoots({} certificates)", self.0.len())
+    }
+}
+
+/// TLS settings for outbound requests: the Mozilla root certificates, plus
+/// `extra` roots. Without extras, one shared configuration built once.
+pub(crate) fn tls_config(extra: &TrustedRoots) -> Arc<rustls::ClientConfig> {
+    static PUBLIC: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    let build = |extra: &TrustedRoots| {
+        let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
+        // Checked when the manifest was read (`TrustedRoots::from_pem_file`).
+        roots.add_parsable_certificates(extra.0.iter().cloned());
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default TLS versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Arc::new(config)
+    };
+    if extra.is_empty() { PUBLIC.get_or_init(|| build(extra)).clone() } else { build(extra) }
 }
 
 /// A response body that fails past `limit` bytes or past the call's deadline.

@@ -568,3 +568,112 @@ async fn fuel_caps_instructions_when_metering_is_on() {
     let error = server.get_json("/plugins").await["errors"][0]["error"].as_str().unwrap().to_owned();
     assert!(error.contains("`fuel` is set, but fuel metering is off") && error.contains("plugin_fuel"), "{error}");
 }
+
+/// A real HTTPS server on loopback whose certificate (for `localhost`) is
+/// issued by a certificate authority made for the test, as an internal
+/// service's would be; answers every request with `hello over tls`.
+struct TlsUpstream {
+    port: u16,
+    /// The authority's certificate, PEM.
+    ca_pem: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl TlsUpstream {
+    async fn start() -> Self {
+        use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Switchboard test CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let certificate =
+            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![certificate.der().clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let accept_loop = async {
+                loop {
+                    let Ok((tcp, _)) = listener.accept().await else { continue };
+                    let acceptor = acceptor.clone();
+                    tokio::spawn(async move {
+                        // A client that does not trust the certificate hangs up here.
+                        let Ok(tls) = acceptor.accept(tcp).await else { return };
+                        let hello = hyper::service::service_fn(|_request| async {
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                                bytes::Bytes::from_static(b"hello over tls"),
+                            )))
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(tls), hello)
+                            .await;
+                    });
+                }
+            };
+            tokio::select! {
+                () = accept_loop => {}
+                _ = stopped => {}
+            }
+        });
+        Self { port, ca_pem: ca.pem(), _stop: stop }
+    }
+
+    fn url(&self) -> String {
+        format!("https://localhost:{}/hello", self.port)
+    }
+}
+
+#[tokio::test]
+async fn https_is_verified_against_the_public_roots_plus_the_manifests_ca_file() {
+    let upstream = TlsUpstream::start().await;
+    let grant = |ca_file: &str| {
+        format!(
+            "[http]\nallowed_hosts = [{{ host = \"https://localhost:{}\", allow_private = true }}]\n{ca_file}",
+            upstream.port
+        )
+    };
+
+    // Trusted through the plugin's own ca_file (relative to the plugins folder).
+    let dir = plugins_dir(&["misbehave"]);
+    std::fs::create_dir(dir.path().join("certs")).unwrap();
+    std::fs::write(dir.path().join("certs/internal-ca.pem"), &upstream.ca_pem).unwrap();
+    write_manifest(dir.path(), "misbehave", &grant("ca_file = \"certs/internal-ca.pem\"\n"));
+    let server = TestServer::serve_dir(dir, |_| {}).await;
+    let fetched = call(&server, "http_get", json!({"url": upstream.url()})).await;
+    assert_eq!(fetched["result"], json!({"status": 200, "body": "hello over tls"}), "{fetched}");
+
+    // The same grant without it: the certificate is not trusted, and the error says so.
+    let dir = plugins_dir(&["misbehave"]);
+    write_manifest(dir.path(), "misbehave", &grant(""));
+    let server = TestServer::serve_dir(dir, |_| {}).await;
+    let refused = call(&server, "http_get", json!({"url": upstream.url()})).await;
+    let error = error_of(&refused);
+    assert_eq!(
+        error,
+        format!(
+            "HTTP request to https://localhost:{} failed: the server's TLS certificate is not trusted",
+            upstream.port
+        )
+    );
+
+    // A ca_file that holds no certificate keeps the plugin from loading, and says why.
+    let dir = plugins_dir(&["misbehave"]);
+    std::fs::write(dir.path().join("not-a-ca.pem"), "just text\n").unwrap();
+    write_manifest(dir.path(), "misbehave", &grant("ca_file = \"not-a-ca.pem\"\n"));
+    let server = TestServer::serve_dir(dir, |_| {}).await;
+    let error = server.get_json("/plugins").await["errors"][0]["error"].as_str().unwrap().to_owned();
+    assert!(error.contains("misbehave.toml: [http] ca_file:") && error.contains("holds no PEM certificate"), "{error}");
+}
