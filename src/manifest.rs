@@ -17,6 +17,7 @@
 //!     { host = "http://calendar.internal:8080", allow_private = true },
 //! ]
 //! max_response_bytes = 262144
+//! max_concurrent_requests = 4   # per call; more wait for a place
 //! ca_file = "internal-ca.pem"   # trusted for https besides the public CAs
 //!
 //! [config]
@@ -40,9 +41,13 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
 
 use crate::capabilities::{
-    AllowedHost, DEFAULT_MAX_RESPONSE_BYTES, Grants, HttpGrants, TrustedRoots, ValueSource, Values,
+    AllowedHost, DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_RESPONSE_BYTES, Grants, HttpGrants, TrustedRoots,
+    ValueSource, Values,
 };
 use crate::runtime::{Limits, ToolDefinition};
+
+/// Highest `[http] max_concurrent_requests` a manifest may set.
+const MAX_CONCURRENT_REQUESTS: usize = 256;
 
 /// A parsed manifest.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -79,6 +84,9 @@ pub struct HttpSection {
     pub allowed_hosts: Vec<AllowedHost>,
     /// Largest response body, in bytes (default 1 MiB).
     pub max_response_bytes: Option<usize>,
+    /// Most requests one call may have open at once (default 8, at most
+    /// 256); more wait for a place.
+    pub max_concurrent_requests: Option<usize>,
     /// PEM file of certificate authorities trusted for `https` besides the
     /// public ones (an internal CA), relative to the plugins folder.
     pub ca_file: Option<PathBuf>,
@@ -146,6 +154,12 @@ impl Manifest {
         let keys = |map: &BTreeMap<ValueKey, ValueSource>| -> BTreeMap<String, ValueSource> {
             map.iter().map(|(k, v)| (k.0.clone(), v.clone())).collect()
         };
+        let max_concurrent_requests = self.http.max_concurrent_requests.unwrap_or(DEFAULT_MAX_CONCURRENT_REQUESTS);
+        if !(1..=MAX_CONCURRENT_REQUESTS).contains(&max_concurrent_requests) {
+            return Err(format!(
+                "[http] max_concurrent_requests = {max_concurrent_requests}: use 1 to {MAX_CONCURRENT_REQUESTS}"
+            ));
+        }
         let extra_roots = match &self.http.ca_file {
             Some(file) => TrustedRoots::from_pem_file(&dir.join(file)).map_err(|e| format!("[http] ca_file: {e}"))?,
             None => TrustedRoots::default(),
@@ -154,6 +168,7 @@ impl Manifest {
             http: HttpGrants {
                 allowed_hosts: self.http.allowed_hosts.clone(),
                 max_response_bytes: self.http.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+                max_concurrent_requests,
                 extra_roots,
             },
             values: Values::resolve(&keys(&self.config), &keys(&self.secrets), env)?,
@@ -328,6 +343,7 @@ mod tests {
                 { host = "http://calendar.internal:8080", allow_private = true },
             ]
             max_response_bytes = 4096
+            max_concurrent_requests = 3
 
             [config]
             base_url = "https://api.cal.example/v2"
@@ -341,6 +357,7 @@ mod tests {
         let env = |name: &str| (name == "CAL_KEY").then(|| "sk_123456".to_owned());
         let grants = m.grants(Path::new("."), &env).unwrap();
         assert_eq!(grants.http.max_response_bytes, 4096);
+        assert_eq!(grants.http.max_concurrent_requests, 3);
         let host = |n: &str| Host::Name(n.into());
         assert_eq!(grants.http.decide(Scheme::Https, &host("api.cal.example"), 443), HostDecision::Public);
         assert_eq!(grants.http.decide(Scheme::Http, &host("calendar.internal"), 8080), HostDecision::AnyAddress);
@@ -350,6 +367,12 @@ mod tests {
         assert_eq!(grants.values.secrets["api_key"].expose(), "sk_123456");
         let err = m.grants(Path::new("."), &|_| None).unwrap_err();
         assert!(err.contains("secret `api_key`") && err.contains("CAL_KEY"), "{err}");
+
+        let none = Manifest::parse("[http]\nmax_concurrent_requests = 0\n").unwrap();
+        let err = none.grants(Path::new("."), &|_| None).unwrap_err();
+        assert_eq!(err, "[http] max_concurrent_requests = 0: use 1 to 256");
+        let default = Manifest::parse("[http]\n").unwrap().grants(Path::new("."), &|_| None).unwrap();
+        assert_eq!(default.http.max_concurrent_requests, DEFAULT_MAX_CONCURRENT_REQUESTS);
     }
 
     #[test]

@@ -172,6 +172,37 @@ pub fn post_json<T: Serialize + ?Sized>(url: &str, body: &T) -> Result<Response,
     Request::post(url).json(body)?.send()
 }
 
+/// Sends all `requests` at once and reads every response: a call waits about
+/// as long as the slowest of them, not their sum. Results come back in the
+/// order of `requests`, and one failing does not fail the others.
+///
+/// Switchboard keeps at most the manifest's `[http] max_concurrent_requests`
+/// (8 by default) of a call's requests open at once; the others wait for a
+/// place, within the call's time.
+///
+/// ```no_run
+/// use switchboard_sdk::http::{self, Request};
+///
+/// let [contact, slots] = http::send_all(vec![
+///     Request::get("https://crm.example.com/contacts?phone=%2B31612345678"),
+///     Request::get("https://api.cal.example/slots?date=2026-12-01"),
+/// ])
+/// .try_into()
+/// .expect("one result per request");
+/// # let _ = (contact, slots);
+/// ```
+pub fn send_all(requests: Vec<Request>) -> Vec<Result<Response, HttpError>> {
+    #[cfg(target_arch = "wasm32")]
+    {
+        let started: Vec<_> = requests.iter().map(|r| wasi::start(r, &Url::parse(&r.url)?)).collect();
+        started.into_iter().map(|started| started.and_then(wasi::finish)).collect()
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        requests.iter().map(|r| Url::parse(&r.url).and(Err(HttpError::Unavailable))).collect()
+    }
+}
+
 impl Request {
     /// A request with no headers and no body.
     pub fn new(method: Method, url: impl Into<String>) -> Self {
@@ -248,7 +279,7 @@ impl Request {
         let url = Url::parse(&self.url)?;
         #[cfg(target_arch = "wasm32")]
         {
-            wasi::send(&self, &url)
+            wasi::start(&self, &url).and_then(wasi::finish)
         }
         #[cfg(not(target_arch = "wasm32"))]
         {
@@ -339,17 +370,25 @@ mod wasi {
     use super::{HttpError, Method, Request, Response, Url};
     use crate::wasm::bindings::wasi::http::outgoing_handler;
     use crate::wasm::bindings::wasi::http::types::{
-        ErrorCode, Fields, IncomingBody, Method as WitMethod, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
-        http_error_code,
+        ErrorCode, Fields, FutureIncomingResponse, IncomingBody, Method as WitMethod, OutgoingBody, OutgoingRequest,
+        RequestOptions, Scheme, http_error_code,
     };
-    use crate::wasm::bindings::wasi::io::streams::StreamError;
+    use crate::wasm::bindings::wasi::io::streams::{OutputStream, StreamError};
 
-    /// Largest write `blocking-write-and-flush` accepts.
-    const WRITE_CHUNK: usize = 4096;
     /// Bytes asked for per read.
     const READ_CHUNK: u64 = 64 << 10;
 
-    pub(super) fn send(request: &Request, url: &Url<'_>) -> Result<Response, HttpError> {
+    /// A request handed to the host, its body written; the response is
+    /// still to come.
+    pub(super) struct Started {
+        origin: String,
+        pending: FutureIncomingResponse,
+        write_error: Option<HttpError>,
+    }
+
+    /// Hands `request` to the host and writes its body, without waiting for
+    /// the response.
+    pub(super) fn start(request: &Request, url: &Url<'_>) -> Result<Started, HttpError> {
         let origin = url.origin();
         let failed = |reason: &str| HttpError::Failed { origin: origin.clone(), reason: reason.to_owned() };
         let entries: Vec<(String, Vec<u8>)> =
@@ -389,17 +428,37 @@ mod wasi {
         let mut write_error = None;
         {
             let stream = body.write().map_err(|()| failed("no request body stream"))?;
-            for chunk in request.body.chunks(WRITE_CHUNK) {
-                if let Err(e) = stream.blocking_write_and_flush(chunk) {
-                    write_error = Some(stream_error(e, &origin));
-                    break;
-                }
+            if let Err(e) = write_all(&stream, &request.body) {
+                write_error = Some(stream_error(e, &origin));
             }
         }
         if let Err(code) = OutgoingBody::finish(body, None) {
             write_error.get_or_insert(error(code, &origin));
         }
+        Ok(Started { origin, pending, write_error })
+    }
 
+    /// Writes `bytes` in pieces as large as the host takes at once, so a body
+    /// of up to a few MiB is handed over without waiting for the request to
+    /// go out (a request may wait for a place, see `send_all`).
+    fn write_all(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), StreamError> {
+        while !bytes.is_empty() {
+            let room = usize::try_from(stream.check_write()?).unwrap_or(usize::MAX);
+            if room == 0 {
+                stream.subscribe().block();
+                continue;
+            }
+            let (now, rest) = bytes.split_at(room.min(bytes.len()));
+            stream.write(now)?;
+            bytes = rest;
+        }
+        Ok(())
+    }
+
+    /// Waits for the response of a started request and reads its body.
+    pub(super) fn finish(started: Started) -> Result<Response, HttpError> {
+        let Started { origin, pending, write_error } = started;
+        let failed = |reason: &str| HttpError::Failed { origin: origin.clone(), reason: reason.to_owned() };
         pending.subscribe().block();
         let response = match pending.get() {
             Some(Ok(Ok(response))) => response,

@@ -35,6 +35,9 @@ pub use values::{Secret, ValueSource, Values};
 /// Default cap on the body of one outbound HTTP response.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 1 << 20;
 
+/// Default cap on one call's outbound HTTP requests open at once.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 8;
+
 /// What a plugin may do with outbound HTTP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpGrants {
@@ -42,6 +45,9 @@ pub struct HttpGrants {
     pub allowed_hosts: Vec<AllowedHost>,
     /// Largest response body a request may receive.
     pub max_response_bytes: usize,
+    /// Most requests one call may have open at once (connecting, waiting or
+    /// reading the response); more wait for a place.
+    pub max_concurrent_requests: usize,
     /// Certificate authorities trusted for `https` besides the public ones
     /// (an internal CA); empty for the public ones only.
     pub extra_roots: TrustedRoots,
@@ -52,6 +58,7 @@ impl Default for HttpGrants {
         Self {
             allowed_hosts: Vec::new(),
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
             extra_roots: TrustedRoots::default(),
         }
     }

@@ -13,8 +13,9 @@
 //!    rebinding cannot swap it), with TLS for `https` verified against the
 //!    host name and the public root certificates (plus the plugin's own
 //!    `[http] ca_file`, for an internal CA);
-//! 4. bounds connecting and waiting by the call's remaining time, and the
-//!    response body by `max_response_bytes`.
+//! 4. bounds connecting and waiting by the call's remaining time, the
+//!    response body by `max_response_bytes`, and the call's requests open at
+//!    once by `max_concurrent_requests` (more wait for a place).
 //!
 //! The target comes only from the plugin's own request, checked against its
 //! own manifest; nothing from the inbound webhook chooses it. Logs name the
@@ -35,6 +36,7 @@ use http_body_util::BodyExt;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep, timeout_at};
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
@@ -51,13 +53,16 @@ type IoFuture = Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>;
 pub struct OutboundHttp {
     capabilities: Arc<Capabilities>,
     deadline: Instant,
+    /// Places for the call's open requests (`max_concurrent_requests`),
+    /// made at its first request.
+    open: Option<Arc<Semaphore>>,
 }
 
 impl OutboundHttp {
     /// Hooks for a call of the plugin with `capabilities`; every request
     /// must be done by `deadline`.
     pub fn new(capabilities: Arc<Capabilities>, deadline: Instant) -> Self {
-        Self { capabilities, deadline }
+        Self { capabilities, deadline, open: None }
     }
 }
 
@@ -70,7 +75,9 @@ impl WasiHttpHooks for OutboundHttp {
     ) -> SendFuture {
         let capabilities = self.capabilities.clone();
         let deadline = self.deadline;
-        Box::new(async move { send(&capabilities, deadline, request, options).await })
+        let limit = capabilities.http().max_concurrent_requests;
+        let open = self.open.get_or_insert_with(|| Arc::new(Semaphore::new(limit))).clone();
+        Box::new(async move { send(&capabilities, deadline, open, request, options).await })
     }
 }
 
@@ -101,6 +108,7 @@ impl Target {
 async fn send(
     capabilities: &Capabilities,
     deadline: Instant,
+    open: Arc<Semaphore>,
     mut request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
 ) -> wasmtime_wasi_http::Result<(http::Response<WasiBody>, IoFuture)> {
@@ -138,6 +146,15 @@ async fn send(
     }
 
     let connect_deadline = earlier(deadline, options.and_then(|o| o.connect_timeout));
+    // A place among the call's open requests, held until this one's
+    // connection is done (so a plugin cannot open sockets without bound).
+    if open.available_permits() == 0 {
+        tracing::debug!(%plugin, %scheme, %host, port, "outbound HTTP request waits: max_concurrent_requests are open");
+    }
+    let place = timeout_at(connect_deadline, open.acquire_owned())
+        .await
+        .map_err(|_| Error::ConnectionTimeout)?
+        .expect("the semaphore is never closed");
     let tcp = connect(&checked, connect_deadline).await?;
     let stream: Box<dyn Io> = match scheme {
         Scheme::Http => Box::new(tcp),
@@ -212,6 +229,7 @@ async fn send(
         status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "outbound HTTP response");
     let response = response.map(|incoming| CappedBody::new(incoming, limit, deadline).boxed_unsync());
     let io: IoFuture = Box::new(async move {
+        let _place = place;
         match connection {
             Some(connection) => connection.await.map_err(Error::from),
             None => Ok(()),

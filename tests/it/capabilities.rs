@@ -22,6 +22,9 @@ use crate::common::{TestServer, call, eventually, plugin_wasm, plugins_dir, resu
 #[derive(Default)]
 struct Seen {
     requests: AtomicUsize,
+    /// `/gate` requests being answered now, and the most at once.
+    open: AtomicUsize,
+    most_open: AtomicUsize,
     authorization: Mutex<Vec<String>>,
     bookings: Mutex<HashMap<(String, String), String>>,
 }
@@ -63,6 +66,7 @@ impl Upstream {
                     "too late"
                 }),
             )
+            .route("/gate", get(gate))
             .route("/v1/availability", get(availability))
             .route("/v1/bookings", post(book))
             .layer(axum::middleware::from_fn_with_state(state.clone(), count))
@@ -323,6 +327,43 @@ async fn responses_are_capped_and_requests_end_before_the_call_does() {
     );
     assert_eq!(results[4]["result"], json!({"echo": {"a": 1}}));
     assert!(elapsed < Duration::from_millis(2500), "answered after {elapsed:?}");
+}
+
+/// Answers after 150 ms, counting how many requests it holds at once.
+async fn gate(State(state): State<UpstreamState>) -> &'static str {
+    let open = state.seen.open.fetch_add(1, Ordering::SeqCst) + 1;
+    state.seen.most_open.fetch_max(open, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    state.seen.open.fetch_sub(1, Ordering::SeqCst);
+    "through"
+}
+
+#[tokio::test]
+async fn a_calls_requests_open_at_once_are_capped_and_the_rest_wait_for_a_place() {
+    // (manifest line, requests sent at once, the most the upstream may see at once)
+    for (setting, count, cap) in [("max_concurrent_requests = 3\n", 10, 3), ("", 10, 8)] {
+        let upstream = Upstream::start("unused").await;
+        let dir = plugins_dir(&["misbehave"]);
+        write_manifest(
+            dir.path(),
+            "misbehave",
+            &format!("[http]\nallowed_hosts = [\"{}\"]\n{setting}", upstream.url("")),
+        );
+        let server = TestServer::serve_dir(dir, |_| {}).await;
+        let started = Instant::now();
+        let burst = call(&server, "http_burst", json!({"url": upstream.url("/gate"), "count": count})).await;
+        let elapsed = started.elapsed();
+        let answers = burst["result"].as_array().unwrap_or_else(|| panic!("{burst}"));
+        assert_eq!(answers.len(), count, "{burst}");
+        assert!(
+            answers.iter().all(|a| *a == json!({"status": 200, "body": "through"})),
+            "every request got through: {burst}"
+        );
+        // Sent together (not one by one), but never more than the cap at once.
+        assert_eq!(upstream.seen.most_open.load(Ordering::SeqCst), cap, "{setting:?}");
+        let rounds = count.div_ceil(cap) as u32;
+        assert!(elapsed >= Duration::from_millis(150) * rounds, "{count} requests, {cap} at a time, took {elapsed:?}");
+    }
 }
 
 /// The environment variable the test manifests read the calendar key from:

@@ -177,6 +177,29 @@ fn http_get(args: Get, _: &CallContext) -> Result<Value, ToolError> {
     Ok(json!({ "status": response.status, "body": response.text() }))
 }
 
+/// Arguments of `http_burst`.
+#[derive(Deserialize, JsonSchema)]
+struct Burst {
+    /// Absolute URL, fetched `count` times at once
+    url: String,
+    /// How many requests
+    count: usize,
+}
+
+/// GETs `url` `count` times at once (`http::send_all`); each answer's
+/// status and body, or its error, in order.
+fn http_burst(args: Burst, _: &CallContext) -> Result<Value, ToolError> {
+    let requests = (0..args.count).map(|_| http::Request::get(&args.url)).collect();
+    let answers = http::send_all(requests)
+        .into_iter()
+        .map(|answer| match answer {
+            Ok(response) => json!({ "status": response.status, "body": response.text() }),
+            Err(e) => json!({ "error": e.to_string() }),
+        })
+        .collect::<Vec<_>>();
+    Ok(json!(answers))
+}
+
 /// Arguments of `http_post`.
 #[derive(Deserialize, JsonSchema)]
 struct Post {
@@ -258,6 +281,7 @@ switchboard_sdk::plugin! {
     tool "flood_logs" => flood_logs, "Write many log records and output lines";
     tool "http_get" => http_get, "GET a URL";
     tool "http_post" => http_post, "POST JSON to a URL";
+    tool "http_burst" => http_burst, "GET a URL several times at once";
     tool "config" => config_value, "Read a configuration value";
     tool "leak_secret" => leak_secret, "Try to leak a secret through logs and errors";
     tool "read_env" => read_env, "List environment variables";
