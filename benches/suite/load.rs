@@ -75,6 +75,66 @@ pub struct LoadResult {
     /// second, over its whole life: warm-up and measured window).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pacer_cores: Option<f64>,
+    /// Measured windows this result adds up (see [`LoadResult::merge`]).
+    #[serde(default = "one")]
+    pub windows: usize,
+    /// Every measured latency in ns, sorted: kept in memory to merge windows.
+    #[serde(skip)]
+    pub latencies_ns: Vec<u64>,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl LoadResult {
+    /// One result from several measured windows of the same load on the same
+    /// server (taken in turns with other servers, so that a slow spell of a
+    /// shared machine falls on all of them): counts and times add up,
+    /// percentiles come from all the latencies, CPU per request is the total
+    /// CPU over the total answers.
+    pub fn merge(windows: Vec<LoadResult>) -> LoadResult {
+        let Some(first) = windows.first() else { panic!("merge needs at least one window") };
+        let (concurrency, target_rate) = (first.concurrency, first.target_rate);
+        let requests: u64 = windows.iter().map(|w| w.requests).sum();
+        let seconds: f64 = windows.iter().map(|w| w.seconds).sum();
+        // Each window's CPU per request times its answers is its CPU.
+        let cpu_us = |per_req: fn(&LoadResult) -> f64| {
+            windows.iter().filter(|w| w.requests > 0).map(|w| per_req(w) * w.requests as f64).sum::<f64>()
+        };
+        let per_req = |us: f64| if requests > 0 { us / requests as f64 } else { f64::NAN };
+        let server_us = cpu_us(|w| w.server_cpu_us_per_req);
+        let client_us = cpu_us(|w| w.client_cpu_us_per_req);
+        let time_weighted =
+            |value: fn(&LoadResult) -> f64| windows.iter().map(|w| value(w) * w.seconds).sum::<f64>() / seconds;
+        let pacer_cores = windows.iter().map(|w| w.pacer_cores).collect::<Option<Vec<f64>>>();
+        let mut latencies: Vec<u64> = windows.iter().flat_map(|w| w.latencies_ns.iter().copied()).collect();
+        latencies.sort_unstable();
+        let (p50_us, p90_us, p99_us, p999_us, max_us) = latency_summary(&latencies);
+        LoadResult {
+            concurrency,
+            target_rate,
+            requests,
+            seconds,
+            rps: requests as f64 / seconds,
+            p50_us,
+            p90_us,
+            p99_us,
+            p999_us,
+            max_us,
+            server_cpu_us_per_req: per_req(server_us),
+            server_cores: server_us / 1e6 / seconds,
+            client_cpu_us_per_req: per_req(client_us),
+            other_cores: time_weighted(|w| w.other_cores),
+            errors: windows.iter().map(|w| w.errors).sum(),
+            total_requests: windows.iter().map(|w| w.total_requests).sum(),
+            connects: windows.iter().map(|w| w.connects).sum(),
+            first_error: windows.iter().find_map(|w| w.first_error.clone()),
+            pacer_cores: pacer_cores.map(|c| c.iter().sum::<f64>() / c.len() as f64),
+            windows: windows.iter().map(|w| w.windows).sum(),
+            latencies_ns: latencies,
+        }
+    }
 }
 
 /// Shortest step of the pacer. Each step costs the pacer a wake-up (about
@@ -272,6 +332,12 @@ async fn worker(
     stats
 }
 
+/// p50, p90, p99, p99.9 and the maximum of `sorted` (ns), in µs.
+fn latency_summary(sorted: &[u64]) -> (f64, f64, f64, f64, f64) {
+    let max = sorted.last().map(|&ns| ns as f64 / 1000.0).unwrap_or(f64::NAN);
+    (percentile(sorted, 50.0), percentile(sorted, 90.0), percentile(sorted, 99.0), percentile(sorted, 99.9), max)
+}
+
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -361,6 +427,7 @@ pub async fn run(ep: &Endpoint, server_pid: u32, spec: &LoadSpec) -> LoadResult 
         eprintln!("  (cannot write the timeline {}: {e})", path.display());
     }
     latencies.sort_unstable();
+    let (p50_us, p90_us, p99_us, p999_us, max_us) = latency_summary(&latencies);
     let tick_us = 1e6 / clk_tck() as f64;
     let server_us = (after.server - before.server) as f64 * tick_us;
     let client_us = (after.client - before.client) as f64 * tick_us;
@@ -372,11 +439,11 @@ pub async fn run(ep: &Endpoint, server_pid: u32, spec: &LoadSpec) -> LoadResult 
         requests: ok,
         seconds,
         rps: ok as f64 / seconds,
-        p50_us: percentile(&latencies, 50.0),
-        p90_us: percentile(&latencies, 90.0),
-        p99_us: percentile(&latencies, 99.0),
-        p999_us: percentile(&latencies, 99.9),
-        max_us: latencies.last().map(|&ns| ns as f64 / 1000.0).unwrap_or(f64::NAN),
+        p50_us,
+        p90_us,
+        p99_us,
+        p999_us,
+        max_us,
         server_cpu_us_per_req: per_req(server_us),
         server_cores: server_us / 1e6 / seconds,
         client_cpu_us_per_req: per_req(client_us),
@@ -386,5 +453,7 @@ pub async fn run(ep: &Endpoint, server_pid: u32, spec: &LoadSpec) -> LoadResult 
         connects,
         first_error,
         pacer_cores,
+        windows: 1,
+        latencies_ns: latencies,
     }
 }

@@ -359,89 +359,177 @@ fn with_port(def: &ServerDef, port: u16, args: &Args) -> Command {
     command
 }
 
-async fn bench_server(def: &ServerDef, args: &Args, d: Durations) -> ServerResults {
-    let mut results = ServerResults {
-        key: def.key.into(),
-        label: def.label.into(),
-        how: def.how.clone(),
-        ready_s: f64::NAN,
-        runs: Vec::new(),
-        half_rate: None,
-        failure: None,
-    };
-    let port = free_port();
-    let log = args.work.join(format!("{}.log", def.key));
-    let mut server = match ServerProc::spawn(def.key, with_port(def, port, args), port, &log) {
-        Ok(server) => server,
-        Err(e) => {
-            results.failure = Some(e.to_string());
-            return results;
+/// Measured windows per figure in a full run. Each server's figure at one
+/// load is the sum of this many windows, taken in turns with the other
+/// servers, so that a slow spell of the shared machine falls on all of them
+/// rather than on whichever server was being measured then.
+const ROUNDS: u32 = 3;
+/// Warm-up before the windows after a server's first one at a load (its
+/// connections and caches are warm by then).
+pub const REWARM: Duration = Duration::from_secs(1);
+
+/// A server of the table, started, and what was measured of it so far.
+struct Running {
+    def: ServerDef,
+    results: ServerResults,
+    server: Option<ServerProc>,
+}
+
+/// Starts every server in `defs` (one at a time, each ready before the next
+/// starts), then measures them in turns: at each load, round after round,
+/// one window per server. Returns each server's figures, the windows of a
+/// load merged.
+async fn bench_servers(defs: Vec<ServerDef>, args: &Args, d: Durations) -> Vec<ServerResults> {
+    let mut running: Vec<Running> = Vec::new();
+    for def in defs {
+        eprintln!("== starting {}", def.label);
+        let results = ServerResults {
+            key: def.key.into(),
+            label: def.label.into(),
+            how: def.how.clone(),
+            ready_s: f64::NAN,
+            runs: Vec::new(),
+            half_rate: None,
+            failure: None,
+        };
+        let mut entry = Running { def, results, server: None };
+        let port = free_port();
+        let log = args.work.join(format!("{}.log", entry.def.key));
+        match ServerProc::spawn(entry.def.key, with_port(&entry.def, port, args), port, &log) {
+            Ok(mut server) => match server.wait_ready(entry.def.tool, Expect::Echo, Duration::from_secs(90)).await {
+                Ok(ready) => {
+                    entry.results.ready_s = ready.as_secs_f64();
+                    entry.server = Some(server);
+                }
+                Err(e) => entry.results.failure = Some(e.to_string()),
+            },
+            Err(e) => entry.results.failure = Some(e.to_string()),
         }
-    };
-    match server.wait_ready(def.tool, Expect::Echo, Duration::from_secs(90)).await {
-        Ok(ready) => results.ready_s = ready.as_secs_f64(),
-        Err(e) => {
-            results.failure = Some(e.to_string());
-            return results;
+        if let Some(f) = &entry.results.failure {
+            eprintln!("  FAILED: {f}");
         }
+        running.push(entry);
     }
+
+    let rounds = if args.quick { 1 } else { ROUNDS };
+    let window = |round: u32| Durations {
+        warmup: if round == 0 { d.warmup } else { d.warmup.min(REWARM) },
+        measure: d.measure / rounds,
+    };
     let levels = if args.concurrency.is_empty() { CONCURRENCY.to_vec() } else { args.concurrency.clone() };
     for concurrency in levels {
-        let spec = LoadSpec {
+        eprintln!("== {concurrency} connections, closed loop ({}, servers in turns)", plural(rounds, "round"));
+        let spec = |w: Durations, def: &ServerDef| LoadSpec {
             tool: def.tool.into(),
             expect: Expect::Echo,
             concurrency,
-            warmup: d.warmup,
-            measure: d.measure,
+            warmup: w.warmup,
+            measure: w.measure,
             rate: None,
             timeline: None,
         };
-        let r = load::run(&server.endpoint, server.pid, &spec).await;
-        eprintln!(
-            "  {:<26} c={:<3} {:>9.0} req/s  p50 {:>8.3} ms  p99 {:>8.3} ms  server {:>7.1} µs/req  client {:>6.1} µs/req  other {:.2} cores  errors {}{}",
-            def.key,
-            concurrency,
-            r.rps,
-            r.p50_us / 1e3,
-            r.p99_us / 1e3,
-            r.server_cpu_us_per_req,
-            r.client_cpu_us_per_req,
-            r.other_cores,
-            r.errors,
-            r.first_error.as_deref().map(|e| format!(" (first: {e})")).unwrap_or_default()
-        );
-        results.runs.push(r);
-    }
-    if def.half_rate {
-        let max = results.runs.iter().map(|r| r.rps).fold(0.0, f64::max);
-        if max > 0.0 {
-            let spec = LoadSpec {
-                tool: def.tool.into(),
-                expect: Expect::Echo,
-                concurrency: RATE_CONCURRENCY,
-                warmup: d.warmup,
-                measure: d.measure,
-                rate: Some(max / 2.0),
-                timeline: Some(args.work.join(format!("timeline-{}-half-rate.csv", def.key))),
-            };
-            let r = load::run(&server.endpoint, server.pid, &spec).await;
-            eprintln!(
-                "  {:<26} 50% ({:.0} req/s target): {:.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
-                def.key,
-                max / 2.0,
-                r.rps,
-                r.p50_us / 1e3,
-                r.p99_us / 1e3,
-                r.errors
-            );
-            results.half_rate = Some(r);
+        let merged = measure_in_turns(&mut running, rounds, |entry, round| Some(spec(window(round), &entry.def))).await;
+        for (entry, result) in running.iter_mut().zip(merged) {
+            if let Some(r) = result {
+                print_closed_loop(entry.def.key, &r, "");
+                entry.results.runs.push(r);
+            }
         }
     }
-    if server.exited() {
-        results.failure = Some(format!("the server exited during the runs; see {}", log.display()));
+
+    // Half of each server's best throughput, at a fixed rate.
+    let half_rate = |entry: &Running| {
+        let max = entry.results.runs.iter().map(|r| r.rps).fold(0.0, f64::max);
+        (entry.def.half_rate && max > 0.0).then_some(max / 2.0)
+    };
+    if running.iter().any(|e| e.server.is_some() && half_rate(e).is_some()) {
+        eprintln!(
+            "== half of each server's best throughput, fixed rate ({}, servers in turns)",
+            plural(rounds, "round")
+        );
+        let merged = measure_in_turns(&mut running, rounds, |entry, round| {
+            half_rate(entry).map(|rate| LoadSpec {
+                tool: entry.def.tool.into(),
+                expect: Expect::Echo,
+                concurrency: RATE_CONCURRENCY,
+                warmup: window(round).warmup,
+                measure: window(round).measure,
+                rate: Some(rate),
+                timeline: Some(args.work.join(format!("timeline-{}-half-rate-{}.csv", entry.def.key, round + 1))),
+            })
+        })
+        .await;
+        for (entry, result) in running.iter_mut().zip(merged) {
+            if let Some(r) = result {
+                eprintln!(
+                    "  {:<26} 50% ({:.0} req/s target): {:.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
+                    entry.def.key,
+                    r.target_rate.unwrap_or(f64::NAN),
+                    r.rps,
+                    r.p50_us / 1e3,
+                    r.p99_us / 1e3,
+                    r.errors
+                );
+                entry.results.half_rate = Some(r);
+            }
+        }
     }
-    server.stop();
-    results
+
+    running
+        .into_iter()
+        .map(|mut entry| {
+            if let Some(mut server) = entry.server.take() {
+                if server.exited() {
+                    let log = args.work.join(format!("{}.log", entry.def.key));
+                    entry.results.failure = Some(format!("the server exited during the runs; see {}", log.display()));
+                }
+                server.stop();
+            }
+            entry.results
+        })
+        .collect()
+}
+
+/// Runs `spec(server, round)` (where it gives one) for every live server in
+/// turn, `rounds` times over, and merges each server's windows.
+async fn measure_in_turns(
+    running: &mut [Running],
+    rounds: u32,
+    spec: impl Fn(&Running, u32) -> Option<LoadSpec>,
+) -> Vec<Option<LoadResult>> {
+    let mut windows: Vec<Vec<LoadResult>> = running.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        for (entry, windows) in running.iter_mut().zip(&mut windows) {
+            let Some(server) = &entry.server else { continue };
+            let Some(spec) = spec(entry, round) else { continue };
+            let r = load::run(&server.endpoint, server.pid, &spec).await;
+            if rounds > 1 && spec.rate.is_none() {
+                print_closed_loop(entry.def.key, &r, &format!("  (round {}/{rounds})", round + 1));
+            }
+            windows.push(r);
+        }
+    }
+    windows.into_iter().map(|w| (!w.is_empty()).then(|| LoadResult::merge(w))).collect()
+}
+
+fn plural(n: u32, word: &str) -> String {
+    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
+}
+
+fn print_closed_loop(key: &str, r: &LoadResult, note: &str) {
+    eprintln!(
+        "  {:<26} c={:<3} {:>9.0} req/s  p50 {:>8.3} ms  p99 {:>8.3} ms  server {:>7.1} µs/req  client {:>6.1} µs/req  other {:.2} cores  errors {}{}{note}",
+        key,
+        r.concurrency,
+        r.rps,
+        r.p50_us / 1e3,
+        r.p99_us / 1e3,
+        r.server_cpu_us_per_req,
+        r.client_cpu_us_per_req,
+        r.other_cores,
+        r.errors,
+        r.first_error.as_deref().map(|e| format!(" (first: {e})")).unwrap_or_default()
+    );
 }
 
 fn section_on(args: &Args, name: &str) -> bool {
@@ -531,18 +619,12 @@ async fn run(args: Args) -> anyhow::Result<()> {
         std::fs::create_dir_all(&dir)?;
         std::fs::copy(&echo, dir.join("echo.wasm"))?;
         std::fs::copy(&echo_command, dir.join("echo_command.wasm"))?;
-        for def in server_defs(&args, &dir) {
-            if !args.servers.is_empty() && !args.servers.iter().any(|s| s == def.key) {
-                continue;
-            }
-            eprintln!("== {}", def.label);
-            wait_for_quiet(&mut results, def.key).await;
-            let r = bench_server(&def, &args, durations).await;
-            if let Some(f) = &r.failure {
-                eprintln!("  FAILED: {f}");
-            }
-            results.http.push(r);
-        }
+        let defs: Vec<ServerDef> = server_defs(&args, &dir)
+            .into_iter()
+            .filter(|def| args.servers.is_empty() || args.servers.iter().any(|s| s == def.key))
+            .collect();
+        wait_for_quiet(&mut results, "http").await;
+        results.http = bench_servers(defs, &args, durations).await;
     }
 
     if section_on(&args, "reload") {

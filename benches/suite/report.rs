@@ -116,12 +116,26 @@ pub fn render(r: &Results) -> String {
     );
 
     let _ = writeln!(m, "## How it is measured\n");
+    let rounds = r.http.iter().flat_map(|s| s.runs.iter()).map(|x| x.windows).max().unwrap_or(1);
+    let windows = if rounds > 1 {
+        format!(
+            "All servers are started first, then measured **in turns**: at each load, {rounds} rounds of one \
+             window per server, so that a slow spell of this shared machine falls on every server rather than \
+             on whichever was being measured. Each figure adds up its {rounds} windows of {:.1} s ({measure} s \
+             in all; a {warmup} s warm-up before a server's first window at a load, {:.0} s before the \
+             others); its percentiles are over all their requests and its CPU per request is their CPU over \
+             their answers.",
+            measure / rounds as f64,
+            warmup.min(crate::REWARM.as_secs_f64()),
+        )
+    } else {
+        format!("Each figure is a {warmup} s warm-up followed by a {measure} s measured window.")
+    };
     let _ = writeln!(
         m,
         "- **Load generator** (`benches/suite/load.rs`, Rust, tokio + hyper): N workers, each with one keep-alive \
          HTTP/1.1 connection (reopened when the server closes it, as gunicorn's sync workers do after every \
-         response), send requests back to back (closed loop) at N = {} connections. Each figure is a \
-         {warmup} s warm-up followed by a {measure} s measured window.\n\
+         response), send requests back to back (closed loop) at N = {} connections. {windows}\n\
          - **Every request** is a `tool-calls` webhook shaped like the spec fixture, with a distinct \
          `tool_call_id` and arguments `{{\"query\":\"John Smith\",\"seq\":N}}`, signed as the platform signs \
          (`X-Webhook-Timestamp`, `X-Webhook-Signature: sha256=HMAC(secret, timestamp.body)`).\n\
@@ -138,7 +152,8 @@ pub fn render(r: &Results) -> String {
          - **50% runs** send at a fixed rate of half the server's best closed-loop throughput, over \
          {RATE_CONCURRENCY} connections (a pacer thread releases requests as they fall due, in steps of ≥ 0.1 ms); \
          latency is measured from each request's actual send. Every measured request of these runs (send \
-         time, latency, connection) is in `timeline-SERVER-half-rate.csv` beside the raw figures.\n",
+         time, latency, connection) is in `timeline-SERVER-half-rate-W.csv` (window W) beside the raw \
+         figures.\n",
         CONCURRENCY.map(|c| c.to_string()).join(", ")
     );
 
