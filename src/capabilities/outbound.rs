@@ -169,19 +169,13 @@ async fn send(
             let tls = timeout_at(connect_deadline, connector.connect(name, tcp))
                 .await
                 .map_err(|_| Error::ConnectionTimeout)?
-                .map_err(|e| {
-                    let untrusted = e.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()).and_then(|e| match e {
-                        rustls::Error::InvalidCertificate(why) => Some(why),
-                        _ => None,
-                    });
-                    match untrusted {
-                        Some(why) => {
-                            tracing::warn!(%plugin, %scheme, %host, port, reason = ?why,
-                                "outbound HTTPS refused: the server's certificate is not trusted (for an internal CA, name it in the manifest's [http] ca_file)");
-                            Error::TlsCertificateError
-                        }
-                        None => Error::Tls(e),
+                .map_err(|e| match untrusted_certificate(&e) {
+                    Some(why) => {
+                        tracing::warn!(%plugin, %scheme, %host, port, reason = ?why,
+                            "outbound HTTPS refused: the server's certificate is not trusted (for an internal CA, name it in the manifest's [http] ca_file)");
+                        Error::TlsCertificateError
                     }
+                    None => Error::Tls(e),
                 })?;
             Box::new(tls)
         }
@@ -275,6 +269,15 @@ async fn connect(addresses: &[SocketAddr], deadline: Instant) -> Result<TcpStrea
 
 trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static> Io for T {}
+
+/// Why the server's certificate was refused, when that is why the TLS
+/// handshake failed.
+fn untrusted_certificate(error: &std::io::Error) -> Option<&rustls::CertificateError> {
+    match error.get_ref()?.downcast_ref::<rustls::Error>()? {
+        rustls::Error::InvalidCertificate(why) => Some(why),
+        _ => None,
+    }
+}
 
 /// Root certificates a plugin trusts for `https` besides the public ones,
 /// read from the PEM file its manifest names (`[http] ca_file`).
