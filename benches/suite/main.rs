@@ -448,12 +448,13 @@ async fn bench_servers(defs: Vec<ServerDef>, args: &Args, d: Durations) -> Vec<S
             plural(rounds, "round")
         );
         let merged = measure_in_turns(&mut running, rounds, |entry, round| {
+            let w = window(round);
             half_rate(entry).map(|rate| LoadSpec {
                 tool: entry.def.tool.into(),
                 expect: Expect::Echo,
                 concurrency: RATE_CONCURRENCY,
-                warmup: window(round).warmup,
-                measure: window(round).measure,
+                warmup: w.warmup,
+                measure: w.measure,
                 rate: Some(rate),
                 timeline: Some(args.work.join(format!("timeline-{}-half-rate-{}.csv", entry.def.key, round + 1))),
             })

@@ -305,11 +305,6 @@ impl TrustedRoots {
         Ok(Self(certificates))
     }
 
-    /// How many certificates there are.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
     /// Whether there are none (the public roots only).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
