@@ -413,7 +413,9 @@ fn classify_error(error: &wasmtime::Error, limiter: &MemoryLimiter, limits: Limi
         Some(wasmtime::Trap::Interrupt) => ToolFailure::TimedOut(limits.timeout),
         Some(wasmtime::Trap::OutOfFuel) => ToolFailure::OutOfFuel { fuel: limits.fuel.unwrap_or(u64::MAX) },
         Some(trap) => ToolFailure::Crashed(trap.to_string()),
-        None => ToolFailure::Crashed(error.to_string()),
+        // A host call refused the guest (a resource misused, say): the cause
+        // is the root; the outer context is only the wasm backtrace.
+        None => ToolFailure::Crashed(error.root_cause().to_string()),
     }
 }
 
@@ -459,5 +461,16 @@ mod tests {
         assert!(is_component(b"\0asm\x0d\0\x01\0"));
         assert!(!is_component(b"\0asm\x01\0\0\0"));
         assert!(!is_component(b"\0as"));
+    }
+
+    #[test]
+    fn a_crash_is_described_by_its_cause_not_its_backtrace() {
+        let limiter = MemoryLimiter::new(1 << 20);
+        let refused = wasmtime::Error::msg("resource has children").context("error while executing at wasm backtrace:");
+        let failure = classify_error(&refused, &limiter, Limits::default());
+        assert_eq!(failure.to_string(), "the tool crashed: resource has children");
+        let trap = wasmtime::Error::from(wasmtime::Trap::UnreachableCodeReached).context("at wasm backtrace:");
+        let failure = classify_error(&trap, &limiter, Limits::default());
+        assert!(failure.to_string().starts_with("the tool crashed: wasm trap: "), "{failure}");
     }
 }
