@@ -92,6 +92,23 @@ pub struct HttpSection {
     pub ca_file: Option<PathBuf>,
 }
 
+impl HttpSection {
+    /// The keys this table sets, in the order they are documented; empty
+    /// when the manifest has no `[http]` table or an empty one.
+    pub fn keys_set(&self) -> Vec<&'static str> {
+        let Self { allowed_hosts, max_response_bytes, max_concurrent_requests, ca_file } = self;
+        [
+            ("allowed_hosts", !allowed_hosts.is_empty()),
+            ("max_response_bytes", max_response_bytes.is_some()),
+            ("max_concurrent_requests", max_concurrent_requests.is_some()),
+            ("ca_file", ca_file.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, set)| set.then_some(key))
+        .collect()
+    }
+}
+
 /// One `[[tools]]` entry. For a command plugin the entries are its tools;
 /// for a component they set options of tools it offers. Further per-tool
 /// options are further optional fields here.
@@ -173,6 +190,13 @@ impl Manifest {
             },
             values: Values::resolve(&keys(&self.config), &keys(&self.secrets), env)?,
         })
+    }
+
+    /// Files besides the plugin and this manifest that loading the plugin
+    /// reads (the `[http] ca_file`), resolved against `dir`, the plugins
+    /// folder. Hot reload watches them.
+    pub fn files_read(&self, dir: &Path) -> Vec<PathBuf> {
+        self.http.ca_file.iter().map(|file| dir.join(file)).collect()
     }
 
     /// Tool definitions for a command plugin named `plugin`: the manifest's
@@ -414,5 +438,16 @@ mod tests {
         assert!(err.contains("\"nope\"") && err.contains("book, cancel"), "{err}");
         let schema = Manifest::parse("[[tools]]\nname = \"book\"\nparameters = {}\n").unwrap();
         assert!(schema.apply_to_component_tools(&mut tools).unwrap_err().contains("only for command plugins"));
+    }
+
+    #[test]
+    fn keys_set_names_each_http_key_present() {
+        assert!(Manifest::parse("").unwrap().http.keys_set().is_empty());
+        assert!(Manifest::parse("[http]\n").unwrap().http.keys_set().is_empty());
+        let all = Manifest::parse(
+            "[http]\nca_file = \"ca.pem\"\nallowed_hosts = [\"https://a.example\"]\nmax_response_bytes = 1\nmax_concurrent_requests = 1\n",
+        )
+        .unwrap();
+        assert_eq!(all.http.keys_set(), ["allowed_hosts", "max_response_bytes", "max_concurrent_requests", "ca_file"]);
     }
 }

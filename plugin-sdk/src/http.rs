@@ -178,7 +178,9 @@ pub fn post_json<T: Serialize + ?Sized>(url: &str, body: &T) -> Result<Response,
 ///
 /// Switchboard keeps at most the manifest's `[http] max_concurrent_requests`
 /// (8 by default) of a call's requests open at once; the others wait for a
-/// place, within the call's time.
+/// place, within the call's time. Bodies are written and answers read as
+/// each is ready, so an answer that has come frees its place even while
+/// later request bodies are still going out.
 ///
 /// ```no_run
 /// use switchboard_sdk::http::{self, Request};
@@ -194,8 +196,7 @@ pub fn post_json<T: Serialize + ?Sized>(url: &str, body: &T) -> Result<Response,
 pub fn send_all(requests: Vec<Request>) -> Vec<Result<Response, HttpError>> {
     #[cfg(target_arch = "wasm32")]
     {
-        let started: Vec<_> = requests.iter().map(|r| wasi::start(r, &Url::parse(&r.url)?)).collect();
-        started.into_iter().map(|started| started.and_then(wasi::finish)).collect()
+        wasi::send_all(&requests)
     }
     #[cfg(not(target_arch = "wasm32"))]
     {
@@ -276,15 +277,14 @@ impl Request {
 
     /// Sends the request and reads the whole response.
     pub fn send(self) -> Result<Response, HttpError> {
-        let url = Url::parse(&self.url)?;
         #[cfg(target_arch = "wasm32")]
         {
-            wasi::start(&self, &url).and_then(wasi::finish)
+            let mut results = wasi::send_all(std::slice::from_ref(&self));
+            results.pop().unwrap_or(Err(HttpError::Unavailable))
         }
         #[cfg(not(target_arch = "wasm32"))]
         {
-            let _ = url;
-            Err(HttpError::Unavailable)
+            Url::parse(&self.url).and(Err(HttpError::Unavailable))
         }
     }
 }
@@ -370,30 +370,135 @@ mod wasi {
     use super::{HttpError, Method, Request, Response, Url};
     use crate::wasm::bindings::wasi::http::outgoing_handler;
     use crate::wasm::bindings::wasi::http::types::{
-        ErrorCode, Fields, FutureIncomingResponse, IncomingBody, Method as WitMethod, OutgoingBody, OutgoingRequest,
-        RequestOptions, Scheme, http_error_code,
+        ErrorCode, Fields, FutureIncomingResponse, IncomingBody, IncomingResponse, Method as WitMethod, OutgoingBody,
+        OutgoingRequest, RequestOptions, Scheme, http_error_code,
     };
-    use crate::wasm::bindings::wasi::io::streams::{OutputStream, StreamError};
+    use crate::wasm::bindings::wasi::io::poll::{Pollable, poll};
+    use crate::wasm::bindings::wasi::io::streams::{InputStream, OutputStream, StreamError};
 
     /// Bytes asked for per read.
     const READ_CHUNK: u64 = 64 << 10;
 
-    /// A request handed to the host, its body written; the response is
-    /// still to come.
-    pub(super) struct Started {
-        origin: String,
-        pending: FutureIncomingResponse,
-        write_error: Option<HttpError>,
+    /// Sends every request and reads every response at once. One loop waits
+    /// on whatever can move: a request body's stream taking bytes, a
+    /// response arriving, a response body's bytes. So the answers of early
+    /// requests are read while later bodies are still being written, which
+    /// is what frees places for requests that wait for one (the host holds
+    /// a place until its response has been read).
+    pub(super) fn send_all(requests: &[Request]) -> Vec<Result<Response, HttpError>> {
+        let mut exchanges: Vec<Exchange<'_>> = requests.iter().map(Exchange::start).collect();
+        loop {
+            // Pollables borrow their streams: all are dropped before any
+            // exchange moves on (and may drop its streams).
+            let waiting: Vec<(usize, Pollable)> =
+                exchanges.iter().enumerate().filter_map(|(i, exchange)| Some((i, exchange.subscribe()?))).collect();
+            if waiting.is_empty() {
+                break;
+            }
+            let ready: Vec<usize> = {
+                let pollables: Vec<&Pollable> = waiting.iter().map(|(_, pollable)| pollable).collect();
+                poll(&pollables).into_iter().map(|k| waiting[k as usize].0).collect()
+            };
+            drop(waiting);
+            for i in ready {
+                exchanges[i].advance();
+            }
+        }
+        exchanges.into_iter().map(Exchange::into_result).collect()
     }
 
-    /// Hands `request` to the host and writes its body, without waiting for
-    /// the response.
-    pub(super) fn start(request: &Request, url: &Url<'_>) -> Result<Started, HttpError> {
-        let origin = url.origin();
-        let failed = |reason: &str| HttpError::Failed { origin: origin.clone(), reason: reason.to_owned() };
+    /// One request and its response, as far as they have got.
+    struct Exchange<'a> {
+        /// `scheme://host:port`, what errors name.
+        origin: String,
+        stage: Stage<'a>,
+    }
+
+    /// Fields are in drop order: a stream before the body it belongs to.
+    enum Stage<'a> {
+        /// Writing the request body; `rest` is still to be handed over.
+        Writing {
+            stream: OutputStream,
+            body: OutgoingBody,
+            pending: FutureIncomingResponse,
+            rest: &'a [u8],
+        },
+        /// The body is handed over; waiting for the response.
+        Waiting {
+            pending: FutureIncomingResponse,
+            write_error: Option<HttpError>,
+        },
+        /// Reading the response body into `bytes`.
+        Reading {
+            stream: InputStream,
+            body: IncomingBody,
+            response: IncomingResponse,
+            status: u16,
+            headers: Vec<(String, String)>,
+            bytes: Vec<u8>,
+        },
+        Done(Result<Response, HttpError>),
+    }
+
+    impl<'a> Exchange<'a> {
+        /// Hands `request` to the host; the body is written as the host
+        /// takes it.
+        fn start(request: &'a Request) -> Self {
+            match Url::parse(&request.url) {
+                Ok(url) => {
+                    let origin = url.origin();
+                    let stage = begin(request, &url, &origin).unwrap_or_else(|e| Stage::Done(Err(e)));
+                    Self { origin, stage }
+                }
+                Err(e) => Self { origin: String::new(), stage: Stage::Done(Err(e)) },
+            }
+        }
+
+        /// What this exchange waits on; `None` once it is done.
+        fn subscribe(&self) -> Option<Pollable> {
+            match &self.stage {
+                Stage::Writing { stream, .. } => Some(stream.subscribe()),
+                Stage::Waiting { pending, .. } => Some(pending.subscribe()),
+                Stage::Reading { stream, .. } => Some(stream.subscribe()),
+                Stage::Done(_) => None,
+            }
+        }
+
+        /// Moves on as far as it can without blocking.
+        fn advance(&mut self) {
+            let stage = std::mem::replace(&mut self.stage, Stage::Done(Err(HttpError::Unavailable)));
+            self.stage = match stage {
+                Stage::Writing { stream, body, pending, rest } => write_body(stream, body, pending, rest, &self.origin),
+                Stage::Waiting { pending, write_error } => match pending.get() {
+                    None => Stage::Waiting { pending, write_error },
+                    Some(Ok(Ok(response))) => match write_error {
+                        Some(e) => Stage::Done(Err(e)),
+                        None => read_response(response, &self.origin),
+                    },
+                    Some(Ok(Err(code))) => Stage::Done(Err(error(code, &self.origin))),
+                    Some(Err(())) => Stage::Done(Err(failed(&self.origin, "the response was taken twice"))),
+                },
+                Stage::Reading { stream, body, response, status, headers, bytes } => {
+                    read_body(stream, body, response, status, headers, bytes, &self.origin)
+                }
+                done @ Stage::Done(_) => done,
+            };
+        }
+
+        fn into_result(self) -> Result<Response, HttpError> {
+            match self.stage {
+                Stage::Done(result) => result,
+                _ => Err(failed(&self.origin, "the exchange did not finish")),
+            }
+        }
+    }
+
+    /// Builds the request, hands it to the host and starts on its body.
+    fn begin<'a>(request: &'a Request, url: &Url<'_>, origin: &str) -> Result<Stage<'a>, HttpError> {
         let entries: Vec<(String, Vec<u8>)> =
             request.headers.iter().map(|(n, v)| (n.to_ascii_lowercase(), v.clone().into_bytes())).collect();
-        let headers = Fields::from_list(&entries).map_err(|e| failed(&format!("header not allowed ({e:?})")))?;
+        let headers =
+            Fields::from_list(&entries).map_err(|e| failed(origin, &format!("header not allowed ({e:?})")))?;
         let outgoing = OutgoingRequest::new(headers);
         let method = match request.method {
             Method::Get => WitMethod::Get,
@@ -411,7 +516,7 @@ mod wasi {
             .map_err(|()| invalid("scheme"))?;
         outgoing.set_authority(Some(url.authority)).map_err(|()| invalid("host"))?;
         outgoing.set_path_with_query(Some(url.path_and_query)).map_err(|()| invalid("path"))?;
-        let body = outgoing.body().map_err(|()| failed("no request body"))?;
+        let body = outgoing.body().map_err(|()| failed(origin, "no request body"))?;
 
         let options = request.timeout.map(|timeout| {
             let options = RequestOptions::new();
@@ -421,53 +526,49 @@ mod wasi {
             let _ = options.set_between_bytes_timeout(Some(nanos));
             options
         });
-        let pending = outgoing_handler::handle(outgoing, options).map_err(|code| error(code, &origin))?;
-        // Write the body after `handle`, while the host sends it. A refused
-        // request fails the write too; its own error, from the response, is
-        // the one to report.
+        let pending = outgoing_handler::handle(outgoing, options).map_err(|code| error(code, origin))?;
+        // The body is written after `handle`, while the host sends it.
+        let stream = body.write().map_err(|()| failed(origin, "no request body stream"))?;
+        Ok(write_body(stream, body, pending, &request.body, origin))
+    }
+
+    /// Hands over as much of the body as the host takes now; finishes the
+    /// body once all of it is written. A refused request fails the write
+    /// too; its own error, from the response, is the one to report.
+    fn write_body<'a>(
+        stream: OutputStream,
+        body: OutgoingBody,
+        pending: FutureIncomingResponse,
+        mut rest: &'a [u8],
+        origin: &str,
+    ) -> Stage<'a> {
         let mut write_error = None;
-        {
-            let stream = body.write().map_err(|()| failed("no request body stream"))?;
-            if let Err(e) = write_all(&stream, &request.body) {
-                write_error = Some(stream_error(e, &origin));
+        while !rest.is_empty() {
+            let written = stream.check_write().and_then(|room| match usize::try_from(room).unwrap_or(usize::MAX) {
+                0 => Ok(None),
+                room => {
+                    let (now, later) = rest.split_at(room.min(rest.len()));
+                    stream.write(now).map(|()| Some(later))
+                }
+            });
+            match written {
+                Ok(None) => return Stage::Writing { stream, body, pending, rest },
+                Ok(Some(later)) => rest = later,
+                Err(e) => {
+                    write_error = Some(stream_error(e, origin));
+                    break;
+                }
             }
         }
+        drop(stream);
         if let Err(code) = OutgoingBody::finish(body, None) {
-            write_error.get_or_insert(error(code, &origin));
+            write_error.get_or_insert(error(code, origin));
         }
-        Ok(Started { origin, pending, write_error })
+        Stage::Waiting { pending, write_error }
     }
 
-    /// Writes `bytes` in pieces as large as the host takes at once, so a body
-    /// of up to a few MiB is handed over without waiting for the request to
-    /// go out (a request may wait for a place, see `send_all`).
-    fn write_all(stream: &OutputStream, mut bytes: &[u8]) -> Result<(), StreamError> {
-        while !bytes.is_empty() {
-            let room = usize::try_from(stream.check_write()?).unwrap_or(usize::MAX);
-            if room == 0 {
-                stream.subscribe().block();
-                continue;
-            }
-            let (now, rest) = bytes.split_at(room.min(bytes.len()));
-            stream.write(now)?;
-            bytes = rest;
-        }
-        Ok(())
-    }
-
-    /// Waits for the response of a started request and reads its body.
-    pub(super) fn finish(started: Started) -> Result<Response, HttpError> {
-        let Started { origin, pending, write_error } = started;
-        let failed = |reason: &str| HttpError::Failed { origin: origin.clone(), reason: reason.to_owned() };
-        pending.subscribe().block();
-        let response = match pending.get() {
-            Some(Ok(Ok(response))) => response,
-            Some(Ok(Err(code))) => return Err(error(code, &origin)),
-            Some(Err(())) | None => return Err(failed("the response was not ready")),
-        };
-        if let Some(e) = write_error {
-            return Err(e);
-        }
+    /// Takes the status and headers of a response and starts on its body.
+    fn read_response(response: IncomingResponse, origin: &str) -> Stage<'static> {
         let status = response.status();
         let headers = response
             .headers()
@@ -475,20 +576,43 @@ mod wasi {
             .into_iter()
             .map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned()))
             .collect();
-        let incoming = response.consume().map_err(|()| failed("no response body"))?;
-        let mut bytes = Vec::new();
-        {
-            let stream = incoming.stream().map_err(|()| failed("no response body stream"))?;
-            loop {
-                match stream.blocking_read(READ_CHUNK) {
-                    Ok(chunk) => bytes.extend_from_slice(&chunk),
-                    Err(StreamError::Closed) => break,
-                    Err(e) => return Err(stream_error(e, &origin)),
+        let Ok(body) = response.consume() else {
+            return Stage::Done(Err(failed(origin, "no response body")));
+        };
+        let Ok(stream) = body.stream() else {
+            return Stage::Done(Err(failed(origin, "no response body stream")));
+        };
+        read_body(stream, body, response, status, headers, Vec::new(), origin)
+    }
+
+    /// Reads what has arrived of a response body; done at its end.
+    fn read_body(
+        stream: InputStream,
+        body: IncomingBody,
+        response: IncomingResponse,
+        status: u16,
+        headers: Vec<(String, String)>,
+        mut bytes: Vec<u8>,
+        origin: &str,
+    ) -> Stage<'static> {
+        let end = loop {
+            match stream.read(READ_CHUNK) {
+                Ok(chunk) if chunk.is_empty() => {
+                    return Stage::Reading { stream, body, response, status, headers, bytes };
                 }
+                Ok(chunk) => bytes.extend_from_slice(&chunk),
+                Err(StreamError::Closed) => break Ok(Response { status, headers, body: bytes }),
+                Err(e) => break Err(stream_error(e, origin)),
             }
-        }
-        drop(IncomingBody::finish(incoming));
-        Ok(Response { status, headers, body: bytes })
+        };
+        drop(stream);
+        drop(IncomingBody::finish(body));
+        drop(response);
+        Stage::Done(end)
+    }
+
+    fn failed(origin: &str, reason: &str) -> HttpError {
+        HttpError::Failed { origin: origin.to_owned(), reason: reason.to_owned() }
     }
 
     fn stream_error(failure: StreamError, origin: &str) -> HttpError {

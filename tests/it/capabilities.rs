@@ -66,7 +66,7 @@ impl Upstream {
                     "too late"
                 }),
             )
-            .route("/gate", get(gate))
+            .route("/gate", get(gate).post(gate_upload))
             .route("/v1/availability", get(availability))
             .route("/v1/bookings", post(book))
             .layer(axum::middleware::from_fn_with_state(state.clone(), count))
@@ -338,6 +338,18 @@ async fn gate(State(state): State<UpstreamState>) -> &'static str {
     "through"
 }
 
+/// Reads the whole request body, then answers as `gate` does, with the
+/// number of bytes it read, padded with spaces to 4 MiB: an answer too large
+/// for the host to buffer unread.
+async fn gate_upload(state: State<UpstreamState>, body: axum::body::Body) -> String {
+    let received = axum::body::to_bytes(body, usize::MAX).await.map_or(0, |bytes| bytes.len());
+    let answer = format!("{} {received}", gate(state).await);
+    let padding = " ".repeat(UPLOAD_ANSWER_BYTES - answer.len());
+    answer + &padding
+}
+
+const UPLOAD_ANSWER_BYTES: usize = 4 << 20;
+
 #[tokio::test]
 async fn a_calls_requests_open_at_once_are_capped_and_the_rest_wait_for_a_place() {
     // (manifest line, requests sent at once, the most the upstream may see at once)
@@ -364,6 +376,34 @@ async fn a_calls_requests_open_at_once_are_capped_and_the_rest_wait_for_a_place(
         let rounds = count.div_ceil(cap) as u32;
         assert!(elapsed >= Duration::from_millis(150) * rounds, "{count} requests, {cap} at a time, took {elapsed:?}");
     }
+}
+
+#[tokio::test]
+async fn requests_waiting_for_a_place_with_large_bodies_go_out_as_earlier_ones_finish() {
+    // Bodies and answers larger than the host buffers: a request waiting for
+    // a place takes only part of its body, and the request holding the place
+    // keeps it until its answer is read. So the plugin must read the earlier
+    // answers while the later bodies are still being written.
+    let (count, cap, body_bytes) = (3, 1, 8 << 20);
+    let upstream = Upstream::start("unused").await;
+    let dir = plugins_dir(&["misbehave"]);
+    write_manifest(
+        dir.path(),
+        "misbehave",
+        &format!(
+            "timeout_ms = 8000\n[http]\nallowed_hosts = [\"{}\"]\nmax_concurrent_requests = {cap}\nmax_response_bytes = {}\n",
+            upstream.url(""),
+            UPLOAD_ANSWER_BYTES
+        ),
+    );
+    let server = TestServer::serve_dir(dir, |_| {}).await;
+    let burst =
+        call(&server, "http_burst", json!({"url": upstream.url("/gate"), "count": count, "body_bytes": body_bytes}))
+            .await;
+    let answers = burst["result"].as_array().unwrap_or_else(|| panic!("{burst}"));
+    let expected = json!({"status": 200, "body": format!("through {body_bytes}")});
+    assert!(answers.len() == count && answers.iter().all(|a| *a == expected), "every upload got through: {burst}");
+    assert_eq!(upstream.seen.most_open.load(Ordering::SeqCst), cap);
 }
 
 /// The environment variable the test manifests read the calendar key from:
@@ -576,6 +616,9 @@ async fn command_plugins_get_config_as_environment_and_no_http() {
     write_manifest(dir.path(), "env", "[config]\nregion = \"eu\"\n[secrets]\ntoken = \"cmd-secret-456\"\n");
     std::fs::copy(plugin_wasm("command_misbehave"), dir.path().join("greet.wasm")).unwrap();
     write_manifest(dir.path(), "greet", "[http]\nallowed_hosts = [\"https://api.example.com\"]\n");
+    // Any [http] key is refused, not silently ignored.
+    std::fs::copy(plugin_wasm("command_misbehave"), dir.path().join("capped.wasm")).unwrap();
+    write_manifest(dir.path(), "capped", "[http]\nmax_response_bytes = 1000\nmax_concurrent_requests = 2\n");
     let server = TestServer::serve_dir(dir, |_| {}).await;
     let entry = call(&server, "env", json!({})).await;
     assert_eq!(
@@ -584,9 +627,20 @@ async fn command_plugins_get_config_as_environment_and_no_http() {
         "only its own values; secrets redacted"
     );
     let plugins = server.get_json("/plugins").await;
-    let error = plugins["errors"][0]["error"].as_str().unwrap();
+    let error_of = |name: &str| {
+        let errors = plugins["errors"].as_array().unwrap();
+        let entry = errors.iter().find(|e| e["error"].as_str().unwrap().contains(&format!("{name}.toml")));
+        entry.unwrap_or_else(|| panic!("no load error for {name}: {plugins}"))["error"].as_str().unwrap().to_owned()
+    };
+    let greet = error_of("greet");
     assert!(
-        error.contains("greet.toml") && error.contains("command plugin (WASI preview 1) cannot make HTTP requests")
+        greet.contains("[http] allowed_hosts is set, but a command plugin (WASI preview 1) cannot make HTTP requests"),
+        "{greet}"
+    );
+    let capped = error_of("capped");
+    assert!(
+        capped.contains("[http] max_response_bytes, max_concurrent_requests are set, but a command plugin"),
+        "{capped}"
     );
 }
 
@@ -717,4 +771,58 @@ async fn https_is_verified_against_the_public_roots_plus_the_manifests_ca_file()
     let server = TestServer::serve_dir(dir, |_| {}).await;
     let error = server.get_json("/plugins").await["errors"][0]["error"].as_str().unwrap().to_owned();
     assert!(error.contains("misbehave.toml: [http] ca_file:") && error.contains("holds no PEM certificate"), "{error}");
+}
+
+/// Writes `text` to `path` through a temporary file in the same folder and a
+/// rename, as deploy tools do.
+fn replace_file(path: &std::path::Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+#[tokio::test]
+async fn changing_a_ca_file_reloads_the_plugins_that_trust_it() {
+    let upstream = TlsUpstream::start().await;
+    let other_ca = TlsUpstream::start().await.ca_pem; // a CA that did not sign upstream's certificate
+    let grant = |ca_file: &str| {
+        format!(
+            "[http]\nallowed_hosts = [{{ host = \"https://localhost:{}\", allow_private = true }}]\nca_file = \"{ca_file}\"\n",
+            upstream.port
+        )
+    };
+    let fetch = async |server: &TestServer| call(server, "http_get", json!({"url": upstream.url()})).await;
+    let trusted = json!({"status": 200, "body": "hello over tls"});
+
+    // The file, in a folder that does not exist yet, is missing: no plugin.
+    let dir = plugins_dir(&["misbehave"]);
+    write_manifest(dir.path(), "misbehave", &grant("certs/internal-ca.pem"));
+    let server = TestServer::serve_dir(dir, |_| {}).await;
+    let errors = server.get_json("/plugins").await["errors"].clone();
+    assert!(errors[0]["error"].as_str().unwrap().contains("cannot read"), "{errors}");
+
+    // Folder and file appear (the wrong CA): the plugin loads, and does not trust upstream.
+    let certs = server.plugins_path().join("certs");
+    std::fs::create_dir(&certs).unwrap();
+    replace_file(&certs.join("internal-ca.pem"), &other_ca);
+    eventually("the plugin loads once its CA file exists", async || {
+        fetch(&server).await["error"].as_str().is_some_and(|e| e.contains("certificate is not trusted"))
+    })
+    .await;
+
+    // The file is rotated to the CA that signed upstream's certificate: trusted, manifest untouched.
+    replace_file(&certs.join("internal-ca.pem"), &upstream.ca_pem);
+    eventually("the rotated CA is trusted", async || fetch(&server).await["result"] == trusted).await;
+
+    // Also for a file in the plugins folder itself, edited in place.
+    let in_folder = server.plugins_path().join("internal-ca.pem");
+    std::fs::write(&in_folder, &other_ca).unwrap();
+    write_manifest(server.plugins_path(), "misbehave", &grant("internal-ca.pem"));
+    eventually("the manifest now names the wrong CA", async || {
+        fetch(&server).await["error"].as_str().is_some_and(|e| e.contains("certificate is not trusted"))
+    })
+    .await;
+    std::fs::write(&in_folder, &upstream.ca_pem).unwrap();
+    eventually("the edited CA file is read again", async || fetch(&server).await["result"] == trusted).await;
+    assert!(server.get_json("/plugins").await["errors"].as_array().unwrap().is_empty());
 }

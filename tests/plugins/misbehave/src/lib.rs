@@ -184,16 +184,23 @@ struct Burst {
     url: String,
     /// How many requests
     count: usize,
+    /// When set, each request is a POST with a body of this many bytes
+    body_bytes: Option<usize>,
 }
 
-/// GETs `url` `count` times at once (`http::send_all`); each answer's
-/// status and body, or its error, in order.
+/// GETs `url` `count` times at once (`http::send_all`), or POSTs a body of
+/// `body_bytes` to it; each answer's status and body (trailing whitespace
+/// trimmed), or its error, in order.
 fn http_burst(args: Burst, _: &CallContext) -> Result<Value, ToolError> {
-    let requests = (0..args.count).map(|_| http::Request::get(&args.url)).collect();
+    let request = || match args.body_bytes {
+        Some(size) => http::Request::post(&args.url).body(vec![b'b'; size]),
+        None => http::Request::get(&args.url),
+    };
+    let requests = (0..args.count).map(|_| request()).collect();
     let answers = http::send_all(requests)
         .into_iter()
         .map(|answer| match answer {
-            Ok(response) => json!({ "status": response.status, "body": response.text() }),
+            Ok(response) => json!({ "status": response.status, "body": response.text().trim_end() }),
             Err(e) => json!({ "error": e.to_string() }),
         })
         .collect::<Vec<_>>();
