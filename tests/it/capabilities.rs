@@ -406,6 +406,25 @@ async fn requests_waiting_for_a_place_with_large_bodies_go_out_as_earlier_ones_f
     assert_eq!(upstream.seen.most_open.load(Ordering::SeqCst), cap);
 }
 
+#[tokio::test]
+async fn an_upload_to_a_closed_port_fails_at_once_not_at_the_deadline() {
+    // A port nothing listens on (bound, then released).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let dir = plugins_dir(&["misbehave"]);
+    write_manifest(
+        dir.path(),
+        "misbehave",
+        &format!("[http]\nallowed_hosts = [{{ host = \"http://{closed}\", allow_private = true }}]\n"),
+    );
+    let server = TestServer::serve_dir(dir, |_| {}).await;
+    let started = Instant::now();
+    let url = format!("http://{closed}/upload");
+    let burst = call(&server, "http_burst", json!({"url": url, "count": 2, "body_bytes": 8 << 20})).await;
+    let refused = json!({"error": format!("HTTP request to http://{closed} failed: connection refused")});
+    assert_eq!(burst["result"], json!([refused, refused]), "{burst}");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+}
+
 /// The environment variable the test manifests read the calendar key from:
 /// one cargo sets for every test run, so no test has to change the
 /// environment of the whole process.
