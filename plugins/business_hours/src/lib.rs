@@ -19,7 +19,7 @@
 //! }
 //! ```
 //!
-//! The weekly schedule is [`SCHEDULE`], in UTC.
+//! The weekly schedule is the `SCHEDULE` constant below, in UTC.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
