@@ -4,7 +4,7 @@
 //! with one pointer store; a call holds the `Arc` of the snapshot (and of the
 //! plugin version) it started with, so a reload never changes a call in flight.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -330,57 +330,6 @@ pub fn plugin_name(path: &Path) -> Option<String> {
     (matches!(ext, "wasm" | "toml") && !stem.is_empty() && !stem.contains('.')).then(|| stem.to_owned())
 }
 
-/// The plugins whose manifests in `dir` name `changed` among the files their
-/// load reads (an `[http] ca_file`), so that a change to it reloads them.
-/// Manifests are read afresh, so a plugin that failed to load because the
-/// file was missing is found too.
-pub fn plugins_reading(dir: &Path, changed: &Path) -> Vec<String> {
-    manifests(dir)
-        .into_iter()
-        .filter(|(_, manifest)| manifest.files_read(dir).iter().any(|file| same_file(file, changed)))
-        .map(|(name, _)| name)
-        .collect()
-}
-
-/// The folders, other than `dir` itself, that hold files the manifests in
-/// `dir` read, each with the plugins reading from it: hot reload watches
-/// them as well.
-pub fn folders_read(dir: &Path) -> BTreeMap<PathBuf, BTreeSet<String>> {
-    let dir_itself = std::fs::canonicalize(dir).ok();
-    let mut folders: BTreeMap<PathBuf, BTreeSet<String>> = BTreeMap::new();
-    for (name, manifest) in manifests(dir) {
-        for file in manifest.files_read(dir) {
-            if let Some(folder) = file.parent()
-                && std::fs::canonicalize(folder).ok() != dir_itself
-            {
-                folders.entry(folder.to_owned()).or_default().insert(name.clone());
-            }
-        }
-    }
-    folders
-}
-
-/// Every manifest in `dir` that parses, with its plugin's name.
-fn manifests(dir: &Path) -> Vec<(String, Manifest)> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
-    entries
-        .filter_map(|entry| {
-            let path = entry.ok()?.path();
-            let name = plugin_name(&path).filter(|_| path.extension().is_some_and(|e| e == "toml"))?;
-            let manifest = Manifest::parse(&std::fs::read_to_string(&path).ok()?).ok()?;
-            Some((name, manifest))
-        })
-        .collect()
-}
-
-/// Whether two paths name the same file: equal, or the same name in the same
-/// folder (compared canonically, so `./certs` and `certs` agree; the file
-/// itself may be gone).
-fn same_file(a: &Path, b: &Path) -> bool {
-    let folder = |path: &Path| path.parent().and_then(|p| std::fs::canonicalize(p).ok());
-    a == b || (a.file_name() == b.file_name() && folder(a).is_some() && folder(a) == folder(b))
-}
-
 /// Reads, compiles and describes `dir/NAME.wasm` with its manifest.
 pub async fn load_plugin(
     runtime: &Runtime,
@@ -454,30 +403,6 @@ pub async fn load_plugin(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn files_that_manifests_read_lead_back_to_their_plugins() {
-        let dir = tempfile::tempdir().unwrap();
-        let dir = dir.path();
-        std::fs::create_dir(dir.join("certs")).unwrap();
-        for (name, manifest) in [
-            ("a", "[http]\nca_file = \"certs/ca.pem\"\n"),
-            ("b", "[http]\nca_file = \"ca.pem\"\n"),
-            ("c", "timeout_ms = 100\n"),
-            ("d", "[http]\nca_file = \"./certs/ca.pem\"\n"),
-            ("broken", "[http\n"),
-        ] {
-            std::fs::write(dir.join(format!("{name}.toml")), manifest).unwrap();
-        }
-        let mut readers = plugins_reading(dir, &dir.join("certs/ca.pem"));
-        readers.sort();
-        assert_eq!(readers, ["a", "d"]);
-        assert_eq!(plugins_reading(dir, &dir.join("ca.pem")), ["b"]);
-        assert!(plugins_reading(dir, &dir.join("certs/other.pem")).is_empty());
-        // Folders besides the plugins folder itself, each with its readers.
-        let readers_of_certs = BTreeSet::from(["a".to_owned(), "d".to_owned()]);
-        assert_eq!(folders_read(dir), BTreeMap::from([(dir.join("certs"), readers_of_certs)]));
-    }
 
     #[test]
     fn plugin_names_ignore_hidden_and_temporary_files() {
