@@ -62,7 +62,7 @@ pub fn watch(plugins: Arc<Plugins>) -> notify::Result<WatchGuard> {
 /// `.toml` it is, else those whose manifest reads it.
 fn plugins_changed_by(dir: &Path, path: &Path) -> Vec<String> {
     match plugin_name(path) {
-        Some(name) if path.parent() == Some(dir) => vec![name],
+        Some(name) if path.parent().is_some_and(|folder| same_folder(folder, dir)) => vec![name],
         _ => plugins_reading(dir, path),
     }
 }
@@ -114,8 +114,13 @@ fn manifests(dir: &Path) -> Vec<(String, Manifest)> {
 /// folder (compared canonically, so `./certs` and `certs` agree; the file
 /// itself may be gone).
 fn same_file(a: &Path, b: &Path) -> bool {
-    let folder = |path: &Path| path.parent().and_then(|p| std::fs::canonicalize(p).ok());
-    a == b || (a.file_name() == b.file_name() && folder(a).is_some() && folder(a) == folder(b))
+    a == b || (a.file_name() == b.file_name() && a.parent().zip(b.parent()).is_some_and(|(a, b)| same_folder(a, b)))
+}
+
+/// Whether two paths name the same folder: equal, or equal once canonical
+/// (a watcher may report events under the canonical path).
+fn same_folder(a: &Path, b: &Path) -> bool {
+    a == b || std::fs::canonicalize(a).is_ok_and(|a| std::fs::canonicalize(b).is_ok_and(|b| a == b))
 }
 
 /// Watches the folders outside the plugins folder that hold files its
@@ -221,6 +226,11 @@ mod tests {
         assert_eq!(plugins_reading(dir, &dir.join("ca.pem")), ["b"]);
         assert!(plugins_reading(dir, &dir.join("certs/other.pem")).is_empty());
         // Folders besides the plugins folder itself, each with its readers.
+        // A plugin file counts only in the plugins folder itself, however named.
+        let canonical = std::fs::canonicalize(dir).unwrap();
+        assert_eq!(plugins_changed_by(dir, &canonical.join("a.toml")), ["a"]);
+        assert_eq!(plugins_changed_by(dir, &dir.join("certs/./../ca.pem")), ["b"]);
+        assert!(plugins_changed_by(dir, &dir.join("certs/a.toml")).is_empty());
         let readers_of_certs = BTreeSet::from(["a".to_owned(), "d".to_owned()]);
         assert_eq!(folders_read(dir), BTreeMap::from([(dir.join("certs"), readers_of_certs)]));
     }
