@@ -132,9 +132,23 @@ async fn book(State(state): State<UpstreamState>, headers: HeaderMap, Json(body)
 
 /// Writes `NAME.toml` into the server's plugin folder (or a folder being prepared).
 fn write_manifest(dir: &std::path::Path, name: &str, text: &str) {
-    let tmp = dir.join(format!(".{name}.toml.tmp"));
+    replace_file(&dir.join(format!("{name}.toml")), text);
+}
+
+/// Writes `text` to `path` through a hidden temporary file in the same folder
+/// and a rename, as deploy tools do.
+fn replace_file(path: &std::path::Path, text: &str) {
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
     std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, dir.join(format!("{name}.toml"))).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// A server with `misbehave` alone in its plugins folder, `manifest` beside it.
+async fn serve_misbehave(manifest: &str) -> TestServer {
+    let dir = plugins_dir(&["misbehave"]);
+    write_manifest(dir.path(), "misbehave", manifest);
+    TestServer::serve_dir(dir, |_| {}).await
 }
 
 /// The message of a failed entry; panics on success.
@@ -232,15 +246,10 @@ async fn outbound_http_is_denied_until_granted_then_allowed_for_that_host_only()
 async fn a_name_that_resolves_to_a_private_address_needs_an_explicit_grant() {
     let upstream = Upstream::start("unused").await;
     let port = upstream.addr.port();
-    let dir = plugins_dir(&["misbehave"]);
     // `localhost` is allowed, but not to resolve to loopback; any host on
     // port 9 is allowed, but only at public addresses.
-    write_manifest(
-        dir.path(),
-        "misbehave",
-        &format!("[http]\nallowed_hosts = [\"http://localhost:{port}\", \"http://*:9\"]\n"),
-    );
-    let server = TestServer::serve_dir(dir, |_| {}).await;
+    let server =
+        serve_misbehave(&format!("[http]\nallowed_hosts = [\"http://localhost:{port}\", \"http://*:9\"]\n")).await;
     let entry = call(&server, "http_get", json!({"url": format!("http://localhost:{port}/hello")})).await;
     assert_eq!(
         error_of(&entry),
@@ -355,13 +364,7 @@ async fn a_calls_requests_open_at_once_are_capped_and_the_rest_wait_for_a_place(
     // (manifest line, requests sent at once, the most the upstream may see at once)
     for (setting, count, cap) in [("max_concurrent_requests = 3\n", 10, 3), ("", 10, 8)] {
         let upstream = Upstream::start("unused").await;
-        let dir = plugins_dir(&["misbehave"]);
-        write_manifest(
-            dir.path(),
-            "misbehave",
-            &format!("[http]\nallowed_hosts = [\"{}\"]\n{setting}", upstream.url("")),
-        );
-        let server = TestServer::serve_dir(dir, |_| {}).await;
+        let server = serve_misbehave(&format!("[http]\nallowed_hosts = [\"{}\"]\n{setting}", upstream.url(""))).await;
         let started = Instant::now();
         let burst = call(&server, "http_burst", json!({"url": upstream.url("/gate"), "count": count})).await;
         let elapsed = started.elapsed();
@@ -386,17 +389,11 @@ async fn requests_waiting_for_a_place_with_large_bodies_go_out_as_earlier_ones_f
     // answers while the later bodies are still being written.
     let (count, cap, body_bytes) = (3, 1, 8 << 20);
     let upstream = Upstream::start("unused").await;
-    let dir = plugins_dir(&["misbehave"]);
-    write_manifest(
-        dir.path(),
-        "misbehave",
-        &format!(
-            "timeout_ms = 8000\n[http]\nallowed_hosts = [\"{}\"]\nmax_concurrent_requests = {cap}\nmax_response_bytes = {}\n",
-            upstream.url(""),
-            UPLOAD_ANSWER_BYTES
-        ),
-    );
-    let server = TestServer::serve_dir(dir, |_| {}).await;
+    let origin = upstream.url("");
+    let server = serve_misbehave(&format!(
+        "timeout_ms = 8000\n[http]\nallowed_hosts = [\"{origin}\"]\nmax_concurrent_requests = {cap}\nmax_response_bytes = {UPLOAD_ANSWER_BYTES}\n"
+    ))
+    .await;
     let burst =
         call(&server, "http_burst", json!({"url": upstream.url("/gate"), "count": count, "body_bytes": body_bytes}))
             .await;
@@ -410,13 +407,9 @@ async fn requests_waiting_for_a_place_with_large_bodies_go_out_as_earlier_ones_f
 async fn an_upload_to_a_closed_port_fails_at_once_not_at_the_deadline() {
     // A port nothing listens on (bound, then released).
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let dir = plugins_dir(&["misbehave"]);
-    write_manifest(
-        dir.path(),
-        "misbehave",
-        &format!("[http]\nallowed_hosts = [{{ host = \"http://{closed}\", allow_private = true }}]\n"),
-    );
-    let server = TestServer::serve_dir(dir, |_| {}).await;
+    let server =
+        serve_misbehave(&format!("[http]\nallowed_hosts = [{{ host = \"http://{closed}\", allow_private = true }}]\n"))
+            .await;
     let started = Instant::now();
     let url = format!("http://{closed}/upload");
     let burst = call(&server, "http_burst", json!({"url": url, "count": 2, "body_bytes": 8 << 20})).await;
@@ -536,14 +529,12 @@ async fn one_plugin_gets_its_host_and_secret_and_every_other_plugin_is_refused()
 async fn secrets_stay_out_of_logs_errors_results_and_endpoints() {
     let (logs, _guard) = LogCapture::start();
     let upstream = Upstream::start("unused").await;
-    let dir = plugins_dir(&["misbehave"]);
     let secret = "sk_live_0123456789abcdef";
-    write_manifest(
-        dir.path(),
-        "misbehave",
-        &format!("[http]\nallowed_hosts = [\"{}\"]\n[secrets]\ntoken = \"{secret}\"\n", upstream.url("")),
-    );
-    let server = TestServer::serve_dir(dir, |_| {}).await;
+    let server = serve_misbehave(&format!(
+        "[http]\nallowed_hosts = [\"{}\"]\n[secrets]\ntoken = \"{secret}\"\n",
+        upstream.url("")
+    ))
+    .await;
 
     let leaked = call(&server, "leak_secret", json!({"key": "token"})).await;
     assert_eq!(error_of(&leaked), "the secret is ***");
@@ -676,9 +667,7 @@ async fn fuel_caps_instructions_when_metering_is_on() {
     assert_eq!(entries[1]["result"], json!({"echo": {}}), "the default fuel is plenty for a normal call");
 
     // Without metering, a manifest asking for fuel is refused with the way out.
-    let dir = plugins_dir(&["misbehave"]);
-    write_manifest(dir.path(), "misbehave", "fuel = 50_000_000\n");
-    let server = TestServer::serve_dir(dir, |_| {}).await;
+    let server = serve_misbehave("fuel = 50_000_000\n").await;
     let error = server.get_json("/plugins").await["errors"][0]["error"].as_str().unwrap().to_owned();
     assert!(error.contains("`fuel` is set, but fuel metering is off") && error.contains("plugin_fuel"), "{error}");
 }
@@ -770,9 +759,7 @@ async fn https_is_verified_against_the_public_roots_plus_the_manifests_ca_file()
     assert_eq!(fetched["result"], json!({"status": 200, "body": "hello over tls"}), "{fetched}");
 
     // The same grant without it: the certificate is not trusted, and the error says so.
-    let dir = plugins_dir(&["misbehave"]);
-    write_manifest(dir.path(), "misbehave", &grant(""));
-    let server = TestServer::serve_dir(dir, |_| {}).await;
+    let server = serve_misbehave(&grant("")).await;
     let refused = call(&server, "http_get", json!({"url": upstream.url()})).await;
     let error = error_of(&refused);
     assert_eq!(
@@ -792,14 +779,6 @@ async fn https_is_verified_against_the_public_roots_plus_the_manifests_ca_file()
     assert!(error.contains("misbehave.toml: [http] ca_file:") && error.contains("holds no PEM certificate"), "{error}");
 }
 
-/// Writes `text` to `path` through a temporary file in the same folder and a
-/// rename, as deploy tools do.
-fn replace_file(path: &std::path::Path, text: &str) {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).unwrap();
-    std::fs::rename(&tmp, path).unwrap();
-}
-
 #[tokio::test]
 async fn changing_a_ca_file_reloads_the_plugins_that_trust_it() {
     let upstream = TlsUpstream::start().await;
@@ -814,9 +793,7 @@ async fn changing_a_ca_file_reloads_the_plugins_that_trust_it() {
     let trusted = json!({"status": 200, "body": "hello over tls"});
 
     // The file, in a folder that does not exist yet, is missing: no plugin.
-    let dir = plugins_dir(&["misbehave"]);
-    write_manifest(dir.path(), "misbehave", &grant("certs/internal-ca.pem"));
-    let server = TestServer::serve_dir(dir, |_| {}).await;
+    let server = serve_misbehave(&grant("certs/internal-ca.pem")).await;
     let errors = server.get_json("/plugins").await["errors"].clone();
     assert!(errors[0]["error"].as_str().unwrap().contains("cannot read"), "{errors}");
 
