@@ -41,9 +41,13 @@ pub fn watch(plugins: Arc<Plugins>) -> notify::Result<WatchGuard> {
             if matches!(event.kind, notify::EventKind::Access(_)) {
                 return;
             }
-            // An event that concerns no plugin is still sent (empty): it may
-            // be a folder that a manifest reads from, now created.
-            let _ = tx.send(event.paths.iter().flat_map(|path| plugins_changed_by(&dir, path)).collect());
+            let names: Vec<String> = event.paths.iter().flat_map(|path| plugins_changed_by(&dir, path)).collect();
+            // A folder event that concerns no plugin is still sent (empty): it
+            // may be a folder that a manifest reads from, now created. Other
+            // files (a deploy's temporary ones) need no more work.
+            if !names.is_empty() || event.paths.iter().any(|path| path.is_dir()) {
+                let _ = tx.send(names);
+            }
         }
         Err(e) => tracing::warn!(error = %e, "plugin folder watcher error"),
     })?;
@@ -171,6 +175,7 @@ async fn reload_loop(
         tokio::select! {
             change = changes.recv() => match change {
                 Some(names) => {
+                    // Empty: a folder appeared or changed; it may be one to watch.
                     let names = if names.is_empty() { folders.refresh(plugins.dir()) } else { names };
                     for name in names {
                         pending.insert(name, Instant::now() + DEBOUNCE);
