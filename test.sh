@@ -2,8 +2,10 @@
 # Runs every test of the workspace, after installing what the tests need on a
 # fresh machine: the wasm targets the test plugins build for, redis-server
 # (the Redis dedup tests start their own on a free loopback port), and the
-# plugin toolchains of every example language (the example plugins in
-# JavaScript, Python, Go, C and Zig are built from source here).
+# plugin toolchains of every example language; then builds the plugins the
+# tests load (the example plugins in every language, into plugins/, and the
+# Rust test and example plugins, into target/test-plugins/all/: the tests
+# only read files, they build nothing).
 #
 #   ./test.sh [extra cargo test arguments]
 set -euo pipefail
@@ -28,8 +30,10 @@ rustup target add wasm32-wasip2 wasm32-wasip1 >/dev/null
 # their own toolchains (from npm, PyPI and crates.io, installed once into
 # target/toolchains/: about 3 minutes on a fresh machine, most of it compiling
 # wit-bindgen for C); tests/it/languages.rs runs them through the server.
-echo "== example plugins in JavaScript, Python, Go, C and Zig"
+echo "== example plugins in Rust, JavaScript, Python, Go, C and Zig, and the test plugins"
 plugins/toolchains.sh all
-plugins/build.sh all
+# `tests`: the Rust test and example plugins that tests/it/common loads from
+# target/test-plugins/all/ (the Rust examples of `all` share their build).
+plugins/build.sh all tests
 
 cargo test --workspace "$@"

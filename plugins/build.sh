@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Builds the example plugins from source and copies them to plugins/NAME.wasm.
 #
-#   plugins/build.sh [LANG...]     LANG: rust js python go c zig all
+#   plugins/build.sh [LANG...]     LANG: rust js python go c zig all tests
 #
 # With no LANG: Rust, plus every other language whose toolchain is installed
 # (the others are named, with the command that installs them). `all` builds
 # every language and fails when a toolchain is missing. Toolchains other than
 # Rust's are installed by plugins/toolchains.sh into target/toolchains/.
+# `tests` builds the plugins the integration tests load, the Rust examples and
+# tests/plugins/*, into target/test-plugins/all/NAME.wasm (./test.sh runs
+# `plugins/build.sh all tests` before `cargo test`).
 # Works from any directory. The .wasm files it writes are gitignored.
 set -euo pipefail
 
@@ -26,6 +29,18 @@ zig_cache=${ZIG_GLOBAL_CACHE_DIR:-$TC/zig-cache}
 rust_components=(echo lookup_contact business_hours book_appointment)
 rust_commands=(echo_command)
 
+# Rust plugins only the tests use (tests/plugins/NAME), built by `tests` with
+# the Rust examples above into a cargo target folder of their own; the tests
+# read them from target/test-plugins/all (tests/it/common/mod.rs).
+test_components=(misbehave hooks)
+test_commands=(command_misbehave)
+tests_target_dir="$root/target/test-plugins"
+tests_out="$tests_target_dir/all"
+# The cargo target folder of the Rust builds: cargo's own (CARGO_TARGET_DIR,
+# .cargo/config.toml) unless `tests` is asked for, when the Rust examples build
+# in the tests' folder too, so that one compilation serves both.
+rust_target_dir=
+
 # Examples in other languages: plugins/NAME/ holds the sources of NAME.wasm.
 js_plugins=(js_weather)              # components, componentize-js: NAME/index.js
 python_plugins=(py_faq)              # components, componentize-py: NAME/app.py
@@ -43,12 +58,13 @@ size_of() {
     echo "$bytes bytes ($(((bytes + 1023) / 1024)) KiB)"
 }
 
-# install_plugin BUILT NAME SECONDS: copies then renames, so a running Switchboard never sees
-# half a file.
+# install_plugin BUILT NAME SECONDS [DEST]: copies to DEST/NAME.wasm (DEST: plugins/)
+# then renames, so a running Switchboard never sees half a file.
 install_plugin() {
-    cp "$1" "$out/.$2.wasm.tmp"
-    mv "$out/.$2.wasm.tmp" "$out/$2.wasm"
-    echo "  built plugins/$2.wasm: $(size_of "$out/$2.wasm") in $3 s"
+    local dest=${4:-$out}
+    cp "$1" "$dest/.$2.wasm.tmp"
+    mv "$dest/.$2.wasm.tmp" "$dest/$2.wasm"
+    echo "  built ${dest#"$root"/}/$2.wasm: $(size_of "$dest/$2.wasm") in $3 s"
 }
 
 # require LANG: fails with the install command when LANG's toolchain is missing.
@@ -72,37 +88,46 @@ ensure_target() {
     fi
 }
 
-# build_rust_for TARGET CRATE...: builds the crates and copies NAME.wasm here.
+# build_rust_for TARGET DEST CRATE...: builds the crates in $rust_target_dir (or
+# cargo's target folder) and copies each NAME.wasm to DEST.
 build_rust_for() {
-    local target=$1 profile=plugin
-    shift
+    local target=$1 dest=$2 profile=plugin
+    shift 2
     ensure_target "$target"
     local packages=()
     for name in "$@"; do
         packages+=(-p "$name")
     done
+    local target_dir=$rust_target_dir
+    if [[ -z $target_dir ]]; then
+        # Where cargo puts it (honours CARGO_TARGET_DIR and .cargo/config.toml).
+        target_dir=$(cargo metadata --format-version 1 --no-deps |
+            sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+        target_dir=${target_dir:-$root/target}
+    fi
     echo "Building Rust plugins ($*) for $target, profile $profile..."
     local started=$SECONDS
-    cargo build --quiet --profile "$profile" --target "$target" "${packages[@]}"
-
-    # Where cargo put it (honours CARGO_TARGET_DIR and .cargo/config.toml).
-    local target_dir
-    target_dir=$(cargo metadata --format-version 1 --no-deps |
-        sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
-    target_dir=${target_dir:-$root/target}
+    cargo build --quiet --profile "$profile" --target "$target" --target-dir "$target_dir" "${packages[@]}"
+    mkdir -p "$dest"
     for name in "$@"; do
         local built="$target_dir/$target/$profile/$name.wasm"
         if [[ ! -f $built ]]; then
             echo "error: $built was not produced" >&2
             exit 1
         fi
-        install_plugin "$built" "$name" $((SECONDS - started))
+        install_plugin "$built" "$name" $((SECONDS - started)) "$dest"
     done
 }
 
 build_rust() {
-    build_rust_for wasm32-wasip2 "${rust_components[@]}"
-    build_rust_for wasm32-wasip1 "${rust_commands[@]}"
+    build_rust_for wasm32-wasip2 "$out" "${rust_components[@]}"
+    build_rust_for wasm32-wasip1 "$out" "${rust_commands[@]}"
+}
+
+# The plugins the integration tests load: the Rust examples and tests/plugins/*.
+build_tests() {
+    build_rust_for wasm32-wasip2 "$tests_out" "${rust_components[@]}" "${test_components[@]}"
+    build_rust_for wasm32-wasip1 "$tests_out" "${rust_commands[@]}" "${test_commands[@]}"
 }
 
 # JavaScript: componentize-js embeds the script in the SpiderMonkey engine
@@ -199,7 +224,7 @@ build_zig() {
 }
 
 usage() {
-    echo "usage: plugins/build.sh [rust|js|python|go|c|zig|all]..." >&2
+    echo "usage: plugins/build.sh [rust|js|python|go|c|zig|all|tests]..." >&2
     exit 2
 }
 
@@ -216,14 +241,14 @@ if [[ $# -eq 0 ]]; then
 fi
 for arg in "$@"; do
     case "$arg" in
-        rust | js | python | go | c | zig) langs+=("$arg") ;;
+        rust | js | python | go | c | zig | tests) langs+=("$arg") ;;
         javascript) langs+=(js) ;;
         all)
             # shellcheck disable=SC2206
             langs+=(rust $ALL_LANGS)
             ;;
         -h | --help)
-            sed -n '2,10p' "$0"
+            sed -n '2,13p' "$0"
             exit 0
             ;;
         *) usage ;;
@@ -231,7 +256,11 @@ for arg in "$@"; do
 done
 # Check every toolchain first, so a missing one fails before anything builds.
 for lang in "${langs[@]}"; do
-    [[ $lang == rust ]] || require "$lang"
+    case "$lang" in
+        rust) ;;
+        tests) rust_target_dir=$tests_target_dir ;;
+        *) require "$lang" ;;
+    esac
 done
 for lang in "${langs[@]}"; do
     "build_$lang"

@@ -1,23 +1,25 @@
 //! The embedding API: build a [`Switchboard`] from [`Settings`], get an axum
-//! [`Router`], serve it.
+//! [`Router`], serve it. This is the one place that wires the layers
+//! together: the sandbox under the plugin set, the core over it, the doors
+//! over the core.
 
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::routing::{get, post};
 use tokio::net::TcpListener;
 
-use crate::assistant::AssistantSettings;
-use crate::dedup::{Dedup, DedupSettings};
-use crate::dispatch::Dispatcher;
-use crate::events::EventQueue;
-use crate::metrics::Metrics;
-use crate::registry::Plugins;
-use crate::runtime::{Limits, Runtime, RuntimeOptions};
-use crate::webhook::signature::Verifier;
+use crate::core::Core;
+use crate::core::assistant::AssistantSettings;
+use crate::core::dedup::{Dedup, DedupSettings};
+use crate::doors::webhook::WebhookDoor;
+use crate::doors::webhook::signature::Verifier;
+use crate::plugins::PluginSet;
+use crate::plugins::watcher::{self, WatchGuard};
+use crate::sandbox::{Runtime, RuntimeOptions};
+use crate::types::{CallContext, Limits, ToolDefinition, ToolFailure};
 
 /// Everything a Switchboard needs to start. `Default` gives the documented
 /// defaults, with no secret.
@@ -73,7 +75,7 @@ impl Default for Settings {
     }
 }
 
-/// Why a Switchboard could not start.
+/// Why a Switchboard could not start. Each message says what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// No secret and no explicit opt-out.
@@ -91,31 +93,17 @@ pub enum StartError {
     },
     /// The plugins folder cannot be watched.
     #[error("cannot watch plugins folder: {0}")]
-    Watch(#[from] notify::Error),
+    Watch(String),
     /// The duplicate store (Redis) is unreachable.
     #[error("cannot connect to the dedup store: {0}")]
-    Dedup(#[from] redis::RedisError),
+    Dedup(String),
     /// The WebAssembly engine could not be built.
     #[error("cannot start the WebAssembly runtime: {0}")]
-    Runtime(#[source] anyhow::Error),
+    Runtime(String),
 }
 
-/// State shared by all handlers.
-pub struct AppState {
-    pub(crate) verifier: Option<Verifier>,
-    pub(crate) insecure_no_verify: bool,
-    pub(crate) max_body_bytes: usize,
-    pub(crate) tool_calls_budget: Duration,
-    pub(crate) plugins: Arc<Plugins>,
-    pub(crate) dispatcher: Dispatcher,
-    pub(crate) metrics: Arc<Metrics>,
-    pub(crate) assistant: AssistantSettings,
-    pub(crate) public_url: Option<String>,
-    pub(crate) events: EventQueue,
-    _watch: Option<crate::watcher::WatchGuard>,
-}
-
-/// A running Switchboard: loaded plugins and the state behind its routes.
+/// A running Switchboard: loaded plugins, the core that runs calls on them,
+/// and the doors in front of it. Cheap to clone.
 ///
 /// ```no_run
 /// # async fn run() -> anyhow::Result<()> {
@@ -135,67 +123,135 @@ pub struct AppState {
 /// ```
 #[derive(Clone)]
 pub struct Switchboard {
-    state: Arc<AppState>,
+    core: Arc<Core>,
+    webhook: Option<Arc<WebhookDoor>>,
+    tool_calls_budget: Duration,
+    _watch: Option<Arc<WatchGuard>>,
 }
 
 impl Switchboard {
-    /// Builds the runtime and loads every plugin in `settings.plugins_dir`.
+    /// Builds the runtime, loads every plugin in `settings.plugins_dir`, and
+    /// opens the webhook door. Refuses to start without a webhook secret,
+    /// unless `settings.insecure_no_verify` says to accept unsigned requests.
     pub async fn start(settings: Settings) -> Result<Self, StartError> {
         if settings.secrets.is_empty() && !settings.insecure_no_verify {
             return Err(StartError::NoSecret);
         }
         let verifier =
             (!settings.insecure_no_verify).then(|| Verifier::new(&settings.secrets, settings.timestamp_tolerance));
+        let (max_body_bytes, tool_calls_budget) = (settings.max_body_bytes, settings.tool_calls_budget);
+        let mut switchboard = Self::start_local(settings).await?;
+        switchboard.webhook =
+            Some(Arc::new(WebhookDoor { core: switchboard.core.clone(), verifier, max_body_bytes, tool_calls_budget }));
+        Ok(switchboard)
+    }
+
+    /// Builds the runtime and loads the plugins, with no webhook door: for
+    /// running tools in this process ([`call_tool`](Self::call_tool)) or
+    /// through another door. No secret is needed; [`router`](Self::router)
+    /// then serves the operational endpoints only.
+    ///
+    /// ```no_run
+    /// # async fn run() -> anyhow::Result<()> {
+    /// use switchboard::{CallContext, Settings, Switchboard};
+    ///
+    /// let switchboard = Switchboard::start_local(Settings { watch: false, ..Settings::default() }).await?;
+    /// let result = switchboard.call_tool("echo", r#"{"text": "hi"}"#, &CallContext::default()).await?;
+    /// assert_eq!(result, r#"{"echo":{"text":"hi"}}"#);
+    /// # Ok(()) }
+    /// ```
+    pub async fn start_local(settings: Settings) -> Result<Self, StartError> {
         let runtime = Runtime::new(&RuntimeOptions {
             cache_dir: settings.cache_dir.clone(),
             fuel_metering: settings.plugin_defaults.fuel.is_some(),
-            ..Default::default()
         })
-        .map_err(StartError::Runtime)?;
-        let plugins = Plugins::load_dir(runtime, &settings.plugins_dir, settings.plugin_defaults)
+        .map_err(|e| StartError::Runtime(format!("{e:#}")))?;
+        let plugins = PluginSet::load(runtime, &settings.plugins_dir, settings.plugin_defaults)
             .await
             .map_err(|source| StartError::PluginsDir { path: settings.plugins_dir.clone(), source })?;
         let plugins = Arc::new(plugins);
-        let watch = if settings.watch { Some(crate::watcher::watch(plugins.clone())?) } else { None };
-        let metrics = Arc::new(Metrics::default());
+        let watch = match settings.watch {
+            true => Some(Arc::new(watcher::watch(plugins.clone()).map_err(|e| StartError::Watch(e.to_string()))?)),
+            false => None,
+        };
         let dedup = match &settings.dedup {
-            Some(dedup) => Some(Arc::new(Dedup::new(dedup).await?)),
+            Some(dedup) => Some(Dedup::new(dedup).await.map_err(|e| StartError::Dedup(e.to_string()))?),
             None => None,
         };
-        let events = EventQueue::start(plugins.clone(), metrics.clone(), settings.event_queue_capacity);
-        let state = AppState {
-            verifier,
-            insecure_no_verify: settings.insecure_no_verify,
-            max_body_bytes: settings.max_body_bytes,
-            tool_calls_budget: settings.tool_calls_budget,
-            dispatcher: Dispatcher::new(plugins.clone(), metrics.clone(), dedup),
-            assistant: settings.assistant,
-            public_url: settings.public_url,
-            events,
-            plugins,
-            metrics,
-            _watch: watch,
-        };
-        Ok(Self { state: Arc::new(state) })
+        let core = Core::new(plugins, dedup, settings.assistant, settings.event_queue_capacity, settings.public_url);
+        Ok(Self { core: Arc::new(core), webhook: None, tool_calls_budget: settings.tool_calls_budget, _watch: watch })
     }
 
-    /// The routes: `POST /webhook`, `GET /healthz`, `/readyz`, `/metrics`,
-    /// `/tools`, `/plugins`.
+    /// The routes: `POST /webhook` (unless started with
+    /// [`start_local`](Self::start_local)), `GET /healthz`, `/readyz`,
+    /// `/metrics`, `/tools`, `/plugins`.
     pub fn router(&self) -> Router {
-        Router::new()
-            .route("/webhook", post(crate::webhook::receive))
-            .route("/healthz", get(crate::ops::healthz))
-            .route("/readyz", get(crate::ops::readyz))
-            .route("/metrics", get(crate::ops::metrics))
-            .route("/tools", get(crate::ops::tools))
-            .route("/plugins", get(crate::ops::plugins))
-            .with_state(self.state.clone())
+        crate::doors::router(&self.core, self.webhook.as_ref())
     }
 
-    /// The loaded plugins.
-    pub fn plugins(&self) -> &Arc<Plugins> {
-        &self.state.plugins
+    /// Runs one tool call as a tool-calls webhook would (the tool's schema
+    /// checked first, the plugin's limits and grants, the tool-calls budget
+    /// as deadline, metrics), without duplicate suppression. The result is
+    /// the plugin's JSON text.
+    pub async fn call_tool(&self, tool: &str, arguments: &str, context: &CallContext) -> Result<String, ToolFailure> {
+        let deadline = Instant::now() + self.tool_calls_budget;
+        self.core.call_tool(tool, arguments, context, deadline).await
     }
+
+    /// Every loaded tool, sorted by name.
+    pub fn tools(&self) -> Vec<ToolDefinition> {
+        self.core.snapshot().tools().into_iter().map(|(tool, _)| tool.clone()).collect()
+    }
+
+    /// The loaded plugins and the files that failed to load, now.
+    pub fn plugins(&self) -> Vec<PluginStatus> {
+        let snapshot = self.core.snapshot();
+        let loaded = snapshot.plugins().map(|p| PluginStatus {
+            name: p.name.clone(),
+            path: p.path.clone(),
+            loaded: Ok(LoadedPlugin {
+                kind: p.guest.kind(),
+                version: p.version.clone(),
+                tools: p.tools.iter().map(|t| t.name.clone()).collect(),
+            }),
+        });
+        let failed = snapshot.failures().iter().map(|(name, failure)| PluginStatus {
+            name: name.clone(),
+            path: failure.path.clone(),
+            loaded: Err(failure.error.clone()),
+        });
+        let mut all: Vec<PluginStatus> = loaded.chain(failed).collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// The platform's `llm_config.tools` list for every loaded tool (what
+    /// `GET /tools` serves).
+    pub fn platform_tools(&self) -> Vec<serde_json::Value> {
+        self.core.platform_tools()
+    }
+}
+
+/// One plugin of the folder, as [`Switchboard::plugins`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginStatus {
+    /// The file stem: `lookup_contact` for `lookup_contact.wasm`.
+    pub name: String,
+    /// Where it was loaded from.
+    pub path: PathBuf,
+    /// What serves, or why it does not load (a previous version may still serve).
+    pub loaded: Result<LoadedPlugin, String>,
+}
+
+/// A loaded plugin version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedPlugin {
+    /// `component` or `command`.
+    pub kind: &'static str,
+    /// First 12 hex digits of the SHA-256 of the wasm bytes.
+    pub version: String,
+    /// The tools it offers.
+    pub tools: Vec<String>,
 }
 
 /// Serves `switchboard` on `listener` until `shutdown` completes, then lets

@@ -8,22 +8,19 @@
 //!
 //! # Layout
 //!
-//! A request flows one way through these modules:
+//! Four layers, each a folder of `src/`; each uses only the ones below it:
 //!
-//! - [`webhook`]: the HTTP edge. Raw bytes, [`webhook::signature`] check,
-//!   [`webhook::event`] decoding, the response shapes.
-//! - [`dispatch`]: fan-out of one request's tool calls, concurrently, under
-//!   one deadline; results in request order.
-//! - [`registry`]: which plugin owns which tool; an immutable snapshot swapped
-//!   atomically.
-//! - [`runtime`]: the wasmtime engine; component and WASI-command plugins,
-//!   each call in a fresh instance with memory and time limits.
-//! - [`watcher`]: hot reload; debounced file events become registry swaps.
-//! - [`manifest`]: a plugin's optional `NAME.toml`: limits, grants, tool options.
-//! - [`capabilities`]: what a plugin may touch (outbound HTTP, config and
-//!   secrets, logs), granted per plugin and enforced at the moment of use.
-//! - [`ops`], [`metrics`]: health, readiness, metrics, and what is loaded.
-//! - `app`: [`Settings`], [`Switchboard`] and [`serve`], the embedding API.
+//! ```text
+//! doors/    bytes in -> verified (webhook/signature) -> event (webhook/event)   | ops endpoints
+//! core/     event -> dispatch (schema check, duplicates, deadline) | assistant routing | event fan-out
+//! plugins/  tool name -> plugin version (snapshot, swapped whole on reload; loader, manifest, watcher)
+//! sandbox/  plugin -> fresh wasmtime instance, limits, granted capabilities -> result
+//! types.rs  the plain types all of them share: CallContext, ToolDefinition, ToolFailure, EventKind, Limits
+//! ```
+//!
+//! `app.rs` wires them together ([`Switchboard`]); the answer goes back up the
+//! same way, result -> response. The binary (`main.rs`, `cli/`) reads the
+//! command line and the configuration file and uses only this crate's public API.
 //!
 //! # Embedding
 //!
@@ -40,20 +37,14 @@
 //! ```
 
 mod app;
-pub mod assistant;
-pub mod capabilities;
-pub mod config;
-pub mod dedup;
-pub mod dispatch;
-pub mod events;
-pub mod manifest;
-pub mod metrics;
-pub mod ops;
-pub mod registry;
-pub mod runtime;
-pub mod schema;
-pub mod watcher;
-pub mod webhook;
+mod core;
+mod doors;
+mod plugins;
+mod sandbox;
+mod types;
 
-pub use app::{AppState, Settings, StartError, Switchboard, serve};
-pub use webhook::signature::{sign, unix_now};
+pub use app::{LoadedPlugin, PluginStatus, Settings, StartError, Switchboard, serve};
+pub use core::assistant::{AssistantRoute, AssistantSettings};
+pub use core::dedup::DedupSettings;
+pub use doors::webhook::signature::{sign, unix_now};
+pub use types::{CallContext, EventKind, Limits, ToolDefinition, ToolFailure, UnknownEvent};

@@ -3,7 +3,6 @@
 //! Exit status: 0 success, 1 failure at run time, 2 usage or configuration error.
 
 mod cli;
-mod commands;
 
 use std::process::ExitCode;
 
@@ -37,7 +36,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(commands::run(cli.command)) {
+    match runtime.block_on(cli::commands::run(cli.command)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

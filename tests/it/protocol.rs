@@ -5,8 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchboard::assistant::AssistantRoute;
-use switchboard::dedup::DedupSettings;
+use switchboard::{AssistantRoute, DedupSettings};
 
 use crate::common::{RedisServer, TestServer, fixture, metric, plugins_dir, results, tool_calls};
 

@@ -7,8 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchboard::registry::Plugins;
-use switchboard::runtime::{Limits, Runtime, RuntimeOptions};
+use switchboard::{Settings, Switchboard};
 
 use crate::common::{TestServer, eventually, fresh_id, plugin_wasm, plugins_dir, tool_calls};
 
@@ -167,23 +166,47 @@ fn with_custom_section(mut bytes: Vec<u8>, payload: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// The entries of a code cache folder, with their modification times.
+fn cache_entries(cache: &Path) -> Vec<(std::path::PathBuf, std::time::SystemTime)> {
+    let mut entries: Vec<_> = std::fs::read_dir(cache)
+        .map(|dir| dir.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_else(|_| Vec::new())
+        .into_iter()
+        .filter(|p: &std::path::PathBuf| p.extension().is_some_and(|e| e == "cwasm"))
+        .map(|p| {
+            let modified = std::fs::metadata(&p).unwrap().modified().unwrap();
+            (p, modified)
+        })
+        .collect();
+    entries.sort();
+    entries
+}
+
 #[tokio::test]
 async fn the_code_cache_is_used_when_a_file_is_unchanged_and_not_when_it_changed() {
     let cache = tempfile::tempdir().unwrap();
     let dir = plugins_dir(&["echo", "echo_command"]);
+    // A load compiles only what the cache lacks, and writes each compiled
+    // file as a new entry: entries written are the cache's misses.
     let load = async |dir: &Path| {
-        let runtime =
-            Runtime::new(&RuntimeOptions { cache_dir: Some(cache.path().to_owned()), ..Default::default() }).unwrap();
-        let plugins = Plugins::load_dir(runtime, dir, Limits::default()).await.unwrap();
-        assert!(plugins.snapshot().failures().is_empty());
-        plugins.runtime().cache_stats().unwrap()
+        let settings = Settings {
+            plugins_dir: dir.to_owned(),
+            cache_dir: Some(cache.path().to_owned()),
+            watch: false,
+            dedup: None,
+            ..Settings::default()
+        };
+        let switchboard = Switchboard::start_local(settings).await.unwrap();
+        assert!(switchboard.plugins().iter().all(|p| p.loaded.is_ok()), "{:?}", switchboard.plugins());
+        cache_entries(cache.path())
     };
     let cold = load(dir.path()).await;
-    assert_eq!((cold.hits, cold.misses), (0, 2));
+    assert_eq!(cold.len(), 2, "each plugin compiled once and cached: {cold:?}");
     let warm = load(dir.path()).await;
-    assert_eq!((warm.hits, warm.misses), (2, 0));
+    assert_eq!(warm, cold, "nothing compiled again: every entry the same file, unmodified");
     let changed = with_custom_section(std::fs::read(plugin_wasm("echo_command")).unwrap(), b"v2");
     std::fs::write(dir.path().join("echo_command.wasm"), changed).unwrap();
     let after_change = load(dir.path()).await;
-    assert_eq!((after_change.hits, after_change.misses), (1, 1));
+    assert_eq!(after_change.len(), 3, "the changed file compiled anew: {after_change:?}");
+    assert!(cold.iter().all(|entry| after_change.contains(entry)), "the unchanged entries untouched");
 }

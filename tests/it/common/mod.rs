@@ -11,56 +11,24 @@ use tempfile::TempDir;
 
 pub const SECRET: &str = "whsec_test_secret_12345";
 
-/// Component plugins (wasm32-wasip2) built from this workspace.
-const COMPONENT_PLUGINS: &[&str] =
-    &["echo", "lookup_contact", "business_hours", "book_appointment", "misbehave", "hooks"];
-/// WASI-command plugins (wasm32-wasip1) built from this workspace.
-const COMMAND_PLUGINS: &[&str] = &["echo_command", "command_misbehave"];
+/// The command that builds the plugins the tests load (`./test.sh` runs it).
+const BUILD_COMMAND: &str = "plugins/build.sh tests";
 
-/// Builds the test and example plugins once per test process, with the same
-/// cargo that runs the tests, into a target folder of their own, and returns
-/// the folder holding all of them.
+/// The folder holding the test and example plugins, built before the tests
+/// by `plugins/build.sh tests` (`./test.sh` runs it): `NAME.wasm` for the
+/// components echo, lookup_contact, business_hours, book_appointment,
+/// misbehave and hooks, and the WASI commands echo_command and
+/// command_misbehave. Tests only read these files; they build nothing.
 pub fn built_plugins() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let target_dir = root.join("target").join("test-plugins");
-        let all = target_dir.join("all");
-        std::fs::create_dir_all(&all).unwrap();
-        for (target, plugins) in [("wasm32-wasip2", COMPONENT_PLUGINS), ("wasm32-wasip1", COMMAND_PLUGINS)] {
-            ensure_wasm_target(target);
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut build = Command::new(cargo);
-            build
-                .current_dir(root)
-                .args(["build", "--quiet", "--profile", "plugin", "--target", target, "--target-dir"])
-                .arg(&target_dir);
-            for plugin in plugins {
-                build.args(["-p", plugin]);
-            }
-            let status = build.status().expect("run cargo to build the test plugins");
-            assert!(status.success(), "building the test plugins for {target} failed");
-            for plugin in plugins {
-                let built = target_dir.join(target).join("plugin").join(format!("{plugin}.wasm"));
-                std::fs::copy(&built, all.join(format!("{plugin}.wasm"))).unwrap();
-            }
-        }
+        let all = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-plugins/all");
+        assert!(
+            all.is_dir(),
+            "target/test-plugins/all is missing: run `./test.sh`, or `{BUILD_COMMAND}` before `cargo test`"
+        );
         all
     })
-}
-
-/// Installs a wasm target with rustup when it is missing, so the test command
-/// works on a fresh machine.
-fn ensure_wasm_target(target: &str) {
-    let sysroot = Command::new("rustc").args(["--print", "sysroot"]).output().expect("run rustc");
-    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_owned();
-    if !Path::new(&sysroot).join("lib/rustlib").join(target).exists() {
-        let status = Command::new("rustup").args(["target", "add", target]).status();
-        assert!(
-            status.is_ok_and(|s| s.success()),
-            "the {target} target is missing and `rustup target add {target}` failed"
-        );
-    }
 }
 
 /// A precompiled-code cache shared by all tests, so each plugin version is
@@ -69,10 +37,14 @@ pub fn code_cache() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-plugins/code-cache")
 }
 
-/// The path of a built plugin.
+/// The path of a built plugin; panics, naming the command that builds it,
+/// when it is missing.
 pub fn plugin_wasm(name: &str) -> PathBuf {
     let path = built_plugins().join(format!("{name}.wasm"));
-    assert!(path.exists(), "{} was not built", path.display());
+    assert!(
+        path.is_file(),
+        "target/test-plugins/all/{name}.wasm is missing: run `./test.sh`, or `{BUILD_COMMAND}` before `cargo test`"
+    );
     path
 }
 

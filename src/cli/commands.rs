@@ -1,0 +1,223 @@
+//! The body of each subcommand.
+
+use std::io::Read;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use switchboard::{CallContext, Settings, Switchboard, sign, unix_now};
+
+use super::config::{Overrides, resolve};
+use super::{CallArgs, Command, PluginArgs, SendArgs, ServeArgs, SignArgs};
+
+/// Runs one subcommand. `Err` is a usage or configuration error (exit 2).
+pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Call(args) => call(args).await,
+        Command::Tools(args) => tools(args).await,
+        Command::Check(args) => check(args).await,
+        Command::Sign(args) => sign_body(args),
+        Command::Send(args) => send(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let (listen, settings) = resolve(&Overrides {
+        listen: args.listen,
+        plugins: args.plugins.plugins,
+        config: args.plugins.config,
+        secret: args.secret,
+        insecure_no_verify: args.insecure_no_verify,
+        tool_calls_budget_ms: args.tool_calls_budget_ms,
+        max_body_bytes: args.max_body_bytes,
+        no_watch: args.no_watch,
+    })?;
+    if settings.insecure_no_verify {
+        tracing::warn!("INSECURE: --insecure-no-verify is set; webhook signatures will NOT be checked");
+    }
+    let plugins_dir = settings.plugins_dir.clone();
+    let switchboard = Switchboard::start(settings).await?;
+    let plugins = switchboard.plugins();
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        plugins = %plugins_dir.display(),
+        loaded = plugins.iter().filter(|p| p.loaded.is_ok()).count(),
+        failed = plugins.iter().filter(|p| p.loaded.is_err()).count(),
+        "switchboard listening: POST /webhook"
+    );
+    if let Err(e) = switchboard::serve(listener, &switchboard, shutdown_signal()).await {
+        tracing::error!(error = %e, "server failed");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
+
+/// Loads the plugins named by `args` into this process: no webhook door,
+/// no watcher, no duplicate store.
+async fn load_plugins(args: PluginArgs) -> anyhow::Result<(Settings, Switchboard)> {
+    let (_, settings) = resolve(&Overrides { plugins: args.plugins, config: args.config, ..Default::default() })?;
+    let local = Settings { watch: false, dedup: None, ..settings.clone() };
+    let switchboard = Switchboard::start_local(local).await?;
+    Ok((settings, switchboard))
+}
+
+async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&args.arguments)
+        .context("ARGUMENTS must be a JSON object, for example '{\"query\": \"John Smith\"}'")?;
+    let (_, switchboard) = load_plugins(args.plugins).await?;
+    let tools = switchboard.tools();
+    if !tools.iter().any(|tool| tool.name == args.tool) {
+        let known: Vec<_> = tools.into_iter().map(|t| t.name).collect();
+        eprintln!("error: no loaded plugin provides tool {:?}; loaded tools: {}", args.tool, known.join(", "));
+        return Ok(ExitCode::from(1));
+    }
+    let context = CallContext {
+        call_id: "local-call".into(),
+        call_type: "web_call".into(),
+        tool_call_id: "local-tool-call".into(),
+        customer_number: args.customer_number,
+        phone_number: None,
+        assistant_metadata: args.metadata,
+    };
+    let started = std::time::Instant::now();
+    let result = switchboard.call_tool(&args.tool, &args.arguments, &context).await;
+    let elapsed = started.elapsed();
+    match result {
+        Ok(output) => {
+            let pretty = serde_json::from_str::<serde_json::Value>(&output)
+                .map(|v| serde_json::to_string_pretty(&v).expect("values serialize"))
+                .unwrap_or(output);
+            println!("{pretty}");
+            let plugin = switchboard.plugins().into_iter().find_map(|p| {
+                let loaded = p.loaded.ok()?;
+                loaded.tools.contains(&args.tool).then(|| format!("{} v{}", p.name, loaded.version))
+            });
+            eprintln!("ok: {} ({}) in {:.1} ms", args.tool, plugin.unwrap_or_default(), ms(elapsed));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+async fn tools(args: PluginArgs) -> anyhow::Result<ExitCode> {
+    let (_, switchboard) = load_plugins(args).await?;
+    let definitions = serde_json::json!({ "llm_config": { "tools": switchboard.platform_tools() } });
+    println!("{}", serde_json::to_string_pretty(&definitions)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn check(args: PluginArgs) -> anyhow::Result<ExitCode> {
+    let (settings, switchboard) = load_plugins(args).await?;
+    println!("plugins folder: {}", settings.plugins_dir.display());
+    let plugins = switchboard.plugins();
+    for plugin in &plugins {
+        if let Ok(loaded) = &plugin.loaded {
+            println!("  ok     {} ({}, v{}): {}", plugin.name, loaded.kind, loaded.version, loaded.tools.join(", "));
+        }
+    }
+    for plugin in &plugins {
+        if let Err(error) = &plugin.loaded {
+            println!("  FAILED {}: {error}", plugin.name);
+        }
+    }
+    if plugins.iter().all(|p| p.loaded.is_ok()) { Ok(ExitCode::SUCCESS) } else { Ok(ExitCode::from(1)) }
+}
+
+fn read_body(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut body = Vec::new();
+        std::io::stdin().read_to_end(&mut body).context("cannot read stdin")?;
+        Ok(body)
+    } else {
+        std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+    }
+}
+
+fn first_secret(secret: &str) -> &str {
+    secret.split(',').next().unwrap_or(secret).trim()
+}
+
+fn sign_body(args: SignArgs) -> anyhow::Result<ExitCode> {
+    let body = read_body(&args.body)?;
+    let timestamp = args.timestamp.unwrap_or_else(unix_now);
+    let signature = sign(first_secret(&args.secret).as_bytes(), timestamp, &body);
+    let headers = [
+        ("Content-Type", "application/json".to_owned()),
+        ("X-Webhook-Timestamp", timestamp.to_string()),
+        ("X-Webhook-Signature", signature),
+    ];
+    for (name, value) in headers {
+        if args.curl {
+            println!("-H '{name}: {value}'");
+        } else {
+            println!("{name}: {value}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
+    let body = read_body(&args.body)?;
+    let event = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["message"]["type"].as_str().map(str::to_owned));
+    let timestamp = unix_now();
+    let signature = sign(first_secret(&args.secret).as_bytes(), timestamp, &body);
+    let mut request = reqwest::Client::new()
+        .post(&args.url)
+        .timeout(Duration::from_secs(15))
+        .header("Content-Type", "application/json")
+        .header("X-Webhook-Timestamp", timestamp.to_string())
+        .header("X-Webhook-Signature", signature);
+    if let Some(event) = event {
+        request = request.header("X-Webhook-Event", event);
+    }
+    let started = std::time::Instant::now();
+    let response = match request.body(body).send().await {
+        Ok(response) => response,
+        Err(e) => {
+            eprintln!("error: cannot reach {}: {e}", args.url);
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    let pretty = serde_json::from_str::<serde_json::Value>(&text)
+        .map(|v| serde_json::to_string_pretty(&v).expect("values serialize"))
+        .unwrap_or(text);
+    eprintln!("HTTP {status} in {:.1} ms", ms(started.elapsed()));
+    println!("{pretty}");
+    Ok(if status.is_success() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,127 @@
+//! The command line: clap types (no logic: the doc comments are the help),
+//! [`config`] for the configuration file, and [`commands`] for what each
+//! subcommand does. All of it is the binary's; the library sees none of it.
+
+pub mod commands;
+pub mod config;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use config::{ENV_CONFIG, ENV_LISTEN, ENV_PLUGINS, ENV_SECRET};
+
+/// Switchboard: verified voice-AI webhooks in, sandboxed WebAssembly plugin results out.
+#[derive(Debug, Parser)]
+#[command(version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve webhooks, with the plugins of a folder.
+    Serve(ServeArgs),
+    /// Run one tool call locally, without HTTP: for testing a plugin.
+    Call(CallArgs),
+    /// Print the loaded tools in the platform's `llm_config.tools` shape.
+    Tools(PluginArgs),
+    /// Load the configuration and every plugin, report problems, and exit.
+    ///
+    /// Exit status 0 when everything loads, 1 when a plugin fails, 2 on a
+    /// configuration error.
+    Check(PluginArgs),
+    /// Print the headers that sign a body as the platform would.
+    Sign(SignArgs),
+    /// Sign a body as the platform would and POST it to a Switchboard.
+    Send(SendArgs),
+}
+
+/// Where the plugins and configuration are.
+#[derive(Debug, Args, Clone)]
+pub struct PluginArgs {
+    /// Plugins folder [default: `plugins` beside the config file, or ./plugins].
+    #[arg(long, env = ENV_PLUGINS, value_name = "DIR")]
+    pub plugins: Option<PathBuf>,
+    /// Configuration file (TOML).
+    #[arg(long, env = ENV_CONFIG, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// `switchboard serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = ENV_LISTEN, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub plugins: PluginArgs,
+    /// Accept webhooks without checking their signature.
+    ///
+    /// WARNING: anyone who can reach the port can then call your tools. Only
+    /// for local experiments; Switchboard says so at start and on every request.
+    #[arg(long)]
+    pub insecure_no_verify: bool,
+    /// Time from a tool-calls request's arrival to its answer, in ms [default: 9000].
+    #[arg(long, value_name = "MS")]
+    pub tool_calls_budget_ms: Option<u64>,
+    /// Do not watch the plugins folder; load plugins once at start.
+    #[arg(long)]
+    pub no_watch: bool,
+    /// Largest accepted webhook body, in bytes [default: 1048576].
+    #[arg(long, value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Webhook secret(s), comma-separated. Prefer the environment variable.
+    #[arg(long, env = ENV_SECRET, hide_env_values = true, value_name = "SECRET")]
+    pub secret: Option<String>,
+}
+
+/// `switchboard call`.
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The tool to call.
+    pub tool: String,
+    /// Arguments as a JSON object.
+    #[arg(default_value = "{}")]
+    pub arguments: String,
+    #[command(flatten)]
+    pub plugins: PluginArgs,
+    /// The caller's number to put in the call context.
+    #[arg(long, value_name = "E164")]
+    pub customer_number: Option<String>,
+    /// The assistant metadata (JSON) to put in the call context.
+    #[arg(long, value_name = "JSON")]
+    pub metadata: Option<String>,
+}
+
+/// `switchboard sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// File holding the exact body to sign; `-` for stdin.
+    pub body: PathBuf,
+    /// The webhook secret.
+    #[arg(long, env = ENV_SECRET, hide_env_values = true)]
+    pub secret: String,
+    /// Unix timestamp to sign with [default: now].
+    #[arg(long)]
+    pub timestamp: Option<u64>,
+    /// Print `-H 'Name: value'` arguments for curl instead of header lines.
+    #[arg(long)]
+    pub curl: bool,
+}
+
+/// `switchboard send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// File holding the body to send (for example a spec fixture); `-` for stdin.
+    pub body: PathBuf,
+    /// The webhook secret (the first one, when several are comma-separated).
+    #[arg(long, env = ENV_SECRET, hide_env_values = true)]
+    pub secret: String,
+    /// Where to send it.
+    #[arg(long, default_value = "http://127.0.0.1:8080/webhook")]
+    pub url: String,
+}

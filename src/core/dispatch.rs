@@ -1,0 +1,299 @@
+//! Fan-out of tool calls to plugins, under one deadline.
+//!
+//! A request's only call runs on the request's own task; several calls run
+//! as tasks of their own, concurrently. Results come back in request order.
+//! A call that names no loaded tool, has invalid arguments, fails, crashes or
+//! runs out of time fails alone: the others still answer, and the whole
+//! answer is ready by the deadline even when a plugin never returns.
+//! Duplicate calls (same id) are answered once, see [`super::dedup`]; async
+//! tools answer at once and run in the background.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::FutureExt;
+
+use serde_json::value::RawValue;
+
+use super::dedup::{Answer, Dedup};
+use super::metrics::Metrics;
+use crate::plugins::{Plugin, PluginSet};
+use crate::types::{CallContext, ToolFailure};
+
+/// Time kept back from the deadline to build and send the response.
+const RESPONSE_MARGIN: Duration = Duration::from_millis(50);
+
+/// One tool call to run.
+#[derive(Debug, Clone)]
+pub(crate) struct ToolCallRequest {
+    /// The platform's id for this call, echoed back.
+    pub id: String,
+    /// The tool name.
+    pub name: String,
+    /// Arguments as JSON object text, or why they are unusable.
+    pub arguments: Result<String, String>,
+    /// Where the call comes from.
+    pub context: CallContext,
+}
+
+/// The outcome of one tool call.
+#[derive(Debug)]
+pub(crate) struct ToolCallOutcome {
+    /// The platform's id for this call.
+    pub id: String,
+    /// The result as JSON, or a message for the LLM.
+    pub result: Answer,
+}
+
+/// Runs tool calls against the loaded plugins.
+#[derive(Clone)]
+pub(crate) struct Dispatcher {
+    plugins: Arc<PluginSet>,
+    metrics: Arc<Metrics>,
+    dedup: Option<Arc<Dedup>>,
+}
+
+impl Dispatcher {
+    /// A dispatcher over `plugins`, recording into `metrics`, answering
+    /// duplicates from `dedup` when given.
+    pub fn new(plugins: Arc<PluginSet>, metrics: Arc<Metrics>, dedup: Option<Arc<Dedup>>) -> Self {
+        Self { plugins, metrics, dedup }
+    }
+
+    /// Runs one call by name, without duplicate suppression, by `deadline`.
+    pub async fn call(
+        &self,
+        tool: &str,
+        arguments: &str,
+        context: &CallContext,
+        deadline: Instant,
+    ) -> Result<String, ToolFailure> {
+        let call = ToolCallRequest {
+            id: context.tool_call_id.clone(),
+            name: tool.to_owned(),
+            arguments: Ok(arguments.to_owned()),
+            context: context.clone(),
+        };
+        let target = self.plugins.snapshot().lookup(tool).cloned();
+        let cutoff = deadline.checked_sub(RESPONSE_MARGIN).unwrap_or(deadline);
+        let run = async {
+            match prepare(&call, target) {
+                Ok((plugin, arguments)) => execute(&call, plugin, arguments, cutoff, &self.metrics).await,
+                Err(failure) => Err(refuse(&call, failure, &self.metrics)),
+            }
+        };
+        let waited = time_left(deadline);
+        match tokio::time::timeout(waited, run).await {
+            Ok(result) => result.map(|json| json.get().to_owned()),
+            Err(_) => Err(ToolFailure::TimedOut(waited)),
+        }
+    }
+
+    /// Runs all `calls` concurrently and returns their outcomes in order, by
+    /// `deadline` at the latest.
+    pub async fn dispatch(&self, calls: Vec<ToolCallRequest>, deadline: Instant) -> Vec<ToolCallOutcome> {
+        let registry = self.plugins.snapshot();
+        let cutoff = deadline.checked_sub(RESPONSE_MARGIN).unwrap_or(deadline);
+        let answer_call = |call: ToolCallRequest| {
+            let target = registry.lookup(&call.name).cloned();
+            answer(call, target, cutoff, self.metrics.clone(), self.dedup.clone())
+        };
+        if calls.len() == 1 {
+            // One call (the usual case) runs on the request's own task: no
+            // spawn, no hand-over between threads.
+            let call = calls.into_iter().next().expect("one call");
+            let id = call.id.clone();
+            let run = AssertUnwindSafe(answer_call(call)).catch_unwind().map(|r| r.map_err(panic_message));
+            let waited = time_left(deadline);
+            let result = outcome(&id, tokio::time::timeout(waited, run).await, waited);
+            return vec![ToolCallOutcome { id, result }];
+        }
+        // Several calls run as tasks of their own, in parallel across threads.
+        let tasks: Vec<_> = calls.into_iter().map(|call| (call.id.clone(), tokio::spawn(answer_call(call)))).collect();
+        let mut outcomes = Vec::with_capacity(tasks.len());
+        for (id, handle) in tasks {
+            let waited = time_left(deadline);
+            let finished = tokio::time::timeout(waited, handle).await;
+            let result = outcome(&id, finished.map(|joined| joined.map_err(|e| e.to_string())), waited);
+            outcomes.push(ToolCallOutcome { id, result });
+        }
+        outcomes
+    }
+}
+
+/// Time from now to `deadline`.
+fn time_left(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+/// What a panic said, for the log.
+fn panic_message(panic: Box<dyn Any + Send>) -> String {
+    match panic.downcast::<String>() {
+        Ok(message) => *message,
+        Err(panic) => panic.downcast_ref::<&str>().map_or("?", |m| m).to_owned(),
+    }
+}
+
+/// The answer of a call that finished, failed as a task (`why`: a panic, a
+/// bug of ours, contained to the call) or was still running after `waited`,
+/// at the deadline.
+fn outcome(
+    id: &str,
+    finished: Result<Result<Answer, String>, tokio::time::error::Elapsed>,
+    waited: Duration,
+) -> Answer {
+    match finished {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(why)) => {
+            tracing::error!(tool_call_id = %id, error = %why, "tool call task failed");
+            Err("the tool failed unexpectedly".to_owned())
+        }
+        Err(_) => Err(ToolFailure::TimedOut(waited).to_string()),
+    }
+}
+
+/// Answers one call: checks it, runs it once (duplicates share the first
+/// answer), and records its outcome.
+async fn answer(
+    call: ToolCallRequest,
+    target: Option<Arc<Plugin>>,
+    cutoff: Instant,
+    metrics: Arc<Metrics>,
+    dedup: Option<Arc<Dedup>>,
+) -> Answer {
+    // Only calls that reach a plugin are de-duplicated: an unknown tool or
+    // invalid arguments ran nothing, so a retry may succeed.
+    let (plugin, arguments) = match prepare(&call, target) {
+        Ok(prepared) => prepared,
+        Err(failure) => return Err(refuse(&call, failure, &metrics).to_string()),
+    };
+    let key = dedup.as_ref().map(|_| dedup_key(&call, &arguments));
+    let run = async { execute(&call, plugin, arguments, cutoff, &metrics).await.map_err(|f| f.to_string()) };
+    let (Some(dedup), Some(key)) = (dedup, key) else {
+        return run.await;
+    };
+    let (answer, duplicate) = dedup.once(key, cutoff, run).await;
+    if duplicate {
+        tracing::info!(tool = %call.name, tool_call_id = %call.id, "duplicate tool call answered from the first");
+        metrics.record_duplicate();
+    }
+    answer
+}
+
+/// Runs one call on its plugin (or starts it, for an async tool) and records its outcome.
+async fn execute(
+    call: &ToolCallRequest,
+    plugin: Arc<Plugin>,
+    arguments: String,
+    cutoff: Instant,
+    metrics: &Arc<Metrics>,
+) -> Result<Box<RawValue>, ToolFailure> {
+    let started = Instant::now();
+    let tool = plugin.tool(&call.name).expect("lookup found this tool");
+    let result = if tool.is_async {
+        let accepted = tool.async_response.clone();
+        run_in_background(call.clone(), plugin, arguments, metrics.clone());
+        Ok(async_answer(accepted))
+    } else {
+        let mut limits = plugin.limits;
+        limits.timeout = limits.timeout.min(cutoff.saturating_duration_since(Instant::now()));
+        plugin.call(&call.name, &arguments, &call.context, limits).await.map(into_json)
+    };
+    metrics.record_tool_call(&call.name, outcome_label(&result), started.elapsed());
+    if let Err(failure) = &result {
+        tracing::info!(tool = %call.name, tool_call_id = %call.id, call_id = %call.context.call_id, error = %failure, "tool call failed");
+    }
+    result
+}
+
+/// Records and logs a call that never reached a plugin, and says why.
+fn refuse(call: &ToolCallRequest, failure: ToolFailure, metrics: &Metrics) -> ToolFailure {
+    let known = !matches!(failure, ToolFailure::NotFound(_));
+    // Unknown names stay out of metric labels: any string can arrive here.
+    metrics.record_tool_call(if known { &call.name } else { "<unknown>" }, "error", Duration::ZERO);
+    tracing::info!(tool = %call.name, tool_call_id = %call.id, call_id = %call.context.call_id, error = %failure, "tool call refused");
+    failure
+}
+
+/// Identifies a call for de-duplication: the platform's call and tool-call ids,
+/// plus a digest of what is asked. A retry repeats all three; a model that
+/// reuses short ids (`call_0`) across turns asks something else and runs.
+fn dedup_key(call: &ToolCallRequest, arguments: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new().chain_update(call.name.as_bytes()).chain_update([0]).chain_update(arguments).finalize();
+    format!("{}/{}/{}", call.context.call_id, call.id, hex::encode(&digest[..12]))
+}
+
+/// Finds the plugin and checks the arguments against the tool's schema.
+fn prepare(call: &ToolCallRequest, target: Option<Arc<Plugin>>) -> Result<(Arc<Plugin>, String), ToolFailure> {
+    let Some(plugin) = target else {
+        return Err(ToolFailure::NotFound(format!("unknown tool {:?}: no loaded plugin provides it", call.name)));
+    };
+    let arguments = call.arguments.as_deref().map_err(|why| ToolFailure::InvalidArguments(why.clone()))?;
+    plugin.check_arguments(&call.name, arguments)?;
+    Ok((plugin, arguments.to_owned()))
+}
+
+/// Runs an async tool after its call was answered, under the plugin's own timeout.
+fn run_in_background(call: ToolCallRequest, plugin: Arc<Plugin>, arguments: String, metrics: Arc<Metrics>) {
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let result = plugin.call(&call.name, &arguments, &call.context, plugin.limits).await;
+        metrics.record_tool_call(&call.name, outcome_label(&result), started.elapsed());
+        match result {
+            Ok(_) => tracing::info!(tool = %call.name, tool_call_id = %call.id, "async tool finished"),
+            Err(e) => tracing::warn!(tool = %call.name, tool_call_id = %call.id, error = %e, "async tool failed"),
+        }
+    });
+}
+
+/// What an async tool answers at once: its configured response, or an acknowledgement.
+fn async_answer(accepted: Option<String>) -> Box<RawValue> {
+    let value = match accepted {
+        Some(text) => serde_json::Value::String(text),
+        None => serde_json::json!({ "status": "accepted" }),
+    };
+    RawValue::from_string(value.to_string()).expect("valid JSON")
+}
+
+fn outcome_label<T>(result: &Result<T, ToolFailure>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(ToolFailure::TimedOut(_)) => "timeout",
+        Err(ToolFailure::Crashed(_) | ToolFailure::OutOfMemory { .. }) => "crash",
+        Err(_) => "error",
+    }
+}
+
+/// A plugin's result is JSON; plain text from a lenient plugin becomes a string.
+fn into_json(output: String) -> Box<RawValue> {
+    RawValue::from_string(output.clone()).unwrap_or_else(|_| {
+        RawValue::from_string(serde_json::to_string(&output).expect("strings serialize")).expect("valid JSON")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_failure_or_timeout_fails_only_its_call() {
+        let finished = Ok(Ok(Ok(RawValue::from_string("{}".into()).unwrap())));
+        assert_eq!(outcome("a", finished, Duration::ZERO).unwrap().get(), "{}");
+
+        let panicked: Box<dyn Any + Send> = Box::new("index out of bounds");
+        assert_eq!(panic_message(panicked), "index out of bounds");
+        let failed = Ok(Err("index out of bounds".to_owned()));
+        assert_eq!(outcome("b", failed, Duration::ZERO).unwrap_err(), "the tool failed unexpectedly");
+    }
+
+    #[tokio::test]
+    async fn a_call_still_running_at_the_deadline_says_how_long_it_was_given() {
+        let waited = Duration::from_millis(20);
+        let never = std::future::pending::<Result<Answer, String>>();
+        let finished = tokio::time::timeout(waited, never).await;
+        assert_eq!(outcome("c", finished, waited).unwrap_err(), "the tool did not answer within 20ms");
+    }
+}

@@ -1,0 +1,117 @@
+//! The core: what Switchboard does with a call, whichever door it came in by.
+//! It knows no HTTP and no wasmtime.
+//!
+//! - [`dispatch`]: tool calls, run concurrently under one deadline, each
+//!   checked against its tool's schema, answered once per id ([`dedup`]),
+//!   async tools answered at once and run in the background;
+//! - [`assistant`]: which assistant answers an inbound call;
+//! - [`events`]: status updates and end-of-call reports, delivered in the
+//!   background to the plugins that subscribe;
+//! - [`catalog`]: the loaded tools, in the shapes the platforms want;
+//! - [`metrics`]: counters and histograms for `GET /metrics`.
+//!
+//! [`Core`] is the one value the doors hold.
+
+pub(crate) mod assistant;
+pub(crate) mod catalog;
+pub(crate) mod dedup;
+pub(crate) mod dispatch;
+pub(crate) mod events;
+pub(crate) mod metrics;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::plugins::{PluginSet, Snapshot};
+use crate::types::{CallContext, EventKind, ToolFailure};
+use assistant::{AnswerSource, AssistantSettings};
+use dedup::Dedup;
+use dispatch::{Dispatcher, ToolCallOutcome, ToolCallRequest};
+use events::EventQueue;
+use metrics::Metrics;
+
+/// The plugins, and everything that runs calls on them.
+pub(crate) struct Core {
+    plugins: Arc<PluginSet>,
+    dispatcher: Dispatcher,
+    metrics: Arc<Metrics>,
+    assistant: AssistantSettings,
+    events: EventQueue,
+    public_url: Option<String>,
+}
+
+impl Core {
+    /// A core over `plugins`; duplicates are answered from `dedup` when given.
+    pub fn new(
+        plugins: Arc<PluginSet>,
+        dedup: Option<Dedup>,
+        assistant: AssistantSettings,
+        event_queue_capacity: usize,
+        public_url: Option<String>,
+    ) -> Self {
+        let metrics = Arc::new(Metrics::default());
+        let events = EventQueue::start(plugins.clone(), metrics.clone(), event_queue_capacity);
+        let dispatcher = Dispatcher::new(plugins.clone(), metrics.clone(), dedup.map(Arc::new));
+        Self { plugins, dispatcher, metrics, assistant, events, public_url }
+    }
+
+    /// Runs one request's tool calls; outcomes in request order, by `deadline`.
+    pub async fn tool_calls(&self, calls: Vec<ToolCallRequest>, deadline: Instant) -> Vec<ToolCallOutcome> {
+        self.dispatcher.dispatch(calls, deadline).await
+    }
+
+    /// Runs one tool call as a tool-calls request would (schema check,
+    /// limits, `deadline`, metrics), without duplicate suppression: the
+    /// result as JSON text.
+    pub async fn call_tool(
+        &self,
+        tool: &str,
+        arguments: &str,
+        context: &CallContext,
+        deadline: Instant,
+    ) -> Result<String, ToolFailure> {
+        self.dispatcher.call(tool, arguments, context, deadline).await
+    }
+
+    /// Answers an assistant-request whose `message` object is `message`
+    /// (JSON text), arrived at `arrived`: a static route, a plugin, or `{}`.
+    pub async fn assistant_request(
+        &self,
+        message: &str,
+        phone: Option<&str>,
+        customer: Option<&str>,
+        arrived: Instant,
+    ) -> (Value, AnswerSource) {
+        let snapshot = self.plugins.snapshot();
+        let tools = || catalog::platform_tools(&snapshot, self.public_url.as_deref());
+        let (answer, source) =
+            assistant::answer(&self.assistant, &snapshot, message, phone, customer, arrived, tools).await;
+        self.metrics.record_assistant_request(source.label());
+        (answer, source)
+    }
+
+    /// Queues an event for the plugins that subscribe to it, without
+    /// waiting; `message` (JSON text) is only made when one does.
+    pub fn publish(&self, kind: EventKind, message: impl FnOnce() -> String) {
+        if self.plugins.snapshot().subscribers(kind).next().is_some() {
+            self.events.publish(kind, message());
+        }
+    }
+
+    /// The loaded tools in the platform's `llm_config.tools` shape.
+    pub fn platform_tools(&self) -> Vec<Value> {
+        catalog::platform_tools(&self.plugins.snapshot(), self.public_url.as_deref())
+    }
+
+    /// The loaded plugins, now.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.plugins.snapshot()
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}

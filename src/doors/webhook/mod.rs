@@ -1,0 +1,237 @@
+//! The voice platform's door: signed webhooks in, answers out.
+//!
+//! `POST /webhook` reads the raw body under a size limit, verifies its
+//! [`signature`], decodes the [`event`], and hands it to the core: tool calls
+//! to dispatch, an assistant-request to assistant routing, status updates and
+//! end-of-call reports to event fan-out. The answers take the platform's
+//! shapes here; a refused request becomes an [`error::ApiError`].
+
+pub(crate) mod error;
+pub(crate) mod event;
+pub(crate) mod signature;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::core::Core;
+use crate::core::dispatch::{ToolCallOutcome, ToolCallRequest};
+use crate::types::{CallContext, EventKind};
+use error::ApiError;
+use event::{Arguments, Event, ToolCalls};
+use signature::{EVENT_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, Verifier};
+
+/// The webhook door: how requests are checked, and the core they reach.
+pub(crate) struct WebhookDoor {
+    /// The core that runs what the platform asks.
+    pub core: Arc<Core>,
+    /// Checks signatures; `None` only with `insecure_no_verify`.
+    pub verifier: Option<Verifier>,
+    /// Largest accepted body, in bytes.
+    pub max_body_bytes: usize,
+    /// Time from a tool-calls request's arrival to its answer.
+    pub tool_calls_budget: Duration,
+}
+
+/// `POST /webhook`.
+pub(crate) fn routes(door: Arc<WebhookDoor>) -> Router {
+    Router::new().route("/webhook", post(receive)).with_state(door)
+}
+
+/// `POST /webhook`: every event the platform sends.
+async fn receive(State(app): State<Arc<WebhookDoor>>, headers: HeaderMap, body: Body) -> Response {
+    let arrived = Instant::now();
+    if app.verifier.is_none() {
+        tracing::warn!("INSECURE: webhook signature NOT verified (--insecure-no-verify)");
+    }
+    let (event, body) = match authenticate_and_decode(&app, &headers, body).await {
+        Ok(decoded) => decoded,
+        Err(e) => {
+            tracing::warn!(status = e.status().as_u16(), error = %e, "webhook rejected");
+            app.core.metrics().record_webhook("rejected", e.status().as_u16());
+            return e.into_response();
+        }
+    };
+    app.core.metrics().record_webhook(event.kind().as_str(), 200);
+    match event {
+        Event::ToolCalls(calls) => {
+            let deadline = arrived + app.tool_calls_budget;
+            // Boxed: the dispatch future holds a lone call inline (about
+            // 5 KB), and the handler's future is moved through several
+            // service layers.
+            let outcomes = Box::pin(app.core.tool_calls(tool_call_requests(calls), deadline)).await;
+            json_response(&ToolCallsResponse::new(&outcomes))
+        }
+        Event::AssistantRequest(request) => {
+            let common = &request.common;
+            let message = message_json(&body);
+            let (answer, source) =
+                app.core.assistant_request(&message, common.phone_number(), common.customer_number(), arrived).await;
+            tracing::info!(call_id = %common.call.id, source = source.label(), "assistant-request answered");
+            json_response(&answer)
+        }
+        Event::StatusUpdate(update) => {
+            tracing::info!(
+                call_id = %update.common.call.id,
+                status = ?update.common.call.status,
+                error = ?update.error,
+                end_reason = ?update.end_reason,
+                "status-update"
+            );
+            app.core.publish(EventKind::StatusUpdate, || message_json(&body));
+            empty_object()
+        }
+        Event::EndOfCallReport(report) => {
+            tracing::info!(
+                call_id = %report.common.call.id,
+                duration_seconds = ?report.duration_seconds,
+                end_reason = ?report.end_reason,
+                "end-of-call-report"
+            );
+            app.core.publish(EventKind::EndOfCallReport, || message_json(&body));
+            empty_object()
+        }
+    }
+}
+
+/// The `message` object of an already decoded body, as JSON text.
+fn message_json(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        message: &'a RawValue,
+    }
+    serde_json::from_slice::<Envelope>(body).map(|e| e.message.get().to_owned()).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// Everything that can refuse a request, in order: media type, size,
+/// signature, envelope, event header.
+async fn authenticate_and_decode(
+    app: &WebhookDoor,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<(Event, Bytes), ApiError> {
+    if !is_json(headers) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    let body = read_body(body, headers, app.max_body_bytes).await?;
+    if let Some(verifier) = &app.verifier {
+        let get = |name| headers.get(name).map(|v| v.as_bytes());
+        verifier.verify(get(TIMESTAMP_HEADER), get(SIGNATURE_HEADER), &body, SystemTime::now())?;
+    }
+    let event = event::decode(&body)?;
+    if let Some(header) = headers.get(EVENT_HEADER) {
+        let header = String::from_utf8_lossy(header.as_bytes()).trim().to_owned();
+        if header != event.kind().as_str() {
+            return Err(ApiError::EventMismatch { header, body: event.kind() });
+        }
+    }
+    Ok((event, body))
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).and_then(|v| v.split(';').next()).is_some_and(
+        |mime| {
+            let mime = mime.trim();
+            mime.eq_ignore_ascii_case("application/json")
+                || (mime.len() > 5
+                    && mime[..mime.len() - 5].contains('/')
+                    && mime.to_ascii_lowercase().ends_with("+json"))
+        },
+    )
+}
+
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, ApiError> {
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large { ApiError::PayloadTooLarge { limit } } else { ApiError::Body(e.to_string()) }
+    })
+}
+
+fn tool_call_requests(calls: ToolCalls) -> Vec<ToolCallRequest> {
+    let common = calls.common;
+    let assistant_metadata = common.assistant_metadata();
+    let customer_number = common.customer_number().map(str::to_owned);
+    let phone_number = common.phone_number().map(str::to_owned);
+    calls
+        .tool_call_list
+        .into_iter()
+        .map(|item| ToolCallRequest {
+            id: item.id.clone(),
+            name: item.function.name,
+            arguments: match item.function.arguments {
+                Arguments::Json(text) => Ok(text),
+                Arguments::Invalid(why) => Err(why),
+            },
+            context: CallContext {
+                call_id: common.call.id.clone(),
+                call_type: common.call.call_type.clone(),
+                tool_call_id: item.id,
+                customer_number: customer_number.clone(),
+                phone_number: phone_number.clone(),
+                assistant_metadata: assistant_metadata.clone(),
+            },
+        })
+        .collect()
+}
+
+/// `{"results": [...]}`, one entry per call, in request order.
+#[derive(Serialize)]
+struct ToolCallsResponse<'a> {
+    results: Vec<ResultEntry<'a>>,
+}
+
+/// A successful entry has `result`; a failed one has `error` and, since the
+/// platform documents no per-entry error field, `result: {"error": ...}` too.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum ResultEntry<'a> {
+    Ok { tool_call_id: &'a str, result: &'a RawValue },
+    Err { tool_call_id: &'a str, result: ErrorResult<'a>, error: &'a str },
+}
+
+#[derive(Serialize)]
+struct ErrorResult<'a> {
+    error: &'a str,
+}
+
+impl<'a> ToolCallsResponse<'a> {
+    fn new(outcomes: &'a [ToolCallOutcome]) -> Self {
+        let results = outcomes
+            .iter()
+            .map(|o| match &o.result {
+                Ok(result) => ResultEntry::Ok { tool_call_id: &o.id, result },
+                Err(error) => ResultEntry::Err { tool_call_id: &o.id, result: ErrorResult { error }, error },
+            })
+            .collect();
+        Self { results }
+    }
+}
+
+fn json_response<T: Serialize>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialize response");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+fn empty_object() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], "{}").into_response()
+}

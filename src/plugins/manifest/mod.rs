@@ -1,0 +1,209 @@
+//! The optional manifest `NAME.toml` beside a plugin's `NAME.wasm`.
+//!
+//! A manifest sets the plugin's limits, grants its capabilities (outbound
+//! HTTP hosts, configuration values, secrets), and sets per-tool options
+//! (for a command plugin, which cannot describe itself, it declares the
+//! tools). Without one a plugin gets safe defaults and no capabilities.
+//! Unknown keys are errors, so a typo never silently grants or drops
+//! anything; errors name the line and the reason.
+//!
+//! ```toml
+//! timeout_ms = 3000
+//! memory_mib = 64
+//!
+//! [http]
+//! allowed_hosts = [
+//!     "https://api.cal.example",
+//!     { host = "http://calendar.internal:8080", allow_private = true },
+//! ]
+//! max_response_bytes = 262144
+//! max_concurrent_requests = 4   # per call; more wait for a place
+//! ca_file = "internal-ca.pem"   # trusted for https besides the public CAs
+//!
+//! [config]
+//! base_url = "https://api.cal.example/v2"
+//! region = { env = "CALENDAR_REGION", default = "eu" }
+//!
+//! [secrets]
+//! api_key = { env = "CALENDAR_API_KEY" }
+//!
+//! [[tools]]
+//! name = "book_appointment"
+//! description = "Book a slot (overrides the description the plugin gives)"
+//! ```
+
+//!
+//! This module is the TOML schema and the limits; [`grants`] resolves what a
+//! manifest grants (reading environment variables and files), and [`tools`]
+//! builds the tool definitions it declares or adjusts.
+
+mod grants;
+mod tools;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::sandbox::capabilities::{AllowedHost, ValueSource};
+use crate::types::Limits;
+
+/// A parsed manifest.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Manifest {
+    /// Longest a call may take, in milliseconds (still capped by the request's budget).
+    pub timeout_ms: Option<u64>,
+    /// Linear memory for the whole instance, in MiB.
+    pub memory_mib: Option<usize>,
+    /// Fuel per call (about one unit per WebAssembly instruction); needs the
+    /// runtime's fuel metering.
+    pub fuel: Option<u64>,
+    /// `[http]`: outbound HTTP grants.
+    #[serde(default)]
+    pub http: HttpSection,
+    /// `[config]`: configuration values the plugin reads through `wasi:config`.
+    #[serde(default)]
+    pub config: BTreeMap<ValueKey, ValueSource>,
+    /// `[secrets]`: like `[config]`, but never logged or shown.
+    #[serde(default)]
+    pub secrets: BTreeMap<ValueKey, ValueSource>,
+    /// `[[tools]]`: per-tool options; for a command plugin also its tool list.
+    #[serde(default)]
+    pub tools: Vec<ManifestTool>,
+}
+
+/// The `[http]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HttpSection {
+    /// Where the plugin may send requests: `"scheme://host[:port]"` or
+    /// `{ host = "scheme://host[:port]", allow_private = true }`.
+    #[serde(default)]
+    pub allowed_hosts: Vec<AllowedHost>,
+    /// Largest response body, in bytes (default 1 MiB).
+    pub max_response_bytes: Option<usize>,
+    /// Most requests one call may have open at once (default 8, at most
+    /// 256); more wait for a place.
+    pub max_concurrent_requests: Option<usize>,
+    /// PEM file of certificate authorities trusted for `https` besides the
+    /// public ones (an internal CA), relative to the plugins folder.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl HttpSection {
+    /// The keys this table sets, in the order they are documented; empty
+    /// when the manifest has no `[http]` table or an empty one.
+    pub fn keys_set(&self) -> Vec<&'static str> {
+        let Self { allowed_hosts, max_response_bytes, max_concurrent_requests, ca_file } = self;
+        [
+            ("allowed_hosts", !allowed_hosts.is_empty()),
+            ("max_response_bytes", max_response_bytes.is_some()),
+            ("max_concurrent_requests", max_concurrent_requests.is_some()),
+            ("ca_file", ca_file.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(key, set)| set.then_some(key))
+        .collect()
+    }
+}
+
+/// One `[[tools]]` entry. For a command plugin the entries are its tools;
+/// for a component they set options of tools it offers. Further per-tool
+/// options are further optional fields here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ManifestTool {
+    /// Function name.
+    pub name: String,
+    /// What it does, for the LLM. For a component, replaces the plugin's own description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// JSON Schema of the arguments (a TOML table); an open object by
+    /// default. Command plugins only: a component's schema is its own.
+    #[serde(default)]
+    pub parameters: Option<toml::Table>,
+    /// Answer the platform at once with `async_response` and run the tool in
+    /// the background, under the plugin's own timeout.
+    #[serde(default, rename = "async")]
+    pub is_async: bool,
+    /// What the platform hears at once for an async tool.
+    #[serde(default)]
+    pub async_response: Option<String>,
+}
+
+/// A key of `[config]` or `[secrets]`: letters, digits, `_`, `-` and `.`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct ValueKey(String);
+
+impl TryFrom<String> for ValueKey {
+    type Error = String;
+
+    fn try_from(key: String) -> Result<Self, String> {
+        let ok = (1..=128).contains(&key.len())
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if ok { Ok(Self(key)) } else { Err(format!("invalid key {key:?}: use letters, digits, `_`, `-` and `.`")) }
+    }
+}
+
+impl Manifest {
+    /// Parses manifest text; errors name the line and the reason.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+    }
+
+    /// The limits for calls to this plugin, starting from `defaults`.
+    pub fn limits(&self, defaults: Limits) -> Limits {
+        Limits {
+            timeout: self.timeout_ms.map(Duration::from_millis).unwrap_or(defaults.timeout),
+            memory_bytes: self.memory_mib.map(|m| m << 20).unwrap_or(defaults.memory_bytes),
+            fuel: self.fuel.or(defaults.fuel),
+            ..defaults
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_limits_and_tools() {
+        let m = Manifest::parse(
+            r#"
+            timeout_ms = 1500
+            memory_mib = 32
+            [[tools]]
+            name = "add"
+            description = "Adds"
+            parameters = { type = "object", properties = { a = { type = "number" } } }
+            "#,
+        )
+        .unwrap();
+        let limits = m.limits(Limits::default());
+        assert_eq!(limits.timeout, Duration::from_millis(1500));
+        assert_eq!(limits.memory_bytes, 32 << 20);
+        assert_eq!(m.tools[0].name, "add");
+    }
+
+    #[test]
+    fn defaults_and_errors() {
+        let m = Manifest::parse("").unwrap();
+        assert_eq!(m.limits(Limits::default()), Limits::default());
+        let err = Manifest::parse("timeout_ms = 10\nallowed = 3\n").unwrap_err();
+        assert!(err.contains("line 2") && err.contains("unknown field `allowed`"), "{err}");
+    }
+
+    #[test]
+    fn keys_set_names_each_http_key_present() {
+        assert!(Manifest::parse("").unwrap().http.keys_set().is_empty());
+        assert!(Manifest::parse("[http]\n").unwrap().http.keys_set().is_empty());
+        let all = Manifest::parse(
+            "[http]\nca_file = \"ca.pem\"\nallowed_hosts = [\"https://a.example\"]\nmax_response_bytes = 1\nmax_concurrent_requests = 1\n",
+        )
+        .unwrap();
+        assert_eq!(all.http.keys_set(), ["allowed_hosts", "max_response_bytes", "max_concurrent_requests", "ca_file"]);
+    }
+}

@@ -1,0 +1,98 @@
+//! The tools a manifest declares (for a command plugin, which cannot
+//! describe itself) or adjusts (for a component: description, async).
+
+use super::Manifest;
+use crate::types::ToolDefinition;
+
+impl Manifest {
+    /// Tool definitions for a command plugin named `plugin`: the manifest's
+    /// list, or one tool named after the plugin.
+    pub fn command_tools(&self, plugin: &str) -> Vec<ToolDefinition> {
+        if self.tools.is_empty() {
+            return vec![ToolDefinition {
+                name: plugin.to_owned(),
+                description: String::new(),
+                parameters_schema: r#"{"type":"object"}"#.to_owned(),
+                is_async: false,
+                async_response: None,
+            }];
+        }
+        self.tools
+            .iter()
+            .map(|t| ToolDefinition {
+                name: t.name.clone(),
+                description: t.description.clone().unwrap_or_default(),
+                parameters_schema: match &t.parameters {
+                    Some(table) => serde_json::to_string(table).expect("TOML tables serialize to JSON"),
+                    None => r#"{"type":"object"}"#.to_owned(),
+                },
+                is_async: t.is_async,
+                async_response: t.async_response.clone(),
+            })
+            .collect()
+    }
+
+    /// Applies `[[tools]]` options to the tools a component listed. Every
+    /// entry must name one of them.
+    pub fn apply_to_component_tools(&self, tools: &mut [ToolDefinition]) -> Result<(), String> {
+        for option in &self.tools {
+            let offered = tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ");
+            let Some(tool) = tools.iter_mut().find(|t| t.name == option.name) else {
+                return Err(format!(
+                    "[[tools]] names {:?}, which this plugin does not offer (it offers: {offered})",
+                    option.name,
+                ));
+            };
+            if option.parameters.is_some() {
+                return Err(format!(
+                    "[[tools]] {:?}: `parameters` is only for command plugins; a component describes its own",
+                    option.name
+                ));
+            }
+            if let Some(description) = &option.description {
+                tool.description = description.clone();
+            }
+            tool.is_async = option.is_async;
+            tool.async_response = option.async_response.clone();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_tools_come_from_the_manifest_or_the_plugin_name() {
+        let m = Manifest::parse(
+            "[[tools]]\nname = \"add\"\nparameters = { type = \"object\", properties = { a = { type = \"number\" } } }\n",
+        )
+        .unwrap();
+        let tools = m.command_tools("calc");
+        assert_eq!(tools[0].name, "add");
+        assert_eq!(tools[0].parameters_schema, r#"{"properties":{"a":{"type":"number"}},"type":"object"}"#);
+        assert_eq!(Manifest::parse("").unwrap().command_tools("greet")[0].name, "greet");
+    }
+
+    #[test]
+    fn tool_options_apply_to_component_tools() {
+        let tool = |name: &str| ToolDefinition {
+            name: name.into(),
+            description: "own".into(),
+            parameters_schema: "{}".into(),
+            is_async: false,
+            async_response: None,
+        };
+        let mut tools = vec![tool("book"), tool("cancel")];
+        let m = Manifest::parse("[[tools]]\nname = \"book\"\ndescription = \"Book a slot\"\nasync = true\n").unwrap();
+        m.apply_to_component_tools(&mut tools).unwrap();
+        assert_eq!((tools[0].description.as_str(), tools[1].description.as_str()), ("Book a slot", "own"));
+        assert!(tools[0].is_async && !tools[1].is_async);
+        let unknown = Manifest::parse("[[tools]]\nname = \"nope\"\n").unwrap();
+        let err = unknown.apply_to_component_tools(&mut tools).unwrap_err();
+        assert!(err.contains("\"nope\"") && err.contains("book, cancel"), "{err}");
+        let schema = Manifest::parse("[[tools]]\nname = \"book\"\nparameters = {}\n").unwrap();
+        assert!(schema.apply_to_component_tools(&mut tools).unwrap_err().contains("only for command plugins"));
+    }
+}

@@ -1,0 +1,158 @@
+//! The plugin set: the plugins loaded from one folder, and how they change.
+//!
+//! - [`loader`]: what a plugin folder holds, and loading one plugin from it;
+//! - [`manifest`]: a plugin's optional `NAME.toml` (limits, grants, tool options);
+//! - [`schema`]: each tool's compiled argument schema;
+//! - [`snapshot`]: the immutable view calls read, swapped whole on reload;
+//! - [`watcher`]: hot reload, from file events to [`PluginSet::reload`].
+//!
+//! Loading builds a complete new [`Snapshot`] off to the side and swaps it in
+//! with one pointer store; readers never wait, and a call keeps the version it
+//! started with.
+
+pub(crate) mod loader;
+pub(crate) mod manifest;
+pub(crate) mod schema;
+pub(crate) mod snapshot;
+pub(crate) mod watcher;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::sandbox::Runtime;
+use crate::types::Limits;
+use loader::{PluginFolder, file_stamp};
+pub(crate) use snapshot::{LoadFailure, Plugin, Snapshot};
+
+/// What a reload did, for logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ReloadOutcome {
+    /// A new version now serves.
+    Loaded {
+        /// The new version.
+        version: String,
+    },
+    /// The file is gone; its tools are gone with it.
+    Removed,
+    /// The file could not be used; the previous version (if any) still serves.
+    Failed(String),
+    /// The file changed while it was read; a later event will load it.
+    Incomplete,
+    /// Nothing to do.
+    Unchanged,
+}
+
+/// The live set of plugins loaded from one folder.
+pub(crate) struct PluginSet {
+    runtime: Runtime,
+    folder: PluginFolder,
+    defaults: Limits,
+    current: ArcSwap<Snapshot>,
+    /// Serialises writers; readers never wait.
+    write: tokio::sync::Mutex<()>,
+}
+
+impl PluginSet {
+    /// Loads every `*.wasm` in `dir`, compiling them in parallel. A file that
+    /// fails is recorded (see [`Snapshot::failures`]); the others still load.
+    pub async fn load(runtime: Runtime, dir: &Path, defaults: Limits) -> std::io::Result<Self> {
+        let folder = PluginFolder::new(dir);
+        let loads = folder.names()?.into_iter().map(|name| {
+            let (runtime, folder) = (&runtime, &folder);
+            async move {
+                let result = folder.load(runtime, &name, defaults).await;
+                (name, result)
+            }
+        });
+        let results = futures::future::join_all(loads).await;
+        let snapshot = Snapshot::build(results);
+        for (name, failure) in snapshot.failures() {
+            tracing::error!(plugin = %name, error = %failure.error, "plugin not loaded");
+        }
+        for plugin in snapshot.plugins() {
+            let tools: Vec<&str> = plugin.tools.iter().map(|t| t.name.as_str()).collect();
+            tracing::info!(plugin = %plugin.name, kind = plugin.guest.kind(), version = %plugin.version, ?tools, "plugin loaded");
+        }
+        Ok(Self {
+            runtime,
+            folder,
+            defaults,
+            current: ArcSwap::from_pointee(snapshot),
+            write: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Reloads plugin `name` from disk: loads a new version of `NAME.wasm`
+    /// (with its manifest), or drops the plugin when the file is gone. The
+    /// new snapshot is swapped in only when the load succeeds; calls in flight
+    /// keep the version they started with.
+    pub async fn reload(&self, name: &str) -> ReloadOutcome {
+        let _writer = self.write.lock().await;
+        let path = self.folder.wasm(name);
+        let before = file_stamp(&path);
+        if before.is_none() {
+            let mut next = Snapshot::clone(&self.current.load());
+            let had_failure = next.forget_failure(name);
+            if next.remove(name).is_none() && !had_failure {
+                return ReloadOutcome::Unchanged;
+            }
+            self.current.store(Arc::new(next));
+            tracing::info!(plugin = %name, "plugin removed");
+            return ReloadOutcome::Removed;
+        }
+        let current = self.current.load_full();
+        let loaded = self.folder.load(&self.runtime, name, self.defaults).await;
+        let mut next = Snapshot::clone(&current);
+        let failure = match loaded {
+            Ok(plugin) => {
+                if let Some(old) = current.plugin(name)
+                    && old.version == plugin.version
+                    && old.limits == plugin.limits
+                    && old.tools == plugin.tools
+                    && old.capabilities.grants() == plugin.capabilities.grants()
+                    && !current.failures().contains_key(name)
+                {
+                    return ReloadOutcome::Unchanged;
+                }
+                match next.conflict(&plugin) {
+                    Some((tool, owner)) => LoadFailure {
+                        error: format!(
+                            "tool {tool:?} is claimed by more than one plugin: {owner} and {name}; {owner} keeps it"
+                        ),
+                        path: plugin.path.clone(),
+                        files_read: plugin.files_read.clone(),
+                    },
+                    None => {
+                        let version = plugin.version.clone();
+                        tracing::info!(plugin = %name, kind = plugin.guest.kind(), %version, "plugin loaded");
+                        next.insert(name.to_owned(), Arc::new(plugin));
+                        self.current.store(Arc::new(next));
+                        return ReloadOutcome::Loaded { version };
+                    }
+                }
+            }
+            // A file still being written in place fails to compile; it changes
+            // again, and its next event loads it whole.
+            Err(_) if file_stamp(&path) != before => return ReloadOutcome::Incomplete,
+            Err(failure) => failure,
+        };
+        let error = failure.error.clone();
+        let serving = next.plugin(name).map(|p| p.version.clone());
+        tracing::error!(plugin = %name, %error, previous_version_serving = ?serving, "plugin reload failed");
+        next.record_failure(name.to_owned(), failure);
+        self.current.store(Arc::new(next));
+        ReloadOutcome::Failed(error)
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// The folder plugins are loaded from.
+    pub fn folder(&self) -> &PluginFolder {
+        &self.folder
+    }
+}

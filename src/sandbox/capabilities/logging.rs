@@ -1,0 +1,355 @@
+//! Plugin output into the host's log: `wasi:logging` records and the lines a
+//! component writes to stdout and stderr become `tracing` events (target
+//! `plugin`) tagged with plugin, tool and call id.
+//!
+//! [`CallLog`] is the one place plugin output is let through: it caps the
+//! volume per call (the rest is counted and dropped, and the call carries
+//! on), truncates long lines, and redacts the plugin's own secrets.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::async_trait;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+use super::Capabilities;
+
+/// Longest line or record kept; longer ones are cut.
+pub const MAX_LINE_BYTES: usize = 4096;
+/// What each record costs against the budget on top of its text, so a flood
+/// of empty records runs out too.
+const RECORD_OVERHEAD: usize = 64;
+
+/// The severity of a plugin's log record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    /// `trace`.
+    Trace,
+    /// `debug`.
+    Debug,
+    /// `info`, and lines on stdout.
+    Info,
+    /// `warn`, and lines on stderr.
+    Warn,
+    /// `error` and `critical`.
+    Error,
+}
+
+/// Which output stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// `wasi:cli/stdout`.
+    Stdout,
+    /// `wasi:cli/stderr`.
+    Stderr,
+}
+
+/// The log of one call (or one load) of one plugin, shared by its
+/// `wasi:logging` implementation and its stdout and stderr streams.
+pub struct CallLog {
+    capabilities: Arc<Capabilities>,
+    tool: String,
+    call_id: String,
+    limit: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    used: usize,
+    dropped_records: usize,
+    dropped_bytes: usize,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl CallLog {
+    /// A log for one call of `tool` in call `call_id`, letting through about
+    /// `limit` bytes.
+    pub fn new(capabilities: Arc<Capabilities>, tool: &str, call_id: &str, limit: usize) -> Self {
+        Self {
+            capabilities,
+            tool: tool.to_owned(),
+            call_id: call_id.to_owned(),
+            limit,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// A `wasi:logging` record.
+    pub fn record(&self, level: Level, context: &str, message: &str) {
+        if self.admit(message.len() + context.len()) {
+            self.emit(level, context, message);
+        }
+    }
+
+    /// Bytes written to stdout or stderr; complete lines are logged.
+    pub fn write(&self, stream: Stream, bytes: &[u8]) {
+        let mut lines = Vec::new();
+        {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let buffer = match stream {
+                Stream::Stdout => &mut state.stdout,
+                Stream::Stderr => &mut state.stderr,
+            };
+            buffer.extend_from_slice(bytes);
+            while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
+                lines.push(buffer.drain(..=end).collect::<Vec<u8>>());
+            }
+            while buffer.len() > MAX_LINE_BYTES {
+                lines.push(buffer.drain(..MAX_LINE_BYTES).collect());
+            }
+        }
+        for line in lines {
+            self.line(stream, &line);
+        }
+    }
+
+    fn line(&self, stream: Stream, line: &[u8]) {
+        let line = String::from_utf8_lossy(line);
+        let line = line.trim_end_matches(['\n', '\r']);
+        if self.admit(line.len()) {
+            let (level, context) = match stream {
+                Stream::Stdout => (Level::Info, "stdout"),
+                Stream::Stderr => (Level::Warn, "stderr"),
+            };
+            self.emit(level, context, line);
+        }
+    }
+
+    /// Counts a record against the budget; `false` when it is over.
+    fn admit(&self, len: usize) -> bool {
+        let cost = len.min(MAX_LINE_BYTES) + RECORD_OVERHEAD;
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.used + cost > self.limit {
+            let first = state.dropped_records == 0;
+            state.dropped_records += 1;
+            state.dropped_bytes += len;
+            drop(state);
+            if first {
+                tracing::warn!(
+                    target: "plugin",
+                    plugin = %self.capabilities.plugin(), tool = %self.tool, call_id = %self.call_id,
+                    limit_bytes = self.limit,
+                    "plugin log limit reached; the rest of this call's output is dropped"
+                );
+            }
+            return false;
+        }
+        state.used += cost;
+        true
+    }
+
+    fn emit(&self, level: Level, context: &str, message: &str) {
+        let mut message = truncate(message, MAX_LINE_BYTES).into_owned();
+        if self.capabilities.values().has_secrets() {
+            message = self.capabilities.values().redact(message);
+        }
+        let (plugin, tool, call_id) = (self.capabilities.plugin(), &self.tool, &self.call_id);
+        macro_rules! event {
+            ($level:expr) => {
+                tracing::event!(target: "plugin", $level, plugin = %plugin, tool = %tool, call_id = %call_id, context = %context, "{message}")
+            };
+        }
+        match level {
+            Level::Trace => event!(tracing::Level::TRACE),
+            Level::Debug => event!(tracing::Level::DEBUG),
+            Level::Info => event!(tracing::Level::INFO),
+            Level::Warn => event!(tracing::Level::WARN),
+            Level::Error => event!(tracing::Level::ERROR),
+        }
+    }
+}
+
+impl Drop for CallLog {
+    /// Logs unfinished lines, and how much was dropped.
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        let (stdout, stderr) = (std::mem::take(&mut state.stdout), std::mem::take(&mut state.stderr));
+        if !stdout.is_empty() {
+            self.line(Stream::Stdout, &stdout);
+        }
+        if !stderr.is_empty() {
+            self.line(Stream::Stderr, &stderr);
+        }
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if state.dropped_records > 0 {
+            tracing::warn!(
+                target: "plugin",
+                plugin = %self.capabilities.plugin(), tool = %self.tool, call_id = %self.call_id,
+                dropped_records = state.dropped_records, dropped_bytes = state.dropped_bytes,
+                "plugin output over the per-call limit was dropped"
+            );
+        }
+    }
+}
+
+fn truncate(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= limit {
+        return text.into();
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end]).into()
+}
+
+/// A component's stdout or stderr, feeding a [`CallLog`].
+#[derive(Clone)]
+pub struct LogOutput {
+    log: Arc<CallLog>,
+    stream: Stream,
+}
+
+impl LogOutput {
+    /// `stream` of the call logged by `log`.
+    pub fn new(log: Arc<CallLog>, stream: Stream) -> Self {
+        Self { log, stream }
+    }
+}
+
+impl IsTerminal for LogOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[async_trait]
+impl OutputStream for LogOutput {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.log.write(self.stream, &bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 << 10)
+    }
+}
+
+#[async_trait]
+impl Pollable for LogOutput {
+    async fn ready(&mut self) {}
+}
+
+impl AsyncWrite for LogOutput {
+    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, bytes: &[u8]) -> Poll<std::io::Result<usize>> {
+        self.log.write(self.stream, bytes);
+        Poll::Ready(Ok(bytes.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sandbox::capabilities::Grants;
+    use crate::sandbox::capabilities::values::Secret;
+    use std::io::Write;
+
+    /// Collects formatted log output of the current thread.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn capture(run: impl FnOnce()) -> String {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, run);
+        String::from_utf8(captured.0.lock().unwrap().clone()).unwrap()
+    }
+
+    fn capabilities() -> Arc<Capabilities> {
+        let mut grants = Grants::default();
+        grants.values.secrets.insert("api_key".into(), Secret::new("sk_live_abcdef"));
+        Arc::new(Capabilities::new("calendar", grants))
+    }
+
+    #[test]
+    fn lines_and_records_are_tagged_and_secrets_redacted() {
+        let out = capture(|| {
+            let log = CallLog::new(capabilities(), "book", "call-7", 10_000);
+            log.record(Level::Info, "booking", "using key sk_live_abcdef");
+            log.write(Stream::Stderr, b"half a ");
+            log.write(Stream::Stderr, b"line\nsecond");
+            log.write(Stream::Stdout, b"out\r\n");
+            drop(log);
+        });
+        // The fmt layout: `LEVEL plugin: MESSAGE field=value ...`.
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 4, "{out}");
+        assert!(
+            lines[0].contains("INFO plugin: using key *** plugin=calendar tool=book call_id=call-7 context=booking")
+        );
+        assert!(lines[1].contains("WARN plugin: half a line plugin=calendar") && lines[1].contains("context=stderr"));
+        assert!(lines[2].contains("INFO plugin: out plugin=calendar") && lines[2].contains("context=stdout"));
+        assert!(lines[3].contains("plugin: second plugin="), "an unfinished line is logged at the end: {}", lines[3]);
+        assert!(!out.contains("sk_live_abcdef"));
+    }
+
+    #[test]
+    fn output_over_the_limit_is_counted_and_dropped() {
+        let out = capture(|| {
+            let log = CallLog::new(capabilities(), "flood", "call-1", 2_000);
+            for i in 0..1_000 {
+                log.record(Level::Info, "", &format!("record {i}"));
+            }
+            let mut bytes = Vec::new();
+            for _ in 0..1_000 {
+                writeln!(bytes, "{}", "x".repeat(100)).unwrap();
+            }
+            log.write(Stream::Stdout, &bytes);
+            log.write(Stream::Stdout, &vec![b'y'; 3 * MAX_LINE_BYTES]);
+        });
+        let kept = out.lines().filter(|l| l.contains("record ")).count();
+        assert!((10..=30).contains(&kept), "kept {kept} records under a 2,000-byte budget");
+        assert_eq!(out.matches("plugin log limit reached").count(), 1, "{out}");
+        assert!(out.contains("dropped_records=") && out.contains("plugin output over the per-call limit"));
+        assert!(out.lines().count() < 40, "{}", out.lines().count());
+    }
+
+    #[test]
+    fn long_lines_are_cut() {
+        assert_eq!(truncate("héllo", 2), "h…");
+        assert_eq!(truncate("hello", 5), "hello");
+    }
+}

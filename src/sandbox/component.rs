@@ -1,0 +1,345 @@
+//! Component plugins: WASI preview-2 components exporting
+//! `switchboard:plugin/tools`, and optionally `switchboard:plugin/hooks`
+//! (the WIT worlds in `plugin-sdk/wit/`).
+//!
+//! Each plugin version is compiled and linked once (an `InstancePre`); every
+//! call gets a fresh store and instance, so no state survives between calls.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::Store;
+use wasmtime::component::{Component, HasSelf, Instance, InstancePre, Linker, ResourceTable};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::engine::{self, LoadError, WasmEngine};
+use super::limits::MemoryLimiter;
+use crate::sandbox::capabilities::Capabilities;
+use crate::sandbox::capabilities::logging::{self, CallLog, LogOutput, Stream};
+use crate::sandbox::capabilities::outbound::OutboundHttp;
+use crate::types::{CallContext, Limits, ToolDefinition, ToolFailure};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "plugin-sdk/wit",
+        world: "plugin",
+        exports: { default: async },
+        // The capability interfaces are wasmtime's own implementations.
+        with: {
+            "wasi:io": wasmtime_wasi::p2::bindings::io,
+            "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+            "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+        },
+    });
+}
+
+use bindings::exports::switchboard::plugin::{hooks, tools};
+use bindings::switchboard::plugin::types as wit;
+
+/// Time a plugin gets to list its tools when it is loaded.
+const LIST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Bytes of log output (`wasi:logging`, stdout, stderr) one call may emit.
+pub const LOG_BYTES_PER_CALL: usize = 64 << 10;
+
+/// Per-call store data: a deny-all WASI context, the plugin's capabilities
+/// (outbound HTTP through its allow-list, its own config and secrets, its
+/// log), and the memory limiter.
+pub struct CallState {
+    /// Built on the plugin's first WASI call: many calls make none, and
+    /// building it (clocks, random sources, output pipes) is a measurable
+    /// part of a short call.
+    wasi: Option<WasiCtx>,
+    table: ResourceTable,
+    limiter: MemoryLimiter,
+    http: WasiHttpCtx,
+    outbound: OutboundHttp,
+    capabilities: Arc<Capabilities>,
+    log: Arc<CallLog>,
+}
+
+/// What a store runs, for the log: a tool call, or (`-`) loading or a hook.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct CallTag<'a> {
+    /// The tool, or `-`.
+    pub tool: &'a str,
+    /// The platform's call id, or `-`.
+    pub call_id: &'a str,
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        let log = &self.log;
+        let wasi = self.wasi.get_or_insert_with(|| deny_all_wasi(log));
+        WasiCtxView { ctx: wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
+    }
+}
+
+impl bindings::wasi::logging::logging::Host for CallState {
+    fn log(&mut self, level: bindings::wasi::logging::logging::Level, context: String, message: String) {
+        use bindings::wasi::logging::logging::Level as L;
+        let level = match level {
+            L::Trace => logging::Level::Trace,
+            L::Debug => logging::Level::Debug,
+            L::Info => logging::Level::Info,
+            L::Warn => logging::Level::Warn,
+            L::Error | L::Critical => logging::Level::Error,
+        };
+        self.log.record(level, &context, &message);
+    }
+}
+
+impl CallState {
+    fn new(capabilities: &Arc<Capabilities>, limits: Limits, tag: CallTag<'_>) -> Self {
+        let log = Arc::new(CallLog::new(capabilities.clone(), tag.tool, tag.call_id, LOG_BYTES_PER_CALL));
+        let http_deadline = tokio::time::Instant::now() + outbound_budget(limits.timeout);
+        Self {
+            wasi: None,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter::new(limits.memory_bytes),
+            http: WasiHttpCtx::new(),
+            outbound: OutboundHttp::new(capabilities.clone(), http_deadline),
+            capabilities: capabilities.clone(),
+            log,
+        }
+    }
+}
+
+/// The WASI context of a call: no files, no environment, no sockets, no
+/// arguments; stdout and stderr go to the call's log. Clocks and randomness
+/// are WASI's own.
+fn deny_all_wasi(log: &Arc<CallLog>) -> WasiCtx {
+    WasiCtx::builder()
+        .stdout(LogOutput::new(log.clone(), Stream::Stdout))
+        .stderr(LogOutput::new(log.clone(), Stream::Stderr))
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .build()
+}
+
+/// The time outbound requests of a call get: the call's time minus a small
+/// margin, so a plugin whose request runs out of time can still answer.
+fn outbound_budget(timeout: Duration) -> Duration {
+    timeout.saturating_sub((timeout / 10).min(Duration::from_millis(200)))
+}
+
+/// The linker every component plugin is linked against: WASI, and every
+/// capability interface. Grants are checked when a capability is used.
+pub(super) fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<CallState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    wasmtime_wasi_config::add_to_linker(&mut linker, |s: &mut CallState| s.capabilities.wasi_config())?;
+    bindings::wasi::logging::logging::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+/// A compiled, linked component plugin. Cheap to clone.
+#[derive(Clone)]
+pub struct ComponentPlugin {
+    pre: InstancePre<CallState>,
+    tools: Arc<tools::GuestIndices>,
+    hooks: Option<Arc<hooks::GuestIndices>>,
+    capabilities: Arc<Capabilities>,
+    fuel_metering: bool,
+}
+
+impl ComponentPlugin {
+    /// Compiles (or loads from the code cache) and links `bytes`; its calls
+    /// get `capabilities`.
+    pub(super) async fn load(
+        engine: &WasmEngine,
+        linker: &Linker<CallState>,
+        bytes: Arc<Vec<u8>>,
+        capabilities: Arc<Capabilities>,
+    ) -> Result<Self, LoadError> {
+        let component = engine.compile_component(bytes).await.map_err(explain_compile_error)?;
+        let mut plugin = Self::link(linker, component, capabilities)?;
+        plugin.fuel_metering = engine.fuel_metering();
+        Ok(plugin)
+    }
+
+    fn link(
+        linker: &Linker<CallState>,
+        component: Component,
+        capabilities: Arc<Capabilities>,
+    ) -> Result<Self, LoadError> {
+        let pre = linker.instantiate_pre(&component).map_err(|e| LoadError::Link(format!("{e:#}")))?;
+        let tools = tools::GuestIndices::new(&pre).map_err(|e| {
+            LoadError::Link(format!(
+                "it does not export `switchboard:plugin/tools@0.1.0` (build it against plugin-sdk/wit): {e:#}"
+            ))
+        })?;
+        // Hooks are optional: components from other toolchains often have tools only.
+        let hooks = hooks::GuestIndices::new(&pre).ok().map(Arc::new);
+        Ok(Self { pre, tools: Arc::new(tools), hooks, capabilities, fuel_metering: false })
+    }
+
+    /// Asks the plugin for its tools and its event subscriptions, in fresh instances.
+    pub(super) async fn describe(&self) -> Result<(Vec<ToolDefinition>, Vec<String>), LoadError> {
+        let limits = Limits { timeout: LIST_TIMEOUT, ..Limits::default() };
+        let invalid = |what: &str, e: ToolFailure| LoadError::Invalid(format!("{what} failed: {e}"));
+        let listed = self
+            .run(limits, async |store, instance, this| {
+                let tools = this.tools.load(&mut *store, instance)?;
+                tools.call_list(&mut *store).await
+            })
+            .await
+            .map_err(|e| invalid("listing its tools", e))?;
+        let tools = listed
+            .into_iter()
+            .map(|t| {
+                let tool = ToolDefinition {
+                    name: t.name,
+                    description: t.description,
+                    parameters_schema: t.parameters_schema,
+                    is_async: false,
+                    async_response: None,
+                };
+                validate_tool(&tool).map(|()| tool)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let subscriptions = match &self.hooks {
+            None => Vec::new(),
+            Some(hooks) => self
+                .run(limits, async |store, instance, _| {
+                    hooks.load(&mut *store, instance)?.call_subscriptions(&mut *store).await
+                })
+                .await
+                .map_err(|e| invalid("listing its subscriptions", e))?,
+        };
+        Ok((tools, subscriptions))
+    }
+
+    /// Runs `body` against a fresh instance under `limits`; traps, memory
+    /// exhaustion and timeouts become [`ToolFailure`]s.
+    async fn run<R>(
+        &self,
+        limits: Limits,
+        body: impl AsyncFnOnce(&mut Store<CallState>, &Instance, &Self) -> wasmtime::Result<R>,
+    ) -> Result<R, ToolFailure> {
+        self.run_tagged(CallTag { tool: "-", call_id: "-" }, limits, body).await
+    }
+
+    /// [`Self::run`], with the tool and call id that tag the call's log.
+    async fn run_tagged<R>(
+        &self,
+        tag: CallTag<'_>,
+        limits: Limits,
+        body: impl AsyncFnOnce(&mut Store<CallState>, &Instance, &Self) -> wasmtime::Result<R>,
+    ) -> Result<R, ToolFailure> {
+        let run = async {
+            let mut store = Store::new(self.pre.engine(), CallState::new(&self.capabilities, limits, tag));
+            engine::prepare_store(&mut store, limits, self.fuel_metering, |s| &mut s.limiter);
+            let outcome = match self.pre.instantiate_async(&mut store).await {
+                Ok(instance) => body(&mut store, &instance, self).await,
+                Err(e) => Err(e),
+            };
+            outcome.map_err(|e| {
+                tracing::debug!(error = ?e, "component trapped");
+                engine::classify_error(&e, &store.data().limiter, limits)
+            })
+        };
+        // The epoch deadline cuts guest code; this timeout also cuts time spent
+        // waiting in host calls (sleeps, I/O).
+        tokio::time::timeout(limits.timeout, run).await.unwrap_or(Err(ToolFailure::TimedOut(limits.timeout)))
+    }
+
+    /// Runs one tool call in a fresh instance, cut at `limits.timeout`.
+    pub(super) async fn call(
+        &self,
+        name: &str,
+        arguments: &str,
+        context: &CallContext,
+        limits: Limits,
+    ) -> Result<String, ToolFailure> {
+        let context = wit::CallContext {
+            call_id: context.call_id.clone(),
+            call_type: context.call_type.clone(),
+            tool_call_id: context.tool_call_id.clone(),
+            customer_number: context.customer_number.clone(),
+            phone_number: context.phone_number.clone(),
+            assistant_metadata: context.assistant_metadata.clone(),
+            deadline_ms: u32::try_from(limits.timeout.as_millis()).unwrap_or(u32::MAX),
+        };
+        let tag = CallTag { tool: name, call_id: &context.call_id };
+        let outcome = self
+            .run_tagged(tag, limits, async |store, instance, this| {
+                this.tools.load(&mut *store, instance)?.call_call(&mut *store, name, arguments, &context).await
+            })
+            .await;
+        let outcome = outcome.and_then(|result| {
+            result.map_err(|error| match error {
+                wit::ToolError::InvalidArguments(m) => ToolFailure::InvalidArguments(m),
+                wit::ToolError::NotFound(m) => ToolFailure::NotFound(m),
+                wit::ToolError::Failed(m) => ToolFailure::Failed(m),
+            })
+        });
+        engine::redact(self.capabilities.values(), outcome)
+    }
+
+    /// Answers an assistant-request (`message` as JSON) with the response JSON.
+    pub(super) async fn assistant_request(&self, message: &str, limits: Limits) -> Result<String, ToolFailure> {
+        let hooks = self.hooks.as_ref().ok_or_else(|| ToolFailure::Failed("the plugin exports no hooks".into()))?;
+        self.run(limits, async |store, instance, _| {
+            hooks.load(&mut *store, instance)?.call_assistant_request(&mut *store, message).await
+        })
+        .await?
+        .map_err(ToolFailure::Failed)
+    }
+
+    /// Delivers a status-update or end-of-call-report (`message` as JSON).
+    pub(super) async fn on_event(&self, message: &str, limits: Limits) -> Result<(), ToolFailure> {
+        let hooks = self.hooks.as_ref().ok_or_else(|| ToolFailure::Failed("the plugin exports no hooks".into()))?;
+        self.run(limits, async |store, instance, _| {
+            hooks.load(&mut *store, instance)?.call_on_event(&mut *store, message).await
+        })
+        .await?
+        .map_err(ToolFailure::Failed)
+    }
+}
+
+/// Adds the way out to a compile error that a toolchain option avoids.
+///
+/// Some toolchains (componentize-qjs, so `jco componentize --backend qjs`)
+/// emit the component-model async ABI by default; Switchboard does not enable
+/// that (still experimental) wasmtime feature, and their synchronous output
+/// loads as it is.
+fn explain_compile_error(error: LoadError) -> LoadError {
+    match error {
+        LoadError::Compile(message) if message.contains("requires the component model async feature") => {
+            LoadError::Compile(format!(
+                "{message}: the component uses the component-model async ABI, which Switchboard does not \
+                 support; build it synchronous (componentize-qjs --sync, jco componentize \
+                 --backend-qjs-disable-async)"
+            ))
+        }
+        other => other,
+    }
+}
+
+/// Checks what a plugin says about a tool before anyone relies on it.
+fn validate_tool(tool: &ToolDefinition) -> Result<(), LoadError> {
+    let name_ok = tool.name.len() <= 64
+        && tool.name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && tool.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !name_ok {
+        return Err(LoadError::Invalid(format!(
+            "tool name {:?} must start with a letter or underscore and use only letters, digits, `_` and `-` (at most 64)",
+            tool.name
+        )));
+    }
+    match serde_json::from_str::<serde_json::Value>(&tool.parameters_schema) {
+        Ok(schema) if schema.is_object() => Ok(()),
+        Ok(_) => Err(LoadError::Invalid(format!("tool {:?}: parameters schema is not a JSON object", tool.name))),
+        Err(e) => Err(LoadError::Invalid(format!("tool {:?}: parameters schema is not JSON: {e}", tool.name))),
+    }
+}

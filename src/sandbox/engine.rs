@@ -1,0 +1,255 @@
+//! The wasmtime engine every plugin shares, and how one call's store is set
+//! up and its failures named: the epoch ticker that cuts deadlines, the
+//! pooling allocator, the code cache, fuel, memory limits, redaction.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig, Store, UpdateDeadline};
+
+use super::cache::CodeCache;
+use super::capabilities::Values;
+use super::limits::MemoryLimiter;
+use crate::types::{Limits, ToolFailure};
+
+/// How often the epoch ticker advances. Guest code yields to the async
+/// executor on every tick and is interrupted at the first tick past its deadline.
+const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum LoadError {
+    /// Not WebAssembly, or wasmtime could not compile it.
+    #[error("cannot compile: {0}")]
+    Compile(String),
+    /// It imports something Switchboard does not provide, or lacks an export.
+    #[error("cannot link: {0}")]
+    Link(String),
+    /// Its tool list is missing, broken or invalid.
+    #[error("invalid plugin: {0}")]
+    Invalid(String),
+}
+
+/// Options for building a [`Runtime`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RuntimeOptions {
+    /// Folder for precompiled code; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Count fuel, so a manifest's `fuel` caps the instructions of a call.
+    /// Off by default: the counting slows all guest code down (epochs
+    /// already cut calls at their deadline), and precompiled code differs.
+    pub fuel_metering: bool,
+}
+
+/// The engine, its code cache and its epoch ticker.
+pub(crate) struct WasmEngine {
+    engine: Engine,
+    cache: Option<CodeCache>,
+    fuel_metering: bool,
+    _ticker: EpochTicker,
+}
+
+impl WasmEngine {
+    /// Builds the engine (pooling allocator when the address space allows it)
+    /// and starts the epoch ticker.
+    pub fn new(options: &RuntimeOptions) -> anyhow::Result<Self> {
+        let base_config = || {
+            let mut config = base_config();
+            config.consume_fuel(options.fuel_metering);
+            config
+        };
+        let mut config = base_config();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config()));
+        let engine = Engine::new(&config).or_else(|e| {
+            tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand allocation");
+            Engine::new(&base_config())
+        })?;
+        let cache = options.cache_dir.clone().map(|dir| CodeCache::new(dir, &engine));
+        let ticker = EpochTicker::start(engine.clone());
+        Ok(Self { engine, cache, fuel_metering: options.fuel_metering, _ticker: ticker })
+    }
+
+    /// The wasmtime engine.
+    pub fn wasmtime(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Whether fuel is counted (see [`RuntimeOptions::fuel_metering`]).
+    pub fn fuel_metering(&self) -> bool {
+        self.fuel_metering
+    }
+
+    /// Compiles a component (or loads it from the code cache) on a blocking
+    /// thread, off the request path.
+    pub async fn compile_component(&self, bytes: Arc<Vec<u8>>) -> Result<Component, LoadError> {
+        let (engine, cache) = (self.engine.clone(), self.cache.clone());
+        compile_off_thread(move || match &cache {
+            Some(cache) => cache.component(&bytes),
+            None => Component::new(&engine, &*bytes),
+        })
+        .await
+    }
+
+    /// Compiles a core module (or loads it from the code cache) on a blocking
+    /// thread, off the request path.
+    pub async fn compile_module(&self, bytes: Arc<Vec<u8>>) -> Result<Module, LoadError> {
+        let (engine, cache) = (self.engine.clone(), self.cache.clone());
+        compile_off_thread(move || match &cache {
+            Some(cache) => cache.module(&bytes),
+            None => Module::new(&engine, &*bytes),
+        })
+        .await
+    }
+}
+
+async fn compile_off_thread<T: Send + 'static>(
+    compile: impl FnOnce() -> wasmtime::Result<T> + Send + 'static,
+) -> Result<T, LoadError> {
+    tokio::task::spawn_blocking(compile)
+        .await
+        .map_err(|e| LoadError::Compile(format!("compiler thread failed: {e}")))?
+        .map_err(|e| LoadError::Compile(format!("{e:#}")))
+}
+
+fn base_config() -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    config.parallel_compilation(true);
+    config
+}
+
+fn pooling_config() -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::default();
+    // Enough slots for ~1,000 concurrent calls, with room for components made
+    // of several core instances (componentize-py, componentize-js).
+    pool.total_component_instances(1_500);
+    pool.total_core_instances(3_000);
+    pool.total_memories(3_000);
+    pool.total_tables(3_000);
+    pool.total_stacks(1_500);
+    pool.max_core_instances_per_component(64);
+    pool.max_memories_per_component(16);
+    pool.max_tables_per_component(16);
+    pool.max_memories_per_module(2);
+    pool.max_tables_per_module(4);
+    pool.table_elements(100_000);
+    pool.max_component_instance_size(1 << 20);
+    pool.max_core_instance_size(1 << 20);
+    pool.max_memory_size(1 << 30);
+    // Reset a slot by zeroing its first pages in place rather than handing
+    // them back to the kernel: returning and re-faulting pages on every call
+    // costs page faults and TLB-flush interrupts across cores, and was the
+    // largest per-call cost measured (see BENCHMARKS.md and issue notes).
+    pool.linear_memory_keep_resident(1 << 20);
+    pool.table_keep_resident(1 << 20);
+    pool.async_stack_keep_resident(64 << 10);
+    // Where the kernel can (Linux 6.7+), reset only the pages a call touched.
+    pool.pagemap_scan(wasmtime::Enabled::Auto);
+    pool
+}
+
+/// Sets up a fresh store for one call: memory limiter, fuel (when metered),
+/// and a deadline that yields to the executor every tick and traps once
+/// `limits.timeout` has passed.
+pub(super) fn prepare_store<T: Send + 'static>(
+    store: &mut Store<T>,
+    limits: Limits,
+    fuel_metering: bool,
+    limiter: fn(&mut T) -> &mut MemoryLimiter,
+) {
+    store.limiter(move |data| limiter(data) as &mut dyn wasmtime::ResourceLimiter);
+    // Only an engine that meters fuel takes it; asking another would build an
+    // error on every call.
+    if fuel_metering {
+        let _ = store.set_fuel(limits.fuel.unwrap_or(u64::MAX));
+    }
+    let deadline = Instant::now() + limits.timeout;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline { Ok(UpdateDeadline::Interrupt) } else { Ok(UpdateDeadline::Yield(1)) }
+    });
+}
+
+/// A call's outcome with the plugin's secrets replaced by `***`, so a plugin
+/// cannot pass one on to the platform by accident (in a result or an error).
+pub(super) fn redact(values: &Values, outcome: Result<String, ToolFailure>) -> Result<String, ToolFailure> {
+    if !values.has_secrets() {
+        return outcome;
+    }
+    match outcome {
+        Ok(result) => Ok(values.redact(result)),
+        Err(ToolFailure::InvalidArguments(m)) => Err(ToolFailure::InvalidArguments(values.redact(m))),
+        Err(ToolFailure::NotFound(m)) => Err(ToolFailure::NotFound(values.redact(m))),
+        Err(ToolFailure::Failed(m)) => Err(ToolFailure::Failed(values.redact(m))),
+        Err(ToolFailure::BadOutput(m)) => Err(ToolFailure::BadOutput(values.redact(m))),
+        Err(other) => Err(other),
+    }
+}
+
+/// Maps an error from running guest code to the failure the LLM sees.
+pub(super) fn classify_error(error: &wasmtime::Error, limiter: &MemoryLimiter, limits: Limits) -> ToolFailure {
+    if limiter.exceeded() {
+        return ToolFailure::OutOfMemory { limit_mib: limits.memory_bytes >> 20 };
+    }
+    match error.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::Interrupt) => ToolFailure::TimedOut(limits.timeout),
+        Some(wasmtime::Trap::OutOfFuel) => ToolFailure::OutOfFuel { fuel: limits.fuel.unwrap_or(u64::MAX) },
+        Some(trap) => ToolFailure::Crashed(trap.to_string()),
+        // A host call refused the guest (a resource misused, say): the cause
+        // is the root; the outer context is only the wasm backtrace.
+        None => ToolFailure::Crashed(error.root_cause().to_string()),
+    }
+}
+
+/// A thread that advances the engine's epoch every [`EPOCH_TICK`]; stopped
+/// and joined when dropped.
+struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    fn start(engine: Engine) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("switchboard-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })
+            .expect("spawn epoch ticker thread");
+        Self { stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_crash_is_described_by_its_cause_not_its_backtrace() {
+        let limiter = MemoryLimiter::new(1 << 20);
+        let refused = wasmtime::Error::msg("resource has children").context("error while executing at wasm backtrace:");
+        let failure = classify_error(&refused, &limiter, Limits::default());
+        assert_eq!(failure.to_string(), "the tool crashed: resource has children");
+        let trap = wasmtime::Error::from(wasmtime::Trap::UnreachableCodeReached).context("at wasm backtrace:");
+        let failure = classify_error(&trap, &limiter, Limits::default());
+        assert!(failure.to_string().starts_with("the tool crashed: wasm trap: "), "{failure}");
+    }
+}

@@ -1,0 +1,170 @@
+//! The sandbox: one wasmtime engine, and guest code that runs each call in a
+//! fresh, limited, interruptible instance, with only the capabilities its
+//! manifest grants.
+//!
+//! This layer knows nothing of HTTP, MCP or the platform's envelope: it takes
+//! a tool name, arguments as JSON text and a [`CallContext`], and gives back a
+//! result as JSON text or a [`ToolFailure`].
+//!
+//! Two plugin styles share one interface, [`Guest`]:
+//! - [`component`]: a WASI preview-2 component exporting Switchboard's WIT world;
+//! - [`command`]: a WASI command (a preview-1 core module) that reads the call
+//!   as JSON on stdin and prints its result on stdout.
+//!
+//! What a guest may touch beyond its memory and CPU is in [`capabilities`].
+
+pub(crate) mod cache;
+pub(crate) mod capabilities;
+pub(crate) mod command;
+pub(crate) mod component;
+pub(crate) mod engine;
+mod limits;
+
+use std::sync::Arc;
+
+use crate::types::{CallContext, EventKind, Limits, ToolDefinition, ToolFailure};
+use capabilities::Capabilities;
+use engine::WasmEngine;
+pub(crate) use engine::{LoadError, RuntimeOptions};
+
+/// What a freshly loaded guest says about itself.
+pub(crate) struct Described {
+    /// Its tools.
+    pub tools: Vec<ToolDefinition>,
+    /// The webhook events it handles.
+    pub subscriptions: Vec<EventKind>,
+}
+
+/// Compiled plugin code, ready to run calls. Cheap to clone.
+#[derive(Clone)]
+pub(crate) enum Guest {
+    /// A component exporting `switchboard:plugin/tools`.
+    Component(component::ComponentPlugin),
+    /// A WASI command reading JSON on stdin.
+    Command(command::CommandPlugin),
+}
+
+impl Guest {
+    /// The plugin style, as shown by `GET /plugins`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Guest::Component(_) => "component",
+            Guest::Command(_) => "command",
+        }
+    }
+
+    /// Runs tool `name` with `arguments` (JSON object text) under `limits`.
+    pub async fn call(
+        &self,
+        name: &str,
+        arguments: &str,
+        context: &CallContext,
+        limits: Limits,
+    ) -> Result<String, ToolFailure> {
+        // Boxed: wasmtime's instantiate and call futures are large, and every
+        // future that awaits this one (dispatch, dedup, the handler) would
+        // otherwise embed them and copy them each time it is moved.
+        match self {
+            Guest::Component(p) => Box::pin(p.call(name, arguments, context, limits)).await,
+            Guest::Command(p) => Box::pin(p.call(name, arguments, context, limits)).await,
+        }
+    }
+
+    /// Answers an assistant-request (`message` as JSON) with the response JSON.
+    pub async fn assistant_request(&self, message: &str, limits: Limits) -> Result<String, ToolFailure> {
+        match self {
+            Guest::Component(p) => p.assistant_request(message, limits).await,
+            Guest::Command(_) => Err(ToolFailure::Failed("command plugins cannot answer assistant-request".into())),
+        }
+    }
+
+    /// Delivers a status-update or end-of-call-report (`message` as JSON).
+    pub async fn on_event(&self, message: &str, limits: Limits) -> Result<(), ToolFailure> {
+        match self {
+            Guest::Component(p) => p.on_event(message, limits).await,
+            Guest::Command(_) => Err(ToolFailure::Failed("command plugins cannot receive events".into())),
+        }
+    }
+}
+
+/// What every plugin shares: the engine (with its epoch ticker and code
+/// cache) and a linker per plugin style. Cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    engine: WasmEngine,
+    component_linker: wasmtime::component::Linker<component::CallState>,
+    command_linker: wasmtime::Linker<command::CommandState>,
+}
+
+impl Runtime {
+    /// Builds the engine and the linkers every plugin of one style shares.
+    pub fn new(options: &RuntimeOptions) -> anyhow::Result<Self> {
+        let engine = WasmEngine::new(options)?;
+        let component_linker = component::linker(engine.wasmtime())?;
+        let command_linker = command::linker(engine.wasmtime())?;
+        Ok(Self { inner: Arc::new(RuntimeInner { engine, component_linker, command_linker }) })
+    }
+
+    /// Whether fuel is counted (see [`RuntimeOptions::fuel_metering`]).
+    pub fn fuel_metering(&self) -> bool {
+        self.inner.engine.fuel_metering()
+    }
+
+    /// Compiles (or loads from the cache) and links a plugin, then reads its
+    /// tool list. Compilation runs on a blocking thread, off the request path.
+    ///
+    /// `command_tools` names the tools of a command plugin (which cannot list
+    /// its own); it is ignored for components. Every call of the plugin (and
+    /// listing its tools) runs with `capabilities`.
+    pub async fn load(
+        &self,
+        bytes: Arc<Vec<u8>>,
+        command_tools: Vec<ToolDefinition>,
+        capabilities: Arc<Capabilities>,
+    ) -> Result<(Guest, Described), LoadError> {
+        let RuntimeInner { engine, component_linker, command_linker } = &*self.inner;
+        if is_component(&bytes) {
+            let guest = component::ComponentPlugin::load(engine, component_linker, bytes, capabilities).await?;
+            let (tools, names) = guest.describe().await?;
+            let subscriptions = names
+                .iter()
+                .filter_map(|name| match name.parse::<EventKind>() {
+                    Ok(EventKind::ToolCalls) | Err(_) => {
+                        tracing::warn!(event = %name, "a plugin subscribes to an event it cannot receive; ignored");
+                        None
+                    }
+                    Ok(kind) => Some(kind),
+                })
+                .collect();
+            Ok((Guest::Component(guest), Described { tools, subscriptions }))
+        } else if bytes.starts_with(b"\0asm") {
+            let guest = command::CommandPlugin::load(engine, command_linker, bytes, capabilities).await?;
+            Ok((Guest::Command(guest), Described { tools: command_tools, subscriptions: Vec::new() }))
+        } else {
+            Err(LoadError::Compile("not a WebAssembly module or component (bad magic number)".into()))
+        }
+    }
+}
+
+/// Whether `bytes` start like a component rather than a core module.
+pub(crate) fn is_component(bytes: &[u8]) -> bool {
+    // Core modules have version 1 (`01 00 00 00`); components have layer 1
+    // with version 0x0d (`0d 00 01 00`).
+    bytes.len() >= 8 && bytes.starts_with(b"\0asm") && bytes[6..8] == [1, 0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_components_from_core_modules() {
+        assert!(is_component(b"\0asm\x0d\0\x01\0"));
+        assert!(!is_component(b"\0asm\x01\0\0\0"));
+        assert!(!is_component(b"\0as"));
+    }
+}
