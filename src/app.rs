@@ -10,10 +10,15 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use crate::core::Core;
 use crate::core::assistant::AssistantSettings;
 use crate::core::dedup::{Dedup, DedupSettings};
+use crate::core::dispatch::Door;
+use crate::doors::access::OperatorRule;
+use crate::doors::http::ServerOptions;
+use crate::doors::mcp::{AccessRule, McpDoor};
 use crate::doors::webhook::WebhookDoor;
 use crate::doors::webhook::signature::Verifier;
 use crate::plugins::PluginSet;
@@ -53,6 +58,30 @@ pub struct Settings {
     pub dedup: Option<DedupSettings>,
     /// Events waiting for delivery to subscribing plugins; more are dropped.
     pub event_queue_capacity: usize,
+    /// Most tool calls of one request that run; each call past them gets an
+    /// error entry of its own, in order. Default 64.
+    pub max_tool_calls_per_request: usize,
+    /// The MCP door (`/mcp`, and [`Switchboard::serve_mcp`]).
+    pub mcp: McpSettings,
+    /// Lets clients off this machine use the operator endpoints (`/metrics`,
+    /// `/tools`, `/plugins`) with `Authorization: Bearer <token>`; without
+    /// it they answer loopback clients only.
+    pub admin_token: Option<String>,
+    /// Leave the operator endpoints out of [`Switchboard::router`]: they are
+    /// served by [`Switchboard::admin_router`] on a listener of their own
+    /// (`--admin-listen`). `/healthz` and `/readyz` stay on both.
+    pub separate_admin: bool,
+    /// Time a client of [`serve`] gets to send a request's headers: from
+    /// connecting, or from the first byte of a later request on a kept-alive
+    /// connection. The body then gets as long again. Slower clients are
+    /// disconnected. Not zero.
+    pub header_read_timeout: Duration,
+    /// How long a kept-alive connection of [`serve`] may wait for its next
+    /// request. Not zero.
+    pub idle_timeout: Duration,
+    /// Most connections [`serve`] keeps open at once; more wait in the listen
+    /// backlog until one closes. Lowered to fit the open-file limit.
+    pub max_connections: usize,
 }
 
 impl Default for Settings {
@@ -71,7 +100,35 @@ impl Default for Settings {
             assistant: AssistantSettings::default(),
             dedup: Some(DedupSettings::default()),
             event_queue_capacity: 1024,
+            max_tool_calls_per_request: 64,
+            mcp: McpSettings::default(),
+            admin_token: None,
+            separate_admin: false,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            max_connections: 20_000,
         }
+    }
+}
+
+/// Who may use the MCP door, and how long a call may take.
+#[derive(Debug, Clone)]
+pub struct McpSettings {
+    /// Serve MCP at `/mcp` (on by default; off: 404).
+    pub enabled: bool,
+    /// Bearer tokens. With any, every request needs `Authorization: Bearer
+    /// <token>`; with none, only loopback clients with a localhost `Host`.
+    pub tokens: Vec<String>,
+    /// Browser origins allowed besides the localhost forms, as
+    /// `scheme://host[:port]`; a request with any other `Origin` gets 403.
+    pub allowed_origins: Vec<String>,
+    /// The deadline of one `tools/call`; `None`: the tool-calls budget.
+    pub call_timeout: Option<Duration>,
+}
+
+impl Default for McpSettings {
+    fn default() -> Self {
+        Self { enabled: true, tokens: Vec::new(), allowed_origins: Vec::new(), call_timeout: None }
     }
 }
 
@@ -125,7 +182,13 @@ pub enum StartError {
 pub struct Switchboard {
     core: Arc<Core>,
     webhook: Option<Arc<WebhookDoor>>,
+    mcp: Arc<McpDoor>,
+    mcp_enabled: bool,
+    /// Who may use the operator endpoints of [`Self::router`]; `None` when
+    /// they are served on the admin listener instead.
+    operators: Option<Arc<OperatorRule>>,
     tool_calls_budget: Duration,
+    server: ServerOptions,
     _watch: Option<Arc<WatchGuard>>,
 }
 
@@ -178,15 +241,78 @@ impl Switchboard {
             Some(dedup) => Some(Dedup::new(dedup).await.map_err(|e| StartError::Dedup(e.to_string()))?),
             None => None,
         };
-        let core = Core::new(plugins, dedup, settings.assistant, settings.event_queue_capacity, settings.public_url);
-        Ok(Self { core: Arc::new(core), webhook: None, tool_calls_budget: settings.tool_calls_budget, _watch: watch })
+        let server = ServerOptions {
+            header_read_timeout: settings.header_read_timeout,
+            idle_timeout: settings.idle_timeout,
+            max_connections: settings.max_connections,
+            // A body over the limit is read and discarded after the 413, up to
+            // 4 times the limit (at least 16 MiB), so the client reads the 413.
+            drain_bytes: (settings.max_body_bytes as u64).saturating_mul(4).max(16 << 20),
+        };
+        let core = Arc::new(
+            Core::new(plugins, dedup, settings.assistant, settings.event_queue_capacity, settings.public_url)
+                .max_tool_calls_per_request(settings.max_tool_calls_per_request),
+        );
+        let mcp = Arc::new(McpDoor {
+            core: core.clone(),
+            call_timeout: settings.mcp.call_timeout.unwrap_or(settings.tool_calls_budget),
+            access: AccessRule { tokens: settings.mcp.tokens, allowed_origins: settings.mcp.allowed_origins },
+            shutdown: CancellationToken::new(),
+        });
+        Ok(Self {
+            core,
+            webhook: None,
+            mcp,
+            mcp_enabled: settings.mcp.enabled,
+            operators: (!settings.separate_admin).then(|| Arc::new(OperatorRule { token: settings.admin_token })),
+            tool_calls_budget: settings.tool_calls_budget,
+            server,
+            _watch: watch,
+        })
     }
 
     /// The routes: `POST /webhook` (unless started with
-    /// [`start_local`](Self::start_local)), `GET /healthz`, `/readyz`,
-    /// `/metrics`, `/tools`, `/plugins`.
+    /// [`start_local`](Self::start_local)), `/mcp` (unless turned off in
+    /// [`McpSettings`]), `GET /healthz`, `/readyz`, and, for loopback clients
+    /// or the admin token, `/metrics`, `/tools`, `/plugins` (unless
+    /// [`Settings::separate_admin`]).
+    ///
+    /// The MCP door without tokens, and the operator endpoints without the
+    /// admin token, answer loopback clients only, which they tell by the
+    /// peer address: serve the router with
+    /// `into_make_service_with_connect_info::<SocketAddr>()` when you mount
+    /// it yourself ([`serve`] does).
     pub fn router(&self) -> Router {
-        crate::doors::router(&self.core, self.webhook.as_ref())
+        let mcp = self.mcp_enabled.then_some(&self.mcp);
+        crate::doors::router(&self.core, self.webhook.as_ref(), mcp, self.operators.as_ref())
+    }
+
+    /// The operator endpoints, `GET /healthz`, `/readyz`, `/metrics`,
+    /// `/tools`, `/plugins`, open to whoever reaches them: for a listener
+    /// that only operators reach (`--admin-listen`; see
+    /// [`Settings::separate_admin`]).
+    pub fn admin_router(&self) -> Router {
+        crate::doors::ops::health_routes(self.core.clone())
+            .merge(crate::doors::ops::operator_routes(self.core.clone(), None))
+    }
+
+    /// Serves MCP over a byte stream (stdin and stdout for `switchboard
+    /// mcp`) until the client closes it: the same tools, and a
+    /// `notifications/tools/list_changed` when hot reload changes them. No
+    /// access rule applies: whoever holds the stream is the client.
+    pub async fn serve_mcp<R, W>(&self, reader: R, writer: W) -> std::io::Result<()>
+    where
+        R: tokio::io::AsyncRead + Send + Unpin + 'static,
+        W: tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        crate::doors::mcp::serve_stream(self.mcp.clone(), reader, writer).await
+    }
+
+    /// Ends every MCP session and its open stream (part of shutting down:
+    /// an open stream would otherwise keep its connection, and the server,
+    /// alive).
+    pub(crate) fn close_mcp_sessions(&self) {
+        self.mcp.shutdown.cancel();
     }
 
     /// Runs one tool call as a tool-calls webhook would (the tool's schema
@@ -195,12 +321,12 @@ impl Switchboard {
     /// the plugin's JSON text.
     pub async fn call_tool(&self, tool: &str, arguments: &str, context: &CallContext) -> Result<String, ToolFailure> {
         let deadline = Instant::now() + self.tool_calls_budget;
-        self.core.call_tool(tool, arguments, context, deadline).await
+        self.core.call_tool(tool, arguments, context, deadline, Door::Embedded).await
     }
 
     /// Every loaded tool, sorted by name.
     pub fn tools(&self) -> Vec<ToolDefinition> {
-        self.core.snapshot().tools().into_iter().map(|(tool, _)| tool.clone()).collect()
+        self.core.tools()
     }
 
     /// The loaded plugins and the files that failed to load, now.
@@ -256,10 +382,22 @@ pub struct LoadedPlugin {
 
 /// Serves `switchboard` on `listener` until `shutdown` completes, then lets
 /// requests in flight finish.
+///
+/// Unlike `axum::serve` with [`Switchboard::router`], it caps open
+/// connections ([`Settings::max_connections`]), closes those slow to send a
+/// request ([`Settings::header_read_timeout`]) or idle too long
+/// ([`Settings::idle_timeout`]), and reads the rest of a body it refused
+/// early (over the size limit, unsigned) so the client gets the answer.
 pub async fn serve(
     listener: TcpListener,
     switchboard: &Switchboard,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, switchboard.router()).with_graceful_shutdown(shutdown).await
+    // Open MCP streams would keep their connections, and the server, alive.
+    let mcp_sessions = switchboard.clone();
+    let shutdown = async move {
+        shutdown.await;
+        mcp_sessions.close_mcp_sessions();
+    };
+    crate::doors::http::serve(listener, switchboard.router(), switchboard.server, shutdown).await
 }

@@ -43,7 +43,12 @@ mod plugins;
 mod sandbox;
 mod types;
 
-pub use app::{LoadedPlugin, PluginStatus, Settings, StartError, Switchboard, serve};
+/// Entry points for the fuzz targets in `fuzz/`; only with the `fuzzing` feature.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
+
+pub use app::{LoadedPlugin, McpSettings, PluginStatus, Settings, StartError, Switchboard, serve};
 pub use core::assistant::{AssistantRoute, AssistantSettings};
 pub use core::dedup::DedupSettings;
 pub use doors::webhook::signature::{sign, unix_now};

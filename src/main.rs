@@ -19,7 +19,7 @@ fn main() -> ExitCode {
     // `plugin`); the one-shot commands keep stdout clean and log only
     // problems. RUST_LOG overrides both.
     let default_filter = match cli.command {
-        cli::Command::Serve(_) => "switchboard=info,plugin=info,warn",
+        cli::Command::Serve(_) | cli::Command::Mcp(_) => "switchboard=info,plugin=info,warn",
         _ => "warn",
     };
     tracing_subscriber::fmt()

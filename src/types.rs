@@ -52,6 +52,31 @@ pub struct ToolDefinition {
     pub async_response: Option<String>,
 }
 
+/// Longest tool name the platform accepts.
+pub(crate) const MAX_TOOL_NAME: usize = 64;
+
+/// Checks a tool name against the platform's rule, the same for every tool
+/// whoever names it (a component listing its tools, a manifest declaring a
+/// command plugin's): a letter or `_` first, then letters, digits, `_` and
+/// `-`, at most [`MAX_TOOL_NAME`] in all. The error quotes the name escaped
+/// and shortened, so it is safe to log and show.
+pub(crate) fn check_tool_name(name: &str) -> Result<(), String> {
+    let ok = name.len() <= MAX_TOOL_NAME
+        && name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        return Ok(());
+    }
+    let count = name.chars().count();
+    let shown = match count > MAX_TOOL_NAME {
+        true => format!("{:?}… ({count} characters)", name.chars().take(MAX_TOOL_NAME).collect::<String>()),
+        false => format!("{name:?}"),
+    };
+    Err(format!(
+        "tool name {shown} must start with a letter or `_` and use only letters, digits, `_` and `-` (at most {MAX_TOOL_NAME})"
+    ))
+}
+
 /// Why a tool call produced no result. Messages are worded for the LLM.
 ///
 /// ```
@@ -91,6 +116,20 @@ pub enum ToolFailure {
     /// The plugin answered with something that is not a valid result.
     #[error("the tool returned an invalid result: {0}")]
     BadOutput(String),
+    /// The plugin's result (or its error message) is larger than it may return.
+    #[error("the tool's result is larger than the limit of {limit} bytes")]
+    ResultTooLarge {
+        /// The limit, in bytes ([`Limits::max_result_bytes`]).
+        limit: usize,
+    },
+    /// The plugin made the host hold more on its behalf than one call may
+    /// (resources, HTTP header fields or request bodies at once).
+    #[error("the tool went over a host limit: {0}")]
+    HostLimit(String),
+    /// No place to run the call came free within its time: the plugin's
+    /// `max_concurrent_calls` were all running, or the instance pool was full.
+    #[error("{0}")]
+    Busy(String),
 }
 
 /// The platform's webhook events, as `message.type` and `X-Webhook-Event` name them.
@@ -168,10 +207,25 @@ pub struct Limits {
     /// `None` for no cap. Setting it in [`Settings::plugin_defaults`](crate::Settings)
     /// turns fuel metering on.
     pub fuel: Option<u64>,
+    /// Largest result (or error message) a call may return, in bytes; a
+    /// larger one fails the call. Default 1 MiB.
+    pub max_result_bytes: usize,
+    /// Most calls of one plugin running at once (a limit of the plugin, not
+    /// of one call); more wait for a place within their time. `None`: as
+    /// many as fill a quarter of the instance pool, so that no one plugin
+    /// can take it all.
+    pub max_concurrent_calls: Option<usize>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { timeout: Duration::from_secs(9), memory_bytes: 128 << 20, output_bytes: 1 << 20, fuel: None }
+        Self {
+            timeout: Duration::from_secs(9),
+            memory_bytes: 128 << 20,
+            output_bytes: 1 << 20,
+            fuel: None,
+            max_result_bytes: 1 << 20,
+            max_concurrent_calls: None,
+        }
     }
 }

@@ -27,7 +27,8 @@ pub struct CallContext {
     pub call_id: String,
     /// `inbound_phone_call`, `outbound_phone_call` or `web_call`.
     pub call_type: String,
-    /// The id the platform gave this tool call; unique per call attempt.
+    /// The id the platform gave this tool call. A platform retrying a call
+    /// sends the same id again (see [`CallContext::idempotency_key`]).
     pub tool_call_id: String,
     /// The caller (or callee) number in E.164; `None` on web calls.
     pub customer_number: Option<String>,
@@ -48,6 +49,38 @@ impl CallContext {
     #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
     pub(crate) fn parse_metadata(raw: Option<String>) -> Option<Value> {
         raw.map(|text| serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// A key naming this tool call for an upstream's `Idempotency-Key`
+    /// header: `call_id:tool_call_id`, the same when the platform retries the
+    /// call, and different for every other call. Send it with the request
+    /// that has a side effect ([`http::Request::idempotency_key`]), so that
+    /// an upstream that honours the header (Stripe-style) does the work once
+    /// even when the call runs twice: a replica that dies after the upstream
+    /// booked, but before Switchboard stored the answer, is retried.
+    ///
+    /// The call id scopes the tool call id: the upstream's keys are shared by
+    /// every phone call, and some models number their tool calls (`call_0`)
+    /// afresh in each one. `None` for a call from an MCP client (`call_type`
+    /// `mcp`): its `tool_call_id` is the JSON-RPC request id, which every MCP
+    /// session reuses, and MCP clients do not retry a call under its id. Also
+    /// `None` when the context has no tool call id.
+    ///
+    /// ```
+    /// use switchboard_sdk::CallContext;
+    ///
+    /// let ctx = CallContext { call_id: "c1".into(), tool_call_id: "tool_abc".into(), ..CallContext::default() };
+    /// assert_eq!(ctx.idempotency_key().as_deref(), Some("c1:tool_abc"));
+    /// let mcp = CallContext { call_type: "mcp".into(), ..ctx };
+    /// assert_eq!(mcp.idempotency_key(), None);
+    /// ```
+    ///
+    /// [`http::Request::idempotency_key`]: crate::http::Request::idempotency_key
+    pub fn idempotency_key(&self) -> Option<String> {
+        if self.call_type == "mcp" || self.tool_call_id.is_empty() {
+            return None;
+        }
+        Some(format!("{}:{}", self.call_id, self.tool_call_id))
     }
 
     /// `assistant_metadata[key]`, if the metadata is an object that has it.

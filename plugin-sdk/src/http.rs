@@ -36,7 +36,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::ToolError;
+use crate::{CallContext, ToolError};
 
 /// An HTTP method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,6 +246,26 @@ impl Request {
         self.header("authorization", format!("Bearer {token}"))
     }
 
+    /// Adds `Idempotency-Key` naming this tool call
+    /// ([`CallContext::idempotency_key`]: the same when the platform retries
+    /// the call), so an upstream that honours the header does a retried
+    /// call's work once. Nothing is added for a call without such a key (an
+    /// MCP client's).
+    ///
+    /// ```
+    /// use switchboard_sdk::{CallContext, http::Request};
+    ///
+    /// let ctx = CallContext { call_id: "c1".into(), tool_call_id: "tool_abc".into(), ..CallContext::default() };
+    /// let request = Request::post("https://api.cal.example/bookings").idempotency_key(&ctx);
+    /// assert_eq!(request.headers(), [("idempotency-key".to_owned(), "c1:tool_abc".to_owned())]);
+    /// ```
+    pub fn idempotency_key(self, ctx: &CallContext) -> Self {
+        match ctx.idempotency_key() {
+            Some(key) => self.header("idempotency-key", key),
+            None => self,
+        }
+    }
+
     /// Sets the body.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.body = body.into();
@@ -273,6 +293,11 @@ impl Request {
     /// The URL.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// The headers added so far, in order.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
     }
 
     /// Sends the request and reads the whole response.
@@ -681,6 +706,23 @@ mod tests {
             let err = Url::parse(bad).unwrap_err().to_string();
             assert!(err.contains(reason), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn the_idempotency_key_names_the_tool_call_and_only_a_platforms() {
+        let ctx = CallContext {
+            call_id: "5c4d030f".into(),
+            call_type: "inbound_phone_call".into(),
+            tool_call_id: "call_0".into(),
+            ..CallContext::default()
+        };
+        let keyed = |ctx: &CallContext| Request::post("https://x.example/bookings").idempotency_key(ctx).headers;
+        assert_eq!(keyed(&ctx), [("idempotency-key".to_owned(), "5c4d030f:call_0".to_owned())]);
+        let next_call = CallContext { call_id: "77aa".into(), ..ctx.clone() };
+        assert_ne!(keyed(&next_call), keyed(&ctx), "a model's call_0 in another phone call is another key");
+        let mcp = CallContext { call_id: "mcp".into(), call_type: "mcp".into(), ..ctx.clone() };
+        assert!(keyed(&mcp).is_empty(), "MCP request ids repeat across sessions");
+        assert!(keyed(&CallContext::default()).is_empty());
     }
 
     #[test]

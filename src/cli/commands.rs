@@ -8,12 +8,13 @@ use anyhow::Context;
 use switchboard::{CallContext, Settings, Switchboard, sign, unix_now};
 
 use super::config::{Overrides, resolve};
-use super::{CallArgs, Command, PluginArgs, SendArgs, ServeArgs, SignArgs};
+use super::{CallArgs, Command, McpArgs, PluginArgs, SendArgs, ServeArgs, SignArgs};
 
 /// Runs one subcommand. `Err` is a usage or configuration error (exit 2).
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => serve(args).await,
+        Command::Mcp(args) => mcp(args).await,
         Command::Call(args) => call(args).await,
         Command::Tools(args) => tools(args).await,
         Command::Check(args) => check(args).await,
@@ -32,14 +33,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tool_calls_budget_ms: args.tool_calls_budget_ms,
         max_body_bytes: args.max_body_bytes,
         no_watch: args.no_watch,
+        mcp_tokens: args.mcp_tokens,
+        admin_token: args.admin_token,
+        separate_admin: args.admin_listen.is_some(),
+        header_read_timeout_ms: args.header_read_timeout_ms,
+        idle_timeout_secs: args.idle_timeout_secs,
+        max_connections: args.max_connections,
     })?;
+    raise_open_file_limit();
     if settings.insecure_no_verify {
         tracing::warn!("INSECURE: --insecure-no-verify is set; webhook signatures will NOT be checked");
     }
     let plugins_dir = settings.plugins_dir.clone();
     let switchboard = Switchboard::start(settings).await?;
     let plugins = switchboard.plugins();
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!(
         address = %listener.local_addr()?,
         plugins = %plugins_dir.display(),
@@ -47,11 +55,62 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         failed = plugins.iter().filter(|p| p.loaded.is_err()).count(),
         "switchboard listening: POST /webhook"
     );
-    if let Err(e) = switchboard::serve(listener, &switchboard, shutdown_signal()).await {
+    // One signal stops both listeners.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let admin = match args.admin_listen {
+        Some(address) => {
+            let admin = tokio::net::TcpListener::bind(address)
+                .await
+                .with_context(|| format!("cannot listen on {address} (--admin-listen)"))?;
+            tracing::info!(address = %admin.local_addr()?, "operator endpoints listening: /metrics, /tools, /plugins");
+            let (router, stopped) = (switchboard.admin_router(), stop.clone().cancelled_owned());
+            Some(tokio::spawn(async move { axum::serve(admin, router).with_graceful_shutdown(stopped).await }))
+        }
+        None => None,
+    };
+    let signal = {
+        let stop = stop.clone();
+        async move {
+            shutdown_signal().await;
+            stop.cancel();
+        }
+    };
+    let served = switchboard::serve(listener, &switchboard, signal).await;
+    stop.cancel();
+    let admin_served = match admin {
+        Some(task) => task.await.unwrap_or_else(|e| Err(std::io::Error::other(e))),
+        None => Ok(()),
+    };
+    if let Err(e) = served.and(admin_served) {
         tracing::error!(error = %e, "server failed");
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Listens on `address` with a backlog of 1024 connections (the kernel may
+/// cap it: `net.core.somaxconn`) rather than tokio's 128, so a burst of new
+/// connections, or a full connection cap, waits there instead of making
+/// clients retransmit their SYN after a second.
+fn bind(address: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if address.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(1024)
+}
+
+/// Raises the soft limit on open files to the hard limit: each connection is
+/// one. The server keeps its connection cap below whatever the limit is.
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    {
+        let before = rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft).unwrap_or(0);
+        match rlimit::increase_nofile_limit(u64::MAX) {
+            Ok(now) => tracing::info!(before, now, "open-file limit (soft RLIMIT_NOFILE) raised to the hard limit"),
+            Err(e) => tracing::warn!(error = %e, limit = before, "cannot raise the open-file limit"),
+        }
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM.
@@ -86,6 +145,23 @@ async fn load_plugins(args: PluginArgs) -> anyhow::Result<(Settings, Switchboard
     Ok((settings, switchboard))
 }
 
+async fn mcp(args: McpArgs) -> anyhow::Result<ExitCode> {
+    let (_, settings) = resolve(&Overrides {
+        plugins: args.plugins.plugins,
+        config: args.plugins.config,
+        no_watch: args.no_watch,
+        ..Default::default()
+    })?;
+    // No webhooks here, so no duplicate store: an MCP call has no retry id.
+    let switchboard = Switchboard::start_local(Settings { dedup: None, ..settings }).await?;
+    tracing::info!(tools = switchboard.tools().len(), "serving MCP on stdin and stdout");
+    if let Err(e) = switchboard.serve_mcp(tokio::io::stdin(), tokio::io::stdout()).await {
+        tracing::error!(error = %e, "MCP over stdio failed");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&args.arguments)
         .context("ARGUMENTS must be a JSON object, for example '{\"query\": \"John Smith\"}'")?;
@@ -99,7 +175,11 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     let context = CallContext {
         call_id: "local-call".into(),
         call_type: "web_call".into(),
-        tool_call_id: "local-tool-call".into(),
+        // A new id each run: a plugin may pass it upstream as an idempotency key.
+        tool_call_id: format!(
+            "local-tool-call-{}",
+            std::time::SystemTime::UNIX_EPOCH.elapsed().unwrap_or_default().as_nanos()
+        ),
         customer_number: args.customer_number,
         phone_number: None,
         assistant_metadata: args.metadata,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use switchboard::{AssistantRoute, AssistantSettings, DedupSettings, Settings};
+use switchboard::{AssistantRoute, AssistantSettings, DedupSettings, McpSettings, Settings};
 
 /// `SWITCHBOARD_LISTEN`: address to listen on.
 pub const ENV_LISTEN: &str = "SWITCHBOARD_LISTEN";
@@ -19,6 +19,12 @@ pub const ENV_PLUGINS: &str = "SWITCHBOARD_PLUGINS";
 pub const ENV_CONFIG: &str = "SWITCHBOARD_CONFIG";
 /// `SWITCHBOARD_SECRET`: webhook secret(s), comma-separated.
 pub const ENV_SECRET: &str = "SWITCHBOARD_SECRET";
+/// `SWITCHBOARD_ADMIN_TOKEN`: lets clients off the machine use the operator endpoints.
+pub const ENV_ADMIN_TOKEN: &str = "SWITCHBOARD_ADMIN_TOKEN";
+/// `SWITCHBOARD_ADMIN_LISTEN`: a separate address for the operator endpoints.
+pub const ENV_ADMIN_LISTEN: &str = "SWITCHBOARD_ADMIN_LISTEN";
+/// `SWITCHBOARD_MCP_TOKENS`: bearer tokens of the MCP door, comma-separated.
+pub const ENV_MCP_TOKENS: &str = "SWITCHBOARD_MCP_TOKENS";
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -49,16 +55,55 @@ pub struct FileConfig {
     /// Default fuel per call; setting it turns fuel metering on, so plugin
     /// manifests may set their own `fuel` (default: off).
     pub plugin_fuel: Option<u64>,
+    /// Default for the most calls of one plugin running at once (default: a
+    /// quarter of the instance pool).
+    pub plugin_max_concurrent_calls: Option<usize>,
+    /// Largest result of a tool call, in bytes (default 1 MiB); a manifest may set its own.
+    pub max_result_bytes: Option<usize>,
+    /// Most tool calls of one request that run; the rest fail (default 64).
+    pub max_tool_calls_per_request: Option<usize>,
     /// Where the platform reaches this server; tool definitions then carry `url`.
     pub public_url: Option<String>,
     /// Events waiting for subscribing plugins before new ones are dropped (default 1024).
     pub event_queue_capacity: Option<usize>,
+    /// Time for a request's headers, and again for its body, in milliseconds (default 10000).
+    pub header_read_timeout_ms: Option<u64>,
+    /// Time a kept-alive connection may wait for its next request, in seconds (default 75).
+    pub idle_timeout_secs: Option<u64>,
+    /// Most connections open at once (default 20000).
+    pub max_connections: Option<usize>,
     /// `[assistant_request]`: how assistant-request is answered.
     #[serde(default)]
     pub assistant_request: AssistantRequestConfig,
     /// `[dedup]`: duplicate tool-call detection.
     #[serde(default)]
     pub dedup: DedupConfig,
+    /// `[mcp]`: the MCP door.
+    #[serde(default)]
+    pub mcp: McpConfig,
+}
+
+/// `[mcp]` in the configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpConfig {
+    /// Serve MCP at `/mcp` (default true).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Bearer tokens; with any, every request needs one. Without: loopback only.
+    #[serde(default)]
+    pub tokens: Vec<String>,
+    /// Browser origins allowed besides the localhost forms.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+    /// Deadline of one `tools/call`, in milliseconds (default: the tool-calls budget).
+    pub call_timeout_ms: Option<u64>,
+}
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        Self { enabled: true, tokens: Vec::new(), allowed_origins: Vec::new(), call_timeout_ms: None }
+    }
 }
 
 /// `[assistant_request]` in the configuration file.
@@ -86,13 +131,15 @@ pub struct DedupConfig {
     pub ttl_secs: Option<u64>,
     /// Most answers kept in memory (default 100000).
     pub max_entries: Option<usize>,
+    /// Most bytes of answers kept in memory (default 64 MiB).
+    pub max_bytes: Option<usize>,
     /// Share answers between replicas through Redis, e.g. `redis://127.0.0.1:6379/0`.
     pub redis_url: Option<String>,
 }
 
 impl Default for DedupConfig {
     fn default() -> Self {
-        Self { enabled: true, ttl_secs: None, max_entries: None, redis_url: None }
+        Self { enabled: true, ttl_secs: None, max_entries: None, max_bytes: None, redis_url: None }
     }
 }
 
@@ -128,6 +175,18 @@ pub struct Overrides {
     pub max_body_bytes: Option<usize>,
     /// `--no-watch`.
     pub no_watch: bool,
+    /// `SWITCHBOARD_MCP_TOKENS`, comma-separated.
+    pub mcp_tokens: Option<String>,
+    /// `SWITCHBOARD_ADMIN_TOKEN`.
+    pub admin_token: Option<String>,
+    /// `--admin-listen` was given.
+    pub separate_admin: bool,
+    /// `--header-read-timeout-ms`.
+    pub header_read_timeout_ms: Option<u64>,
+    /// `--idle-timeout-secs`.
+    pub idle_timeout_secs: Option<u64>,
+    /// `--max-connections`.
+    pub max_connections: Option<usize>,
 }
 
 /// Applies defaults < file < environment and flags.
@@ -159,6 +218,7 @@ pub fn resolve(overrides: &Overrides) -> anyhow::Result<(SocketAddr, Settings)> 
     let dedup = file.dedup.enabled.then(|| DedupSettings {
         ttl: file.dedup.ttl_secs.map(Duration::from_secs).unwrap_or(dedup_defaults.ttl),
         max_entries: file.dedup.max_entries.unwrap_or(dedup_defaults.max_entries),
+        max_bytes: file.dedup.max_bytes.unwrap_or(dedup_defaults.max_bytes),
         redis_url: file.dedup.redis_url.clone(),
     });
     let mut plugin_defaults = defaults.plugin_defaults;
@@ -169,6 +229,35 @@ pub fn resolve(overrides: &Overrides) -> anyhow::Result<(SocketAddr, Settings)> 
     if let Some(mib) = file.plugin_memory_mib {
         plugin_defaults.memory_bytes = mib << 20;
     }
+    plugin_defaults.max_result_bytes = file.max_result_bytes.unwrap_or(plugin_defaults.max_result_bytes);
+    plugin_defaults.max_concurrent_calls = file.plugin_max_concurrent_calls.or(plugin_defaults.max_concurrent_calls);
+    for (name, value) in [
+        ("plugin_max_concurrent_calls", file.plugin_max_concurrent_calls),
+        ("max_tool_calls_per_request", file.max_tool_calls_per_request),
+    ] {
+        anyhow::ensure!(value != Some(0), "config: {name} must be at least 1");
+    }
+    let header_read_timeout_ms = overrides.header_read_timeout_ms.or(file.header_read_timeout_ms);
+    let idle_timeout_secs = overrides.idle_timeout_secs.or(file.idle_timeout_secs);
+    let max_connections = overrides.max_connections.or(file.max_connections);
+    for (name, value) in [
+        ("header_read_timeout_ms", header_read_timeout_ms),
+        ("idle_timeout_secs", idle_timeout_secs),
+        ("max_connections", max_connections.map(|n| n as u64)),
+    ] {
+        anyhow::ensure!(value != Some(0), "config: {name} must be at least 1");
+    }
+    let mut mcp_tokens = file.mcp.tokens;
+    if let Some(env) = &overrides.mcp_tokens {
+        mcp_tokens.extend(env.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned));
+    }
+    anyhow::ensure!(file.mcp.call_timeout_ms != Some(0), "config: [mcp] call_timeout_ms must be at least 1");
+    let mcp = McpSettings {
+        enabled: file.mcp.enabled,
+        tokens: mcp_tokens,
+        allowed_origins: file.mcp.allowed_origins,
+        call_timeout: file.mcp.call_timeout_ms.map(Duration::from_millis),
+    };
     let settings = Settings {
         cache_dir: Some(file.cache_dir.map(|d| base_dir.join(d)).unwrap_or_else(|| plugins_dir.join(".cache"))),
         plugins_dir,
@@ -190,6 +279,13 @@ pub fn resolve(overrides: &Overrides) -> anyhow::Result<(SocketAddr, Settings)> 
         assistant,
         dedup,
         event_queue_capacity: file.event_queue_capacity.unwrap_or(defaults.event_queue_capacity),
+        max_tool_calls_per_request: file.max_tool_calls_per_request.unwrap_or(defaults.max_tool_calls_per_request),
+        mcp,
+        admin_token: overrides.admin_token.clone().filter(|t| !t.trim().is_empty()),
+        separate_admin: overrides.separate_admin,
+        header_read_timeout: header_read_timeout_ms.map(Duration::from_millis).unwrap_or(defaults.header_read_timeout),
+        idle_timeout: idle_timeout_secs.map(Duration::from_secs).unwrap_or(defaults.idle_timeout),
+        max_connections: max_connections.unwrap_or(defaults.max_connections),
     };
     Ok((listen, settings))
 }
@@ -219,6 +315,36 @@ mod tests {
         assert_eq!(settings.secrets, ["a", "b", "c"]);
         assert_eq!(settings.tool_calls_budget, Duration::from_secs(2));
         assert_eq!(settings.max_body_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn connection_limits_come_from_flags_file_or_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("switchboard.toml");
+        std::fs::write(&path, "header_read_timeout_ms = 2500\nidle_timeout_secs = 30\nmax_connections = 500\n")
+            .unwrap();
+        let (_, defaults) = resolve(&Overrides::default()).unwrap();
+        assert_eq!(defaults.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(defaults.idle_timeout, Duration::from_secs(75));
+        assert_eq!(defaults.max_connections, 20_000);
+        let (_, from_file) = resolve(&Overrides { config: Some(path.clone()), ..Default::default() }).unwrap();
+        assert_eq!(from_file.header_read_timeout, Duration::from_millis(2500));
+        assert_eq!(from_file.idle_timeout, Duration::from_secs(30));
+        assert_eq!(from_file.max_connections, 500);
+        let (_, flagged) = resolve(&Overrides {
+            config: Some(path.clone()),
+            header_read_timeout_ms: Some(700),
+            idle_timeout_secs: Some(5),
+            max_connections: Some(64),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            (flagged.header_read_timeout, flagged.idle_timeout, flagged.max_connections),
+            (Duration::from_millis(700), Duration::from_secs(5), 64)
+        );
+        let zero = resolve(&Overrides { max_connections: Some(0), ..Default::default() }).unwrap_err().to_string();
+        assert!(zero.contains("max_connections must be at least 1"), "{zero}");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use config::{ENV_CONFIG, ENV_LISTEN, ENV_PLUGINS, ENV_SECRET};
+use config::{ENV_ADMIN_LISTEN, ENV_ADMIN_TOKEN, ENV_CONFIG, ENV_LISTEN, ENV_MCP_TOKENS, ENV_PLUGINS, ENV_SECRET};
 
 /// Switchboard: verified voice-AI webhooks in, sandboxed WebAssembly plugin results out.
 #[derive(Debug, Parser)]
@@ -25,6 +25,11 @@ pub struct Cli {
 pub enum Command {
     /// Serve webhooks, with the plugins of a folder.
     Serve(ServeArgs),
+    /// Serve the plugins' tools to an MCP client over stdin and stdout.
+    ///
+    /// For clients that launch their servers (desktop assistants, IDEs): the
+    /// same tools as `serve`, hot-reloaded. Logs go to stderr only.
+    Mcp(McpArgs),
     /// Run one tool call locally, without HTTP: for testing a plugin.
     Call(CallArgs),
     /// Print the loaded tools in the platform's `llm_config.tools` shape.
@@ -77,6 +82,38 @@ pub struct ServeArgs {
     /// Webhook secret(s), comma-separated. Prefer the environment variable.
     #[arg(long, env = ENV_SECRET, hide_env_values = true, value_name = "SECRET")]
     pub secret: Option<String>,
+    /// Bearer tokens for the MCP door at /mcp, comma-separated. Without any,
+    /// only local clients may use it. Prefer the environment variable.
+    #[arg(long, env = ENV_MCP_TOKENS, hide_env_values = true, value_name = "TOKENS")]
+    pub mcp_tokens: Option<String>,
+    /// Serve the operator endpoints (/metrics, /tools, /plugins) on this
+    /// address instead of the main one (/healthz and /readyz stay on both).
+    #[arg(long, env = ENV_ADMIN_LISTEN, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Token that lets clients off this machine use the operator endpoints
+    /// (`Authorization: Bearer <token>`); without it they answer local
+    /// clients only. Prefer the environment variable.
+    #[arg(long, env = ENV_ADMIN_TOKEN, hide_env_values = true, value_name = "TOKEN")]
+    pub admin_token: Option<String>,
+    /// Time a client gets to send a request's headers, and then again its body, in ms [default: 10000].
+    #[arg(long, value_name = "MS")]
+    pub header_read_timeout_ms: Option<u64>,
+    /// Time a kept-alive connection may wait for its next request, in seconds [default: 75].
+    #[arg(long, value_name = "SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Most connections open at once; more wait until one closes [default: 20000].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+}
+
+/// `switchboard mcp`.
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    #[command(flatten)]
+    pub plugins: PluginArgs,
+    /// Do not watch the plugins folder; load plugins once at start.
+    #[arg(long)]
+    pub no_watch: bool,
 }
 
 /// `switchboard call`.

@@ -25,6 +25,28 @@ use crate::types::{CallContext, ToolFailure};
 /// Time kept back from the deadline to build and send the response.
 const RESPONSE_MARGIN: Duration = Duration::from_millis(50);
 
+/// The way a call came in, for metrics and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Door {
+    /// A platform's tool-calls webhook.
+    Webhook,
+    /// An MCP client's `tools/call`.
+    Mcp,
+    /// [`Switchboard::call_tool`](crate::Switchboard::call_tool), in-process (the CLI's `call`).
+    Embedded,
+}
+
+impl Door {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Door::Webhook => "webhook",
+            Door::Mcp => "mcp",
+            Door::Embedded => "embedded",
+        }
+    }
+}
+
 /// One tool call to run.
 #[derive(Debug, Clone)]
 pub(crate) struct ToolCallRequest {
@@ -36,6 +58,8 @@ pub(crate) struct ToolCallRequest {
     pub arguments: Result<String, String>,
     /// Where the call comes from.
     pub context: CallContext,
+    /// The door it came in by.
+    pub door: Door,
 }
 
 /// The outcome of one tool call.
@@ -53,13 +77,26 @@ pub(crate) struct Dispatcher {
     plugins: Arc<PluginSet>,
     metrics: Arc<Metrics>,
     dedup: Option<Arc<Dedup>>,
+    /// Most calls of one request that run.
+    max_calls: usize,
 }
+
+/// Default of [`Dispatcher::max_calls`].
+const DEFAULT_MAX_CALLS: usize = 64;
 
 impl Dispatcher {
     /// A dispatcher over `plugins`, recording into `metrics`, answering
     /// duplicates from `dedup` when given.
     pub fn new(plugins: Arc<PluginSet>, metrics: Arc<Metrics>, dedup: Option<Arc<Dedup>>) -> Self {
-        Self { plugins, metrics, dedup }
+        Self { plugins, metrics, dedup, max_calls: DEFAULT_MAX_CALLS }
+    }
+
+    /// Runs at most `most` calls of one request (at least one); each call
+    /// past them gets an error of its own and runs nothing, so one request
+    /// cannot take every plugin's places.
+    pub fn max_calls(mut self, most: usize) -> Self {
+        self.max_calls = most.max(1);
+        self
     }
 
     /// Runs one call by name, without duplicate suppression, by `deadline`.
@@ -69,12 +106,14 @@ impl Dispatcher {
         arguments: &str,
         context: &CallContext,
         deadline: Instant,
+        door: Door,
     ) -> Result<String, ToolFailure> {
         let call = ToolCallRequest {
             id: context.tool_call_id.clone(),
             name: tool.to_owned(),
             arguments: Ok(arguments.to_owned()),
             context: context.clone(),
+            door,
         };
         let target = self.plugins.snapshot().lookup(tool).cloned();
         let cutoff = deadline.checked_sub(RESPONSE_MARGIN).unwrap_or(deadline);
@@ -93,7 +132,19 @@ impl Dispatcher {
 
     /// Runs all `calls` concurrently and returns their outcomes in order, by
     /// `deadline` at the latest.
-    pub async fn dispatch(&self, calls: Vec<ToolCallRequest>, deadline: Instant) -> Vec<ToolCallOutcome> {
+    pub async fn dispatch(&self, mut calls: Vec<ToolCallRequest>, deadline: Instant) -> Vec<ToolCallOutcome> {
+        if calls.len() > self.max_calls {
+            let not_run = calls.split_off(self.max_calls);
+            let total = calls.len() + not_run.len();
+            tracing::warn!(
+                calls = total,
+                max_tool_calls_per_request = self.max_calls,
+                "the calls past the most one request runs fail without running"
+            );
+            let mut outcomes = Box::pin(self.dispatch(calls, deadline)).await;
+            outcomes.extend(not_run.into_iter().map(|call| self.not_run(call, total)));
+            return outcomes;
+        }
         let registry = self.plugins.snapshot();
         let cutoff = deadline.checked_sub(RESPONSE_MARGIN).unwrap_or(deadline);
         let answer_call = |call: ToolCallRequest| {
@@ -120,6 +171,21 @@ impl Dispatcher {
             outcomes.push(ToolCallOutcome { id, result });
         }
         outcomes
+    }
+}
+
+impl Dispatcher {
+    /// The outcome of a call past [`Self::max_calls`] of a request of `total` calls.
+    fn not_run(&self, call: ToolCallRequest, total: usize) -> ToolCallOutcome {
+        // Only loaded tool names go into metric labels: any string can arrive here.
+        let known = self.plugins.snapshot().lookup(&call.name).is_some();
+        let tool = if known { call.name.as_str() } else { "<unknown>" };
+        self.metrics.record_tool_call(tool, call.door.label(), "error", Duration::ZERO);
+        let message = format!(
+            "not run: the request has {total} tool calls, and only the first {} of a request run (max_tool_calls_per_request)",
+            self.max_calls
+        );
+        ToolCallOutcome { id: call.id, result: Err(message) }
     }
 }
 
@@ -201,7 +267,7 @@ async fn execute(
         limits.timeout = limits.timeout.min(cutoff.saturating_duration_since(Instant::now()));
         plugin.call(&call.name, &arguments, &call.context, limits).await.map(into_json)
     };
-    metrics.record_tool_call(&call.name, outcome_label(&result), started.elapsed());
+    metrics.record_tool_call(&call.name, call.door.label(), outcome_label(&result), started.elapsed());
     if let Err(failure) = &result {
         tracing::info!(tool = %call.name, tool_call_id = %call.id, call_id = %call.context.call_id, error = %failure, "tool call failed");
     }
@@ -212,7 +278,7 @@ async fn execute(
 fn refuse(call: &ToolCallRequest, failure: ToolFailure, metrics: &Metrics) -> ToolFailure {
     let known = !matches!(failure, ToolFailure::NotFound(_));
     // Unknown names stay out of metric labels: any string can arrive here.
-    metrics.record_tool_call(if known { &call.name } else { "<unknown>" }, "error", Duration::ZERO);
+    metrics.record_tool_call(if known { &call.name } else { "<unknown>" }, call.door.label(), "error", Duration::ZERO);
     tracing::info!(tool = %call.name, tool_call_id = %call.id, call_id = %call.context.call_id, error = %failure, "tool call refused");
     failure
 }
@@ -241,7 +307,7 @@ fn run_in_background(call: ToolCallRequest, plugin: Arc<Plugin>, arguments: Stri
     tokio::spawn(async move {
         let started = Instant::now();
         let result = plugin.call(&call.name, &arguments, &call.context, plugin.limits).await;
-        metrics.record_tool_call(&call.name, outcome_label(&result), started.elapsed());
+        metrics.record_tool_call(&call.name, call.door.label(), outcome_label(&result), started.elapsed());
         match result {
             Ok(_) => tracing::info!(tool = %call.name, tool_call_id = %call.id, "async tool finished"),
             Err(e) => tracing::warn!(tool = %call.name, tool_call_id = %call.id, error = %e, "async tool failed"),
@@ -262,7 +328,7 @@ fn outcome_label<T>(result: &Result<T, ToolFailure>) -> &'static str {
     match result {
         Ok(_) => "ok",
         Err(ToolFailure::TimedOut(_)) => "timeout",
-        Err(ToolFailure::Crashed(_) | ToolFailure::OutOfMemory { .. }) => "crash",
+        Err(ToolFailure::Crashed(_) | ToolFailure::OutOfMemory { .. } | ToolFailure::HostLimit(_)) => "crash",
         Err(_) => "error",
     }
 }

@@ -5,21 +5,52 @@
 
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use std::fmt::Write;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// A label value that comes from outside (a tool or plugin name, which
+/// start as a manifest's text or a file name), escaped as the text
+/// exposition requires (`\\`, `\"`, `\n`): prometheus-client writes label
+/// values as they are, so a name with a quote or a newline could otherwise
+/// end its label, or its line, and write samples of its own.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+struct LabelText(String);
+
+impl LabelText {
+    fn new(text: &str) -> Self {
+        Self(text.to_owned())
+    }
+}
+
+impl EncodeLabelValue for LabelText {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        for c in self.0.chars() {
+            match c {
+                '\\' => encoder.write_str("\\\\")?,
+                '"' => encoder.write_str("\\\"")?,
+                '\n' => encoder.write_str("\\n")?,
+                c => encoder.write_char(c)?,
+            }
+        }
+        Ok(())
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WebhookLabels {
-    event: String,
+    event: LabelText,
     status: u16,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ToolLabels {
-    tool: String,
+    tool: LabelText,
+    door: &'static str,
     outcome: &'static str,
 }
 
@@ -35,7 +66,7 @@ struct EventLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabels {
-    plugin: String,
+    plugin: LabelText,
     event: &'static str,
     outcome: &'static str,
 }
@@ -58,7 +89,11 @@ impl Default for Metrics {
         let webhooks = Family::<WebhookLabels, Counter>::default();
         registry.register("webhook_requests", "Webhook requests by event and HTTP status", webhooks.clone());
         let tool_calls = Family::<ToolLabels, Counter>::default();
-        registry.register("tool_calls", "Tool calls by tool and outcome", tool_calls.clone());
+        registry.register(
+            "tool_calls",
+            "Tool calls by tool, door (webhook, mcp, embedded) and outcome",
+            tool_calls.clone(),
+        );
         let tool_call_seconds = Histogram::new(exponential_buckets(0.0001, 4.0, 10));
         registry.register("tool_call_duration_seconds", "Time to run one tool call", tool_call_seconds.clone());
         let assistant_requests = Family::<SourceLabels, Counter>::default();
@@ -97,12 +132,12 @@ impl Default for Metrics {
 impl Metrics {
     /// Counts one webhook request.
     pub fn record_webhook(&self, event: &str, status: u16) {
-        self.webhooks.get_or_create(&WebhookLabels { event: event.to_owned(), status }).inc();
+        self.webhooks.get_or_create(&WebhookLabels { event: LabelText::new(event), status }).inc();
     }
 
-    /// Counts one tool call and its duration.
-    pub fn record_tool_call(&self, tool: &str, outcome: &'static str, elapsed: Duration) {
-        self.tool_calls.get_or_create(&ToolLabels { tool: tool.to_owned(), outcome }).inc();
+    /// Counts one tool call (by tool, door and outcome) and its duration.
+    pub fn record_tool_call(&self, tool: &str, door: &'static str, outcome: &'static str, elapsed: Duration) {
+        self.tool_calls.get_or_create(&ToolLabels { tool: LabelText::new(tool), door, outcome }).inc();
         self.tool_call_seconds.observe(elapsed.as_secs_f64());
     }
 
@@ -119,7 +154,7 @@ impl Metrics {
     /// Counts one delivery of an event to a plugin.
     pub fn record_event_delivery(&self, plugin: &str, event: &'static str, ok: bool) {
         let outcome = if ok { "ok" } else { "error" };
-        self.event_deliveries.get_or_create(&DeliveryLabels { plugin: plugin.to_owned(), event, outcome }).inc();
+        self.event_deliveries.get_or_create(&DeliveryLabels { plugin: LabelText::new(plugin), event, outcome }).inc();
     }
 
     /// Counts a tool call answered as a duplicate.
@@ -132,5 +167,28 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_cannot_break_the_exposition() {
+        let metrics = Metrics::default();
+        let name = "a\"} 1\nswitchboard_injected_total 7\n\\x";
+        metrics.record_tool_call(name, "webhook", "ok", Duration::ZERO);
+        metrics.record_event_delivery(name, "status-update", true);
+        let text = metrics.render();
+        assert!(!text.lines().any(|l| l.starts_with("switchboard_injected")), "{text}");
+        let escaped = r#"a\"} 1\nswitchboard_injected_total 7\n\\x"#;
+        assert!(
+            text.contains(&format!(
+                "switchboard_tool_calls_total{{tool=\"{escaped}\",door=\"webhook\",outcome=\"ok\"}} 1"
+            )),
+            "{text}"
+        );
+        assert!(text.contains(&format!("plugin=\"{escaped}\"")), "{text}");
     }
 }

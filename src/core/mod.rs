@@ -25,10 +25,10 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::plugins::{PluginSet, Snapshot};
-use crate::types::{CallContext, EventKind, ToolFailure};
+use crate::types::{CallContext, EventKind, ToolDefinition, ToolFailure};
 use assistant::{AnswerSource, AssistantSettings};
 use dedup::Dedup;
-use dispatch::{Dispatcher, ToolCallOutcome, ToolCallRequest};
+use dispatch::{Dispatcher, Door, ToolCallOutcome, ToolCallRequest};
 use events::EventQueue;
 use metrics::Metrics;
 
@@ -57,6 +57,12 @@ impl Core {
         Self { plugins, dispatcher, metrics, assistant, events, public_url }
     }
 
+    /// Runs at most `most` tool calls of one request (see [`Dispatcher::max_calls`]).
+    pub fn max_tool_calls_per_request(mut self, most: usize) -> Self {
+        self.dispatcher = self.dispatcher.max_calls(most);
+        self
+    }
+
     /// Runs one request's tool calls; outcomes in request order, by `deadline`.
     pub async fn tool_calls(&self, calls: Vec<ToolCallRequest>, deadline: Instant) -> Vec<ToolCallOutcome> {
         self.dispatcher.dispatch(calls, deadline).await
@@ -71,8 +77,20 @@ impl Core {
         arguments: &str,
         context: &CallContext,
         deadline: Instant,
+        door: Door,
     ) -> Result<String, ToolFailure> {
-        self.dispatcher.call(tool, arguments, context, deadline).await
+        self.dispatcher.call(tool, arguments, context, deadline, door).await
+    }
+
+    /// Changes whenever a new snapshot of the plugins is swapped in (a
+    /// plugin loaded, replaced, removed or failed).
+    pub fn plugin_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.plugins.changes()
+    }
+
+    /// Every loaded tool, sorted by name.
+    pub fn tools(&self) -> Vec<ToolDefinition> {
+        self.plugins.snapshot().tools().into_iter().map(|(tool, _)| tool.clone()).collect()
     }
 
     /// Answers an assistant-request whose `message` object is `message`

@@ -2,8 +2,18 @@
 //! the core's answers back into its protocol. None of them knows wasmtime.
 //!
 //! - [`webhook`]: the voice platform's signed webhooks (`POST /webhook`);
+//! - [`mcp`]: the Model Context Protocol, for other agents (`/mcp`, stdio);
 //! - [`ops`]: what operators ask: health, readiness, metrics, tools, plugins.
+//!
+//! [`http`] is the server in front of them all when Switchboard serves alone
+//! ([`serve`](crate::serve)): connection cap, timeouts, early answers.
+//! [`framing`] refuses requests whose length is ambiguous (request
+//! smuggling), on every route.
 
+pub(crate) mod access;
+pub(crate) mod framing;
+pub(crate) mod http;
+pub(crate) mod mcp;
 pub(crate) mod ops;
 pub(crate) mod webhook;
 
@@ -14,11 +24,24 @@ use axum::Router;
 use crate::core::Core;
 
 /// Every door's routes over one core. `webhook` is `None` for a Switchboard
-/// that serves no webhooks (started with [`Switchboard::start_local`](crate::Switchboard::start_local)).
-pub(crate) fn router(core: &Arc<Core>, webhook: Option<&Arc<webhook::WebhookDoor>>) -> Router {
-    let router = ops::routes(core.clone());
-    match webhook {
-        Some(door) => router.merge(webhook::routes(door.clone())),
-        None => router,
+/// that serves no webhooks (started with [`Switchboard::start_local`](crate::Switchboard::start_local)),
+/// `mcp` when MCP is off, and `operators` when the operator endpoints are
+/// served on a listener of their own.
+pub(crate) fn router(
+    core: &Arc<Core>,
+    webhook: Option<&Arc<webhook::WebhookDoor>>,
+    mcp: Option<&Arc<mcp::McpDoor>>,
+    operators: Option<&Arc<access::OperatorRule>>,
+) -> Router {
+    let mut router = ops::health_routes(core.clone());
+    if let Some(rule) = operators {
+        router = router.merge(ops::operator_routes(core.clone(), Some(rule.clone())));
     }
+    if let Some(door) = webhook {
+        router = router.merge(webhook::routes(door.clone()));
+    }
+    if let Some(door) = mcp {
+        router = router.merge(mcp::routes(door.clone()));
+    }
+    router.layer(axum::middleware::from_fn(framing::refuse_ambiguous))
 }

@@ -1,26 +1,52 @@
-//! Operational endpoints: health, readiness, metrics, and what is loaded.
+//! Operational endpoints: health and readiness for the load balancer (open
+//! to all), and for operators what is loaded and how it runs (`/metrics`,
+//! `/tools`, `/plugins`: loopback peers or the admin token, see
+//! [`OperatorRule`]; `/plugins` shows file paths and load errors).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
-use axum::extract::State;
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header;
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use super::access::OperatorRule;
 use crate::core::Core;
 
-/// `GET /healthz`, `/readyz`, `/metrics`, `/tools`, `/plugins`.
-pub(crate) fn routes(core: Arc<Core>) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+/// `GET /healthz` and `/readyz`: open to anyone who reaches the port.
+pub(crate) fn health_routes(core: Arc<Core>) -> Router {
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(core)
+}
+
+/// `GET /metrics`, `/tools`, `/plugins`, behind `rule` (`None`: open, for a
+/// listener only operators reach).
+pub(crate) fn operator_routes(core: Arc<Core>, rule: Option<Arc<OperatorRule>>) -> Router {
+    let routes = Router::new()
         .route("/metrics", get(metrics))
         .route("/tools", get(tools))
         .route("/plugins", get(plugins))
-        .with_state(core)
+        .with_state(core);
+    match rule {
+        Some(rule) => routes.layer(axum::middleware::from_fn_with_state(rule, check_operator)),
+        None => routes,
+    }
+}
+
+/// Refuses a client that is neither local nor holding the admin token.
+async fn check_operator(State(rule): State<Arc<OperatorRule>>, request: Request, next: Next) -> Response {
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(peer)| *peer);
+    match rule.check(peer, request.headers()) {
+        Ok(()) => next.run(request).await,
+        Err(refusal) => {
+            tracing::warn!(status = refusal.status.as_u16(), peer = ?peer, path = %request.uri().path(), "operator request refused");
+            refusal.into_response()
+        }
+    }
 }
 
 /// `GET /healthz`: the process is up.

@@ -17,7 +17,7 @@ use super::manifest::Manifest;
 use super::schema::ArgumentValidator;
 use super::snapshot::{LoadFailure, Plugin};
 use crate::sandbox::capabilities::Capabilities;
-use crate::sandbox::{Guest, Runtime};
+use crate::sandbox::{Guest, Runtime, is_component};
 use crate::types::Limits;
 
 /// A folder of plugins.
@@ -98,6 +98,12 @@ impl PluginFolder {
         let grants = manifest.grants(&self.dir, &|var| std::env::var(var).ok()).map_err(|e| in_manifest(&e))?;
         let capabilities = Arc::new(Capabilities::new(name, grants));
         let bytes = std::fs::read(&path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        if !is_component(&bytes) {
+            manifest.check_command_tools(name).map_err(|e| match manifest.tools.is_empty() {
+                true => fail(e),
+                false => in_manifest(&e),
+            })?;
+        }
         let version = hex::encode(&Sha256::digest(&bytes)[..6]);
         let (guest, described) = runtime
             .load(Arc::new(bytes), manifest.command_tools(name), capabilities.clone())
@@ -128,6 +134,14 @@ impl PluginFolder {
                     .map_err(|e| fail(format!("tool {:?}: parameters {e}", tool.name)))
             })
             .collect::<Result<HashMap<_, _>, _>>()?;
+        // At most a quarter of the instance pool unless the manifest or the
+        // configuration says otherwise, so no one plugin takes it all.
+        let mut limits = manifest.limits(defaults);
+        let max_calls = *limits.max_concurrent_calls.get_or_insert_with(|| guest.default_max_concurrent_calls());
+        if max_calls == 0 {
+            return Err(in_manifest(&"max_concurrent_calls must be at least 1"));
+        }
+        let max_calls = max_calls.min(tokio::sync::Semaphore::MAX_PERMITS);
         Ok(Plugin {
             name: name.to_owned(),
             path,
@@ -136,7 +150,8 @@ impl PluginFolder {
             tools,
             subscriptions,
             validators,
-            limits: manifest.limits(defaults),
+            limits,
+            calls: tokio::sync::Semaphore::new(max_calls),
             capabilities,
             files_read,
             guest,

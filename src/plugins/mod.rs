@@ -52,6 +52,8 @@ pub(crate) struct PluginSet {
     current: ArcSwap<Snapshot>,
     /// Serialises writers; readers never wait.
     write: tokio::sync::Mutex<()>,
+    /// Counts the snapshots swapped in, for those who follow changes.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl PluginSet {
@@ -81,6 +83,7 @@ impl PluginSet {
             defaults,
             current: ArcSwap::from_pointee(snapshot),
             write: tokio::sync::Mutex::new(()),
+            changes: tokio::sync::watch::Sender::new(0),
         })
     }
 
@@ -98,7 +101,7 @@ impl PluginSet {
             if next.remove(name).is_none() && !had_failure {
                 return ReloadOutcome::Unchanged;
             }
-            self.current.store(Arc::new(next));
+            self.swap(next);
             tracing::info!(plugin = %name, "plugin removed");
             return ReloadOutcome::Removed;
         }
@@ -128,7 +131,7 @@ impl PluginSet {
                         let version = plugin.version.clone();
                         tracing::info!(plugin = %name, kind = plugin.guest.kind(), %version, "plugin loaded");
                         next.insert(name.to_owned(), Arc::new(plugin));
-                        self.current.store(Arc::new(next));
+                        self.swap(next);
                         return ReloadOutcome::Loaded { version };
                     }
                 }
@@ -142,8 +145,19 @@ impl PluginSet {
         let serving = next.plugin(name).map(|p| p.version.clone());
         tracing::error!(plugin = %name, %error, previous_version_serving = ?serving, "plugin reload failed");
         next.record_failure(name.to_owned(), failure);
-        self.current.store(Arc::new(next));
+        self.swap(next);
         ReloadOutcome::Failed(error)
+    }
+
+    /// Swaps `next` in, and tells those following changes.
+    fn swap(&self, next: Snapshot) {
+        self.current.store(Arc::new(next));
+        self.changes.send_modify(|generation| *generation += 1);
+    }
+
+    /// A receiver that sees each swap of the snapshot.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// The current snapshot.

@@ -31,8 +31,10 @@ pub(crate) struct Plugin {
     pub subscriptions: Vec<EventKind>,
     /// The compiled parameter schema of each tool, by tool name.
     pub validators: HashMap<String, ArgumentValidator>,
-    /// Limits for each call.
+    /// Limits for each call; `max_concurrent_calls` is always set (resolved at load).
     pub limits: Limits,
+    /// Places for the plugin's calls running at once (`max_concurrent_calls`).
+    pub calls: tokio::sync::Semaphore,
     /// What its manifest grants (outbound hosts, config values, secrets).
     pub capabilities: Arc<Capabilities>,
     /// Files besides the plugin and its manifest that loading it read (an
@@ -56,14 +58,32 @@ impl Plugin {
         self.tools.iter().find(|t| t.name == tool)
     }
 
-    /// Runs `tool` in a fresh instance under `limits`.
+    /// Runs `tool` in a fresh instance under `limits`, once one of the
+    /// plugin's `max_concurrent_calls` places is free: a call waits for one
+    /// within its time (and has the rest of its time to run).
     pub async fn call(
         &self,
         tool: &str,
         arguments: &str,
         context: &CallContext,
-        limits: Limits,
+        mut limits: Limits,
     ) -> Result<String, ToolFailure> {
+        let _place = match self.calls.try_acquire() {
+            Ok(place) => place,
+            Err(_) => {
+                let started = tokio::time::Instant::now();
+                let Ok(place) = tokio::time::timeout(limits.timeout, self.calls.acquire()).await else {
+                    let most = self.limits.max_concurrent_calls.unwrap_or_default();
+                    tracing::warn!(plugin = %self.name, max_concurrent_calls = most, "a call found no free place in time");
+                    return Err(ToolFailure::Busy(format!(
+                        "the tool is busy: {most} calls of it are running, the most it may run at once, and none finished within {:?}",
+                        limits.timeout
+                    )));
+                };
+                limits.timeout = limits.timeout.saturating_sub(started.elapsed());
+                place.expect("a plugin's semaphore is never closed")
+            }
+        };
         self.guest.call(tool, arguments, context, limits).await
     }
 }

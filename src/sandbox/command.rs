@@ -19,6 +19,7 @@ use wasmtime_wasi::{I32Exit, WasiCtx};
 
 use super::engine::{self, LoadError, WasmEngine};
 use super::limits::MemoryLimiter;
+use super::pool::{self, InstancePool};
 use crate::sandbox::capabilities::Capabilities;
 use crate::types::{CallContext, Limits, ToolFailure};
 
@@ -44,6 +45,9 @@ pub struct CommandPlugin {
     pre: Arc<InstancePre<CommandState>>,
     capabilities: Arc<Capabilities>,
     fuel_metering: bool,
+    /// Admission to the instance pool, and the places one instance takes.
+    pool: InstancePool,
+    pool_cost: u32,
 }
 
 /// What a command plugin reads on stdin.
@@ -82,7 +86,18 @@ impl CommandPlugin {
             ));
         }
         let pre = linker.instantiate_pre(&module).map_err(|e| LoadError::Link(format!("{e:#}")))?;
-        Ok(Self { pre: Arc::new(pre), capabilities, fuel_metering: engine.fuel_metering() })
+        Ok(Self {
+            pre: Arc::new(pre),
+            capabilities,
+            fuel_metering: engine.fuel_metering(),
+            pool: engine.pool().clone(),
+            pool_cost: pool::module_cost(&module),
+        })
+    }
+
+    /// The places of the instance pool one instance takes.
+    pub(super) fn pool_cost(&self) -> u32 {
+        self.pool_cost
     }
 
     /// Runs one call: the request on stdin, the result from stdout.
@@ -94,7 +109,7 @@ impl CommandPlugin {
         limits: Limits,
     ) -> Result<String, ToolFailure> {
         let outcome = self.run(name, arguments, context, limits).await;
-        engine::redact(self.capabilities.values(), outcome)
+        engine::redact(self.capabilities.values(), engine::cap_result(outcome, limits.max_result_bytes))
     }
 
     async fn run(
@@ -102,10 +117,14 @@ impl CommandPlugin {
         name: &str,
         arguments: &str,
         context: &CallContext,
-        limits: Limits,
+        mut limits: Limits,
     ) -> Result<String, ToolFailure> {
+        // Room in the instance pool, within the call's time; held until the
+        // store (declared after it, so dropped first) is gone.
+        let _places = self.pool.enter(self.pool_cost, &mut limits).await?;
         let stdin = request_json(name, arguments, context, limits)?;
-        let stdout = MemoryOutputPipe::new(limits.output_bytes);
+        // stdout is the result: room for the largest one, and for whitespace around it.
+        let stdout = MemoryOutputPipe::new(limits.max_result_bytes.saturating_add(OUTPUT_SLACK));
         let stderr = MemoryOutputPipe::new(limits.output_bytes);
         let mut wasi = WasiCtx::builder();
         wasi.stdin(MemoryInputPipe::new(Bytes::from(stdin))).stdout(stdout.clone()).stderr(stderr.clone()).arg(name);
@@ -129,19 +148,18 @@ impl CommandPlugin {
             Ok(Ok(())) => 0,
             Ok(Err(e)) => match e.downcast_ref::<I32Exit>() {
                 Some(I32Exit(code)) => *code,
-                None if !overflowed(&stdout, &stderr, limits) => {
-                    return Err(engine::classify_error(&e, &store.data().limiter, limits));
-                }
-                None => -1,
+                None => match overflow(&stdout, &stderr, limits) {
+                    None => return Err(engine::classify_error(&e, &store.data().limiter, limits)),
+                    Some(failure) => return Err(failure),
+                },
             },
         };
         // The pipes refuse writes past their capacity; a plugin that hit the
         // cap then fails or traps. Name the real cause.
-        if exit != 0 && overflowed(&stdout, &stderr, limits) {
-            return Err(ToolFailure::Failed(format!(
-                "the tool wrote more than {} bytes of output",
-                limits.output_bytes
-            )));
+        if exit != 0
+            && let Some(failure) = overflow(&stdout, &stderr, limits)
+        {
+            return Err(failure);
         }
         drop(store);
         if exit != 0 {
@@ -149,7 +167,8 @@ impl CommandPlugin {
             let message = if message.is_empty() {
                 format!("the tool exited with status {exit}")
             } else {
-                truncate(message, STDERR_MESSAGE_LIMIT)
+                // Redacted before the cut, so no piece of a secret is left at it.
+                self.capabilities.values().redact_cut(&message, STDERR_MESSAGE_LIMIT)
             };
             return Err(ToolFailure::Failed(message));
         }
@@ -158,19 +177,27 @@ impl CommandPlugin {
         match serde_json::from_str::<serde::de::IgnoredAny>(text) {
             Ok(_) => Ok(text.to_owned()),
             Err(e) if text.is_empty() => Err(ToolFailure::BadOutput(format!("it printed nothing on stdout ({e})"))),
-            Err(e) => {
-                Err(ToolFailure::BadOutput(format!("stdout is not JSON ({e}): {}", truncate(text.to_owned(), 200))))
-            }
+            Err(e) => Err(ToolFailure::BadOutput(format!(
+                "stdout is not JSON ({e}): {}",
+                self.capabilities.values().redact_cut(text, 200)
+            ))),
         }
     }
 }
 
-/// Whether stdout or stderr filled up to (nearly) its capacity. A refused
-/// write leaves the pipe at most one write short of full.
-fn overflowed(stdout: &MemoryOutputPipe, stderr: &MemoryOutputPipe, limits: Limits) -> bool {
-    const SLACK: usize = 64 << 10;
-    let full = |pipe: &MemoryOutputPipe| pipe.contents().len() + SLACK >= limits.output_bytes;
-    full(stdout) || full(stderr)
+/// Room in a pipe past what it is for: whitespace around a result, and the
+/// part of a write refused at the cap.
+const OUTPUT_SLACK: usize = 64 << 10;
+
+/// Why a command that failed did, when it filled stdout (its result is too
+/// large) or stderr up to (nearly) their capacity. A refused write leaves the
+/// pipe at most one write short of full.
+fn overflow(stdout: &MemoryOutputPipe, stderr: &MemoryOutputPipe, limits: Limits) -> Option<ToolFailure> {
+    if stdout.contents().len() >= limits.max_result_bytes {
+        return Some(ToolFailure::ResultTooLarge { limit: limits.max_result_bytes });
+    }
+    (stderr.contents().len() + OUTPUT_SLACK >= limits.output_bytes)
+        .then(|| ToolFailure::Failed(format!("the tool wrote more than {} bytes of output", limits.output_bytes)))
 }
 
 fn request_json(name: &str, arguments: &str, context: &CallContext, limits: Limits) -> Result<Vec<u8>, ToolFailure> {
@@ -194,16 +221,4 @@ fn request_json(name: &str, arguments: &str, context: &CallContext, limits: Limi
         },
     };
     Ok(serde_json::to_vec(&request).expect("a request always serializes"))
-}
-
-fn truncate(mut text: String, limit: usize) -> String {
-    if text.len() > limit {
-        let mut end = limit;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push('…');
-    }
-    text
 }

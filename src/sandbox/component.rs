@@ -14,11 +14,13 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::engine::{self, LoadError, WasmEngine};
+use super::host_limits::{self, HeldOutside, HttpHostState};
 use super::limits::MemoryLimiter;
+use super::pool::{self, InstancePool};
 use crate::sandbox::capabilities::Capabilities;
 use crate::sandbox::capabilities::logging::{self, CallLog, LogOutput, Stream};
 use crate::sandbox::capabilities::outbound::OutboundHttp;
-use crate::types::{CallContext, Limits, ToolDefinition, ToolFailure};
+use crate::types::{CallContext, Limits, ToolDefinition, ToolFailure, check_tool_name};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -55,6 +57,8 @@ pub struct CallState {
     limiter: MemoryLimiter,
     http: WasiHttpCtx,
     outbound: OutboundHttp,
+    /// What the call's HTTP requests hold outside `table` (see `host_limits`).
+    held_outside: HeldOutside,
     capabilities: Arc<Capabilities>,
     log: Arc<CallLog>,
 }
@@ -82,6 +86,12 @@ impl WasiHttpView for CallState {
     }
 }
 
+impl HttpHostState for CallState {
+    fn held_outside(&self) -> &HeldOutside {
+        &self.held_outside
+    }
+}
+
 impl bindings::wasi::logging::logging::Host for CallState {
     fn log(&mut self, level: bindings::wasi::logging::logging::Level, context: String, message: String) {
         use bindings::wasi::logging::logging::Level as L;
@@ -100,12 +110,19 @@ impl CallState {
     fn new(capabilities: &Arc<Capabilities>, limits: Limits, tag: CallTag<'_>) -> Self {
         let log = Arc::new(CallLog::new(capabilities.clone(), tag.tool, tag.call_id, LOG_BYTES_PER_CALL));
         let http_deadline = tokio::time::Instant::now() + outbound_budget(limits.timeout);
+        // Host memory the call makes Switchboard hold is capped (see `host_limits`).
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(host_limits::MAX_RESOURCES);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(host_limits::MAX_FIELDS_BYTES);
+        let held_outside = HeldOutside::default();
         Self {
             wasi: None,
-            table: ResourceTable::new(),
+            table,
             limiter: MemoryLimiter::new(limits.memory_bytes),
-            http: WasiHttpCtx::new(),
-            outbound: OutboundHttp::new(capabilities.clone(), http_deadline),
+            http,
+            outbound: OutboundHttp::new(capabilities.clone(), http_deadline, held_outside.clone()),
+            held_outside,
             capabilities: capabilities.clone(),
             log,
         }
@@ -137,6 +154,7 @@ pub(super) fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<CallSta
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    host_limits::add_to_linker(&mut linker)?;
     wasmtime_wasi_config::add_to_linker(&mut linker, |s: &mut CallState| s.capabilities.wasi_config())?;
     bindings::wasi::logging::logging::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)?;
     Ok(linker)
@@ -150,6 +168,9 @@ pub struct ComponentPlugin {
     hooks: Option<Arc<hooks::GuestIndices>>,
     capabilities: Arc<Capabilities>,
     fuel_metering: bool,
+    /// Admission to the instance pool, and the places one instance takes.
+    pool: InstancePool,
+    pool_cost: u32,
 }
 
 impl ComponentPlugin {
@@ -161,8 +182,9 @@ impl ComponentPlugin {
         bytes: Arc<Vec<u8>>,
         capabilities: Arc<Capabilities>,
     ) -> Result<Self, LoadError> {
-        let component = engine.compile_component(bytes).await.map_err(explain_compile_error)?;
-        let mut plugin = Self::link(linker, component, capabilities)?;
+        let component = engine.compile_component(bytes.clone()).await.map_err(explain_compile_error)?;
+        let pool_cost = pool::component_cost(&component, bytes).await;
+        let mut plugin = Self::link(linker, component, capabilities, engine.pool().clone(), pool_cost)?;
         plugin.fuel_metering = engine.fuel_metering();
         Ok(plugin)
     }
@@ -171,6 +193,8 @@ impl ComponentPlugin {
         linker: &Linker<CallState>,
         component: Component,
         capabilities: Arc<Capabilities>,
+        pool: InstancePool,
+        pool_cost: u32,
     ) -> Result<Self, LoadError> {
         let pre = linker.instantiate_pre(&component).map_err(|e| LoadError::Link(format!("{e:#}")))?;
         let tools = tools::GuestIndices::new(&pre).map_err(|e| {
@@ -180,13 +204,22 @@ impl ComponentPlugin {
         })?;
         // Hooks are optional: components from other toolchains often have tools only.
         let hooks = hooks::GuestIndices::new(&pre).ok().map(Arc::new);
-        Ok(Self { pre, tools: Arc::new(tools), hooks, capabilities, fuel_metering: false })
+        Ok(Self { pre, tools: Arc::new(tools), hooks, capabilities, fuel_metering: false, pool, pool_cost })
+    }
+
+    /// The places of the instance pool one instance takes.
+    pub(super) fn pool_cost(&self) -> u32 {
+        self.pool_cost
     }
 
     /// Asks the plugin for its tools and its event subscriptions, in fresh instances.
     pub(super) async fn describe(&self) -> Result<(Vec<ToolDefinition>, Vec<String>), LoadError> {
         let limits = Limits { timeout: LIST_TIMEOUT, ..Limits::default() };
-        let invalid = |what: &str, e: ToolFailure| LoadError::Invalid(format!("{what} failed: {e}"));
+        // What a plugin says about itself is shown by endpoints and logs: redacted too.
+        let values = self.capabilities.values();
+        let invalid = |what: &str, e: ToolFailure| {
+            LoadError::Invalid(format!("{what} failed: {}", engine::redact_failure(values, e)))
+        };
         let listed = self
             .run(limits, async |store, instance, this| {
                 let tools = this.tools.load(&mut *store, instance)?;
@@ -198,9 +231,9 @@ impl ComponentPlugin {
             .into_iter()
             .map(|t| {
                 let tool = ToolDefinition {
-                    name: t.name,
-                    description: t.description,
-                    parameters_schema: t.parameters_schema,
+                    name: values.redact(t.name),
+                    description: values.redact(t.description),
+                    parameters_schema: values.redact(t.parameters_schema),
                     is_async: false,
                     async_response: None,
                 };
@@ -214,7 +247,10 @@ impl ComponentPlugin {
                     hooks.load(&mut *store, instance)?.call_subscriptions(&mut *store).await
                 })
                 .await
-                .map_err(|e| invalid("listing its subscriptions", e))?,
+                .map_err(|e| invalid("listing its subscriptions", e))?
+                .into_iter()
+                .map(|name| values.redact(name))
+                .collect(),
         };
         Ok((tools, subscriptions))
     }
@@ -233,9 +269,12 @@ impl ComponentPlugin {
     async fn run_tagged<R>(
         &self,
         tag: CallTag<'_>,
-        limits: Limits,
+        mut limits: Limits,
         body: impl AsyncFnOnce(&mut Store<CallState>, &Instance, &Self) -> wasmtime::Result<R>,
     ) -> Result<R, ToolFailure> {
+        // Room in the instance pool, within the call's time; held until the
+        // store (declared after it, so dropped first) is gone.
+        let _places = self.pool.enter(self.pool_cost, &mut limits).await?;
         let run = async {
             let mut store = Store::new(self.pre.engine(), CallState::new(&self.capabilities, limits, tag));
             engine::prepare_store(&mut store, limits, self.fuel_metering, |s| &mut s.limiter);
@@ -283,17 +322,20 @@ impl ComponentPlugin {
                 wit::ToolError::Failed(m) => ToolFailure::Failed(m),
             })
         });
-        engine::redact(self.capabilities.values(), outcome)
+        engine::redact(self.capabilities.values(), engine::cap_result(outcome, limits.max_result_bytes))
     }
 
     /// Answers an assistant-request (`message` as JSON) with the response JSON.
     pub(super) async fn assistant_request(&self, message: &str, limits: Limits) -> Result<String, ToolFailure> {
         let hooks = self.hooks.as_ref().ok_or_else(|| ToolFailure::Failed("the plugin exports no hooks".into()))?;
-        self.run(limits, async |store, instance, _| {
-            hooks.load(&mut *store, instance)?.call_assistant_request(&mut *store, message).await
-        })
-        .await?
-        .map_err(ToolFailure::Failed)
+        let answer = self
+            .run(limits, async |store, instance, _| {
+                hooks.load(&mut *store, instance)?.call_assistant_request(&mut *store, message).await
+            })
+            .await
+            .and_then(|answer| answer.map_err(ToolFailure::Failed));
+        // The answer goes to the platform, the error to the log: neither may carry a secret.
+        engine::redact(self.capabilities.values(), engine::cap_result(answer, limits.max_result_bytes))
     }
 
     /// Delivers a status-update or end-of-call-report (`message` as JSON).
@@ -302,8 +344,9 @@ impl ComponentPlugin {
         self.run(limits, async |store, instance, _| {
             hooks.load(&mut *store, instance)?.call_on_event(&mut *store, message).await
         })
-        .await?
-        .map_err(ToolFailure::Failed)
+        .await
+        .and_then(|delivered| delivered.map_err(ToolFailure::Failed))
+        .map_err(|failure| engine::redact_failure(self.capabilities.values(), failure))
     }
 }
 
@@ -328,15 +371,7 @@ fn explain_compile_error(error: LoadError) -> LoadError {
 
 /// Checks what a plugin says about a tool before anyone relies on it.
 fn validate_tool(tool: &ToolDefinition) -> Result<(), LoadError> {
-    let name_ok = tool.name.len() <= 64
-        && tool.name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-        && tool.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if !name_ok {
-        return Err(LoadError::Invalid(format!(
-            "tool name {:?} must start with a letter or underscore and use only letters, digits, `_` and `-` (at most 64)",
-            tool.name
-        )));
-    }
+    check_tool_name(&tool.name).map_err(LoadError::Invalid)?;
     match serde_json::from_str::<serde_json::Value>(&tool.parameters_schema) {
         Ok(schema) if schema.is_object() => Ok(()),
         Ok(_) => Err(LoadError::Invalid(format!("tool {:?}: parameters schema is not a JSON object", tool.name))),

@@ -12,7 +12,9 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, Module, PoolingAlloca
 
 use super::cache::CodeCache;
 use super::capabilities::Values;
+use super::host_limits::HostLimitExceeded;
 use super::limits::MemoryLimiter;
+use super::pool::{InstancePool, MAX_CORE_INSTANCES_PER_COMPONENT, POOL_COMPONENT_INSTANCES, POOL_CORE_INSTANCES};
 use crate::types::{Limits, ToolFailure};
 
 /// How often the epoch ticker advances. Guest code yields to the async
@@ -49,6 +51,7 @@ pub(crate) struct WasmEngine {
     engine: Engine,
     cache: Option<CodeCache>,
     fuel_metering: bool,
+    pool: InstancePool,
     _ticker: EpochTicker,
 }
 
@@ -69,7 +72,7 @@ impl WasmEngine {
         })?;
         let cache = options.cache_dir.clone().map(|dir| CodeCache::new(dir, &engine));
         let ticker = EpochTicker::start(engine.clone());
-        Ok(Self { engine, cache, fuel_metering: options.fuel_metering, _ticker: ticker })
+        Ok(Self { engine, cache, fuel_metering: options.fuel_metering, pool: InstancePool::new(), _ticker: ticker })
     }
 
     /// The wasmtime engine.
@@ -80,6 +83,11 @@ impl WasmEngine {
     /// Whether fuel is counted (see [`RuntimeOptions::fuel_metering`]).
     pub fn fuel_metering(&self) -> bool {
         self.fuel_metering
+    }
+
+    /// Admission to the instance pool, for every call of every plugin.
+    pub fn pool(&self) -> &InstancePool {
+        &self.pool
     }
 
     /// Compiles a component (or loads it from the code cache) on a blocking
@@ -125,13 +133,14 @@ fn base_config() -> Config {
 fn pooling_config() -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::default();
     // Enough slots for ~1,000 concurrent calls, with room for components made
-    // of several core instances (componentize-py, componentize-js).
-    pool.total_component_instances(1_500);
-    pool.total_core_instances(3_000);
-    pool.total_memories(3_000);
-    pool.total_tables(3_000);
-    pool.total_stacks(1_500);
-    pool.max_core_instances_per_component(64);
+    // of several core instances (componentize-py, componentize-js). Calls
+    // wait for their slots rather than fail when it is full (`pool.rs`).
+    pool.total_component_instances(POOL_COMPONENT_INSTANCES);
+    pool.total_core_instances(POOL_CORE_INSTANCES);
+    pool.total_memories(POOL_CORE_INSTANCES);
+    pool.total_tables(POOL_CORE_INSTANCES);
+    pool.total_stacks(POOL_COMPONENT_INSTANCES);
+    pool.max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT);
     pool.max_memories_per_component(16);
     pool.max_tables_per_component(16);
     pool.max_memories_per_module(2);
@@ -175,23 +184,53 @@ pub(super) fn prepare_store<T: Send + 'static>(
 }
 
 /// A call's outcome with the plugin's secrets replaced by `***`, so a plugin
-/// cannot pass one on to the platform by accident (in a result or an error).
+/// cannot pass one on to the platform by accident (in a result, a hook's
+/// answer or an error, in any form [`Values::redact`] knows).
 pub(super) fn redact(values: &Values, outcome: Result<String, ToolFailure>) -> Result<String, ToolFailure> {
     if !values.has_secrets() {
         return outcome;
     }
-    match outcome {
-        Ok(result) => Ok(values.redact(result)),
-        Err(ToolFailure::InvalidArguments(m)) => Err(ToolFailure::InvalidArguments(values.redact(m))),
-        Err(ToolFailure::NotFound(m)) => Err(ToolFailure::NotFound(values.redact(m))),
-        Err(ToolFailure::Failed(m)) => Err(ToolFailure::Failed(values.redact(m))),
-        Err(ToolFailure::BadOutput(m)) => Err(ToolFailure::BadOutput(values.redact(m))),
-        Err(other) => Err(other),
+    outcome.map(|result| values.redact(result)).map_err(|failure| redact_failure(values, failure))
+}
+
+/// A failure's message with the plugin's secrets replaced by `***`.
+pub(super) fn redact_failure(values: &Values, failure: ToolFailure) -> ToolFailure {
+    if !values.has_secrets() {
+        return failure;
     }
+    match failure {
+        ToolFailure::InvalidArguments(m) => ToolFailure::InvalidArguments(values.redact(m)),
+        ToolFailure::NotFound(m) => ToolFailure::NotFound(values.redact(m)),
+        ToolFailure::Failed(m) => ToolFailure::Failed(values.redact(m)),
+        ToolFailure::BadOutput(m) => ToolFailure::BadOutput(values.redact(m)),
+        ToolFailure::Crashed(m) => ToolFailure::Crashed(values.redact(m)),
+        other => other,
+    }
+}
+
+/// A call's outcome, or [`ToolFailure::ResultTooLarge`] when its result or
+/// its error message is over `limit` bytes: what a plugin returns is kept
+/// (for duplicates) and passed on, so it is bounded like its memory.
+pub(super) fn cap_result(outcome: Result<String, ToolFailure>, limit: usize) -> Result<String, ToolFailure> {
+    let size = match &outcome {
+        Ok(result) => result.len(),
+        Err(
+            ToolFailure::InvalidArguments(m)
+            | ToolFailure::NotFound(m)
+            | ToolFailure::Failed(m)
+            | ToolFailure::Crashed(m)
+            | ToolFailure::BadOutput(m),
+        ) => m.len(),
+        Err(_) => 0,
+    };
+    if size > limit { Err(ToolFailure::ResultTooLarge { limit }) } else { outcome }
 }
 
 /// Maps an error from running guest code to the failure the LLM sees.
 pub(super) fn classify_error(error: &wasmtime::Error, limiter: &MemoryLimiter, limits: Limits) -> ToolFailure {
+    if let Some(exceeded) = HostLimitExceeded::of(error) {
+        return ToolFailure::HostLimit(exceeded.to_string());
+    }
     if limiter.exceeded() {
         return ToolFailure::OutOfMemory { limit_mib: limits.memory_bytes >> 20 };
     }
@@ -251,5 +290,18 @@ mod tests {
         let trap = wasmtime::Error::from(wasmtime::Trap::UnreachableCodeReached).context("at wasm backtrace:");
         let failure = classify_error(&trap, &limiter, Limits::default());
         assert!(failure.to_string().starts_with("the tool crashed: wasm trap: "), "{failure}");
+    }
+
+    #[test]
+    fn results_and_error_messages_over_the_limit_fail_the_call() {
+        assert_eq!(cap_result(Ok("12345".into()), 5), Ok("12345".into()));
+        let too_large = Err(ToolFailure::ResultTooLarge { limit: 4 });
+        assert_eq!(cap_result(Ok("12345".into()), 4), too_large);
+        assert_eq!(cap_result(Err(ToolFailure::Failed("12345".into())), 4), too_large);
+        assert_eq!(cap_result(Err(ToolFailure::Failed("1234".into())), 4), Err(ToolFailure::Failed("1234".into())));
+        assert_eq!(
+            ToolFailure::ResultTooLarge { limit: 4 }.to_string(),
+            "the tool's result is larger than the limit of 4 bytes"
+        );
     }
 }

@@ -11,14 +11,20 @@
 //! - [`command`]: a WASI command (a preview-1 core module) that reads the call
 //!   as JSON on stdin and prints its result on stdout.
 //!
-//! What a guest may touch beyond its memory and CPU is in [`capabilities`].
+//! What a guest may touch beyond its memory and CPU is in [`capabilities`];
+//! what the host may hold on one call's behalf (resources, HTTP header
+//! fields, request bodies) is capped in [`host_limits`]; and every
+//! instantiation waits for room in the instance pool within its call's time
+//! ([`pool`]) rather than fail when it is full.
 
 pub(crate) mod cache;
 pub(crate) mod capabilities;
 pub(crate) mod command;
 pub(crate) mod component;
 pub(crate) mod engine;
+pub(crate) mod host_limits;
 mod limits;
+pub(crate) mod pool;
 
 use std::sync::Arc;
 
@@ -51,6 +57,16 @@ impl Guest {
             Guest::Component(_) => "component",
             Guest::Command(_) => "command",
         }
+    }
+
+    /// How many calls of this plugin fill a quarter of the instance pool:
+    /// its `max_concurrent_calls` when neither its manifest nor the
+    /// configuration sets one (see [`pool`]).
+    pub fn default_max_concurrent_calls(&self) -> usize {
+        pool::default_max_concurrent_calls(match self {
+            Guest::Component(p) => p.pool_cost(),
+            Guest::Command(p) => p.pool_cost(),
+        })
     }
 
     /// Runs tool `name` with `arguments` (JSON object text) under `limits`.

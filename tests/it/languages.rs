@@ -21,7 +21,7 @@ use crate::common::{TestServer, call, code_cache, plugins_dir};
 
 /// `plugins/NAME.wasm`, built by `plugins/build.sh LANG`; panics with the
 /// commands that build it when it is missing or older than its sources.
-fn example(name: &str, lang: &str) -> PathBuf {
+pub(crate) fn example(name: &str, lang: &str) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let wasm = root.join("plugins").join(format!("{name}.wasm"));
     let build = format!("plugins/toolchains.sh {lang} && plugins/build.sh {lang}");
@@ -43,7 +43,7 @@ fn example(name: &str, lang: &str) -> PathBuf {
 /// Compiles `wasm` into the shared code cache once per test process, so that
 /// tests starting servers with the same 13-18 MB component at the same time
 /// wait for one compilation instead of each running their own.
-fn precompile(wasm: &Path) {
+pub(crate) fn precompile(wasm: &Path) {
     static DONE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
     let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
     if done.iter().any(|p| p == wasm) {

@@ -4,9 +4,14 @@
 mod capabilities;
 mod command;
 mod common;
+mod connections;
+mod host_limits;
 mod languages;
+mod mcp;
 mod ops;
 mod protocol;
 mod reload;
+mod replicas;
+mod security;
 mod tool_calls;
 mod webhook;

@@ -66,7 +66,116 @@ async fn health_readiness_and_metrics() {
     results(&server, &tool_calls(&[("1", "echo", json!({})), ("2", "nope", json!({}))])).await;
     let metrics = server.client.get(format!("{}/metrics", server.url)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains(r#"switchboard_webhook_requests_total{event="tool-calls",status="200"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"switchboard_tool_calls_total{tool="echo",outcome="ok"} 1"#), "{metrics}");
-    assert!(metrics.contains(r#"switchboard_tool_calls_total{tool="<unknown>",outcome="error"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"switchboard_tool_calls_total{tool="echo",door="webhook",outcome="ok"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"switchboard_tool_calls_total{tool="<unknown>",door="webhook",outcome="error"} 1"#),
+        "{metrics}"
+    );
     let _: Value = server.get_json("/plugins").await;
+}
+
+/// A Switchboard serving `settings` on every address (port 0), as a
+/// deployment behind a load balancer does; stopped when the sender drops.
+async fn serve_everywhere(
+    settings: switchboard::Settings,
+) -> (switchboard::Switchboard, u16, tokio::sync::oneshot::Sender<()>) {
+    let switchboard = switchboard::Switchboard::start(settings).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = switchboard.clone();
+    tokio::spawn(async move {
+        switchboard::serve(listener, &serving, async {
+            let _ = stopped.await;
+        })
+        .await
+    });
+    (switchboard, port, stop)
+}
+
+async fn status(url: String, token: Option<&str>) -> u16 {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn operator_endpoints_answer_local_clients_or_the_admin_token() {
+    let dir = plugins_dir(&["echo"]);
+    let settings = switchboard::Settings {
+        plugins_dir: dir.path().to_owned(),
+        secrets: vec![crate::common::SECRET.into()],
+        cache_dir: Some(crate::common::code_cache()),
+        admin_token: Some("adm-token".into()),
+        ..Default::default()
+    };
+    let (_switchboard, port, _stop) = serve_everywhere(settings).await;
+    for path in ["/metrics", "/tools", "/plugins", "/healthz", "/readyz"] {
+        assert_eq!(status(format!("http://127.0.0.1:{port}{path}"), None).await, 200, "{path} from loopback");
+    }
+    let Some(ip) = crate::mcp::non_loopback_address() else {
+        eprintln!("this machine has no non-loopback address; the off-machine case was not exercised");
+        return;
+    };
+    for path in ["/metrics", "/tools", "/plugins"] {
+        let url = format!("http://{ip}:{port}{path}");
+        assert_eq!(status(url.clone(), None).await, 401, "{path} from {ip} without the token");
+        assert_eq!(status(url.clone(), Some("wrong")).await, 401, "{path} with a wrong token");
+        assert_eq!(status(url, Some("adm-token")).await, 200, "{path} with the admin token");
+    }
+    for path in ["/healthz", "/readyz"] {
+        assert_eq!(status(format!("http://{ip}:{port}{path}"), None).await, 200, "{path} stays open");
+    }
+}
+
+#[tokio::test]
+async fn operator_endpoints_can_move_to_a_listener_of_their_own() {
+    let dir = plugins_dir(&["echo"]);
+    let settings = switchboard::Settings {
+        plugins_dir: dir.path().to_owned(),
+        secrets: vec![crate::common::SECRET.into()],
+        cache_dir: Some(crate::common::code_cache()),
+        separate_admin: true,
+        ..Default::default()
+    };
+    let (switchboard, port, _stop) = serve_everywhere(settings).await;
+    assert_eq!(status(format!("http://127.0.0.1:{port}/plugins"), None).await, 404, "not on the main listener");
+    assert_eq!(status(format!("http://127.0.0.1:{port}/readyz"), None).await, 200);
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin_port = admin.local_addr().unwrap().port();
+    let router = switchboard.admin_router();
+    tokio::spawn(async move { axum::serve(admin, router).await });
+    let plugins: Value =
+        reqwest::get(format!("http://127.0.0.1:{admin_port}/plugins")).await.unwrap().json().await.unwrap();
+    assert_eq!(plugins["plugins"][0]["name"], "echo");
+    assert_eq!(status(format!("http://127.0.0.1:{admin_port}/metrics"), None).await, 200);
+}
+
+#[tokio::test]
+async fn the_binary_serves_operator_endpoints_on_admin_listen() {
+    let dir = plugins_dir(&["echo"]);
+    let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (main, admin) = (free_port(), free_port());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(["serve", "--no-watch", "--listen", &format!("127.0.0.1:{main}"), "--admin-listen"])
+        .arg(format!("127.0.0.1:{admin}"))
+        .arg("--plugins")
+        .arg(dir.path())
+        .env("SWITCHBOARD_SECRET", crate::common::SECRET)
+        .env_remove("SWITCHBOARD_ADMIN_TOKEN")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    crate::common::eventually("the admin listener answers", async || {
+        reqwest::get(format!("http://127.0.0.1:{admin}/plugins")).await.is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    assert_eq!(status(format!("http://127.0.0.1:{main}/plugins"), None).await, 404);
+    assert_eq!(status(format!("http://127.0.0.1:{main}/healthz"), None).await, 200);
+    child.kill().await.unwrap();
 }

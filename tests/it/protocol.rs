@@ -161,7 +161,7 @@ async fn an_async_tool_answers_at_once_and_its_work_still_happens() {
     assert!(started.elapsed() < Duration::from_millis(1000), "an async tool must not be waited for");
     assert_eq!(results[0], json!({"tool_call_id": "bg", "result": "Working on it"}));
     metrics_until(&server, "the background call to finish", |m| {
-        metric(m, r#"switchboard_tool_calls_total{tool="sleep",outcome="ok"}"#) == 1.0
+        metric(m, r#"switchboard_tool_calls_total{tool="sleep",door="webhook",outcome="ok"}"#) == 1.0
     })
     .await;
     let tools = server.get_json("/tools").await;
@@ -185,8 +185,8 @@ async fn duplicate_ids_run_the_plugin_once_in_memory() {
     assert_eq!(a, b);
     assert_eq!(a[0]["result"], json!({"slept_ms": 300}));
     let metrics = server.metrics().await;
-    assert_eq!(metric(&metrics, r#"switchboard_tool_calls_total{tool="echo",outcome="ok"}"#), 2.0);
-    assert_eq!(metric(&metrics, r#"switchboard_tool_calls_total{tool="sleep",outcome="ok"}"#), 1.0);
+    assert_eq!(metric(&metrics, r#"switchboard_tool_calls_total{tool="echo",door="webhook",outcome="ok"}"#), 2.0);
+    assert_eq!(metric(&metrics, r#"switchboard_tool_calls_total{tool="sleep",door="webhook",outcome="ok"}"#), 1.0);
     assert_eq!(metric(&metrics, "switchboard_duplicate_tool_calls_total"), 2.0);
 }
 
@@ -218,8 +218,8 @@ async fn duplicate_ids_run_once_across_replicas_sharing_redis() {
     });
     assert_eq!(x, y);
     assert_eq!(y[0]["result"], json!({"slept_ms": 400}));
-    let ran = metric(&a.metrics().await, r#"switchboard_tool_calls_total{tool="sleep",outcome="ok"}"#)
-        + metric(&b.metrics().await, r#"switchboard_tool_calls_total{tool="sleep",outcome="ok"}"#);
+    let ran = metric(&a.metrics().await, r#"switchboard_tool_calls_total{tool="sleep",door="webhook",outcome="ok"}"#)
+        + metric(&b.metrics().await, r#"switchboard_tool_calls_total{tool="sleep",door="webhook",outcome="ok"}"#);
     assert_eq!(ran, 1.0, "the plugin ran once across both replicas");
 }
 
@@ -232,7 +232,10 @@ async fn schema_violations_come_back_as_readable_errors() {
     assert_eq!(results[0]["error"], "invalid arguments: \"query\" is a required property");
     assert_eq!(results[1]["error"], "invalid arguments: `query`: 42 is not of type \"string\"");
     let metrics = server.metrics().await;
-    assert_eq!(metric(&metrics, r#"switchboard_tool_calls_total{tool="lookup_contact",outcome="error"}"#), 2.0);
+    assert_eq!(
+        metric(&metrics, r#"switchboard_tool_calls_total{tool="lookup_contact",door="webhook",outcome="error"}"#),
+        2.0
+    );
 }
 
 /// The platform's tool definition, as its docs and fixtures show it.

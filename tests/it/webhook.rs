@@ -154,8 +154,17 @@ async fn oversize_body_is_413_and_non_json_is_415() {
     assert_eq!(message, "body is larger than the limit of 1024 bytes");
 
     // Without a Content-Length (chunked), the limit still holds while reading.
+    // (Signed: a request without signature headers is refused before its body is read.)
     let chunks = futures::stream::iter(vec![Ok::<_, std::io::Error>(big.clone())]);
-    let chunked = server.webhook().body(reqwest::Body::wrap_stream(chunks)).send().await.unwrap();
+    let ts = unix_now();
+    let chunked = server
+        .webhook()
+        .header("X-Webhook-Timestamp", ts.to_string())
+        .header("X-Webhook-Signature", sign(SECRET.as_bytes(), ts, &big))
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_of(chunked, 413).await, "body is larger than the limit of 1024 bytes");
 
     let form = server

@@ -11,14 +11,21 @@
 //! - `GET  {base_url}/availability?date=YYYY-MM-DD` →
 //!   `{"date": "...", "slots": ["09:00", "09:30", ...]}` (the free ones);
 //! - `POST {base_url}/bookings` with `{"date", "time", "name", "phone"}` →
-//!   `201 {"id": "...", ...}`, or `409` when the slot was just taken.
+//!   `201 {"id": "...", ...}`, or `409` when the slot is taken. The request
+//!   carries an `Idempotency-Key` naming the tool call: a calendar that
+//!   honours it answers a repeat of a booking it made with that booking
+//!   (`200` or `201`), so a retried call books once even when Switchboard
+//!   runs it twice (a replica that died after the calendar booked).
 //!
 //! Tools:
 //!
 //! - `check_availability {date}` → `{"date", "free_slots": [...]}`;
-//! - `book_appointment {date, time, name, phone?}` → checks the slot is free,
-//!   books it, and answers `{"confirmed": true, "booking_id", ..., "message"}`
-//!   (the phone number defaults to the caller's).
+//! - `book_appointment {date, time, name, phone?}` → books the slot, and
+//!   answers `{"confirmed": true, "booking_id", ..., "message"}` (the phone
+//!   number defaults to the caller's); when it is taken, the free times that
+//!   day. It asks the calendar to book rather than checking first: only the
+//!   booking itself can tell a slot taken by someone else from one this very
+//!   call booked before it was retried.
 
 use switchboard_sdk::prelude::*;
 use switchboard_sdk::{config, http, log};
@@ -92,9 +99,11 @@ impl Calendar {
         Ok(response.json::<Availability>()?.slots)
     }
 
-    fn book(&self, args: &BookingArgs, phone: Option<&str>) -> Result<http::Response, ToolError> {
+    fn book(&self, args: &BookingArgs, phone: Option<&str>, ctx: &CallContext) -> Result<http::Response, ToolError> {
         let body = serde_json::json!({ "date": args.date, "time": args.time, "name": args.name, "phone": phone });
-        let request = http::Request::post(format!("{}/bookings", self.base_url)).bearer_auth(self.api_key.expose());
+        let request = http::Request::post(format!("{}/bookings", self.base_url))
+            .bearer_auth(self.api_key.expose())
+            .idempotency_key(ctx);
         Ok(request.json(&body)?.send()?)
     }
 }
@@ -153,14 +162,9 @@ fn book_appointment(args: BookingArgs, ctx: &CallContext) -> Result<Confirmation
         return Err(ToolError::invalid_arguments("`name` must not be empty"));
     }
     let calendar = Calendar::from_config()?;
-    let free = calendar.free_slots(&args.date)?;
-    if !free.contains(&args.time) {
-        return Err(not_free(&args, &free));
-    }
     let phone = args.phone.as_deref().or(ctx.customer_number.as_deref());
-    let response = calendar.book(&args, phone)?;
+    let response = calendar.book(&args, phone, ctx)?;
     if response.status == 409 {
-        // Taken between our check and the booking.
         let free = calendar.free_slots(&args.date).unwrap_or_default();
         return Err(not_free(&args, &free));
     }

@@ -24,7 +24,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::core::Core;
-use crate::core::dispatch::{ToolCallOutcome, ToolCallRequest};
+use crate::core::dispatch::{Door, ToolCallOutcome, ToolCallRequest};
 use crate::types::{CallContext, EventKind};
 use error::ApiError;
 use event::{Arguments, Event, ToolCalls};
@@ -113,8 +113,8 @@ fn message_json(body: &[u8]) -> String {
     serde_json::from_slice::<Envelope>(body).map(|e| e.message.get().to_owned()).unwrap_or_else(|_| "{}".to_owned())
 }
 
-/// Everything that can refuse a request, in order: media type, size,
-/// signature, envelope, event header.
+/// Everything that can refuse a request, in order: media type, signature
+/// headers (before the body is read), size, signature, envelope, event header.
 async fn authenticate_and_decode(
     app: &WebhookDoor,
     headers: &HeaderMap,
@@ -123,9 +123,12 @@ async fn authenticate_and_decode(
     if !is_json(headers) {
         return Err(ApiError::UnsupportedMediaType);
     }
+    let get = |name| headers.get(name).map(|v| v.as_bytes());
+    if let Some(verifier) = &app.verifier {
+        verifier.check_headers(get(TIMESTAMP_HEADER), get(SIGNATURE_HEADER), SystemTime::now())?;
+    }
     let body = read_body(body, headers, app.max_body_bytes).await?;
     if let Some(verifier) = &app.verifier {
-        let get = |name| headers.get(name).map(|v| v.as_bytes());
         verifier.verify(get(TIMESTAMP_HEADER), get(SIGNATURE_HEADER), &body, SystemTime::now())?;
     }
     let event = event::decode(&body)?;
@@ -185,6 +188,7 @@ fn tool_call_requests(calls: ToolCalls) -> Vec<ToolCallRequest> {
                 phone_number: phone_number.clone(),
                 assistant_metadata: assistant_metadata.clone(),
             },
+            door: Door::Webhook,
         })
         .collect()
 }

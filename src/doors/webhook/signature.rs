@@ -81,14 +81,7 @@ impl Verifier {
         body: &[u8],
         now: SystemTime,
     ) -> Result<(), SignatureError> {
-        let signature = signature.ok_or(SignatureError::MissingSignature)?;
-        let timestamp = timestamp.ok_or(SignatureError::MissingTimestamp)?;
-        let signed_at = parse_timestamp(timestamp)?;
-        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
-        if now.abs_diff(signed_at) > self.tolerance.as_secs() {
-            return Err(SignatureError::StaleTimestamp { tolerance_secs: self.tolerance.as_secs() });
-        }
-        let digest = parse_signature(signature)?;
+        let (timestamp, digest) = self.parse_headers(timestamp, signature, now)?;
         let matched = self.keys.iter().any(|key| {
             let mut mac = key.clone();
             mac.update(timestamp);
@@ -98,6 +91,34 @@ impl Verifier {
             mac.verify_slice(&digest).is_ok()
         });
         if matched { Ok(()) } else { Err(SignatureError::Mismatch) }
+    }
+
+    /// The checks that need no body: both headers present and well-formed,
+    /// the timestamp inside the window. [`verify`](Self::verify) makes them
+    /// too; making them first refuses a request before its body is read.
+    pub fn check_headers(
+        &self,
+        timestamp: Option<&[u8]>,
+        signature: Option<&[u8]>,
+        now: SystemTime,
+    ) -> Result<(), SignatureError> {
+        self.parse_headers(timestamp, signature, now).map(|_| ())
+    }
+
+    fn parse_headers<'a>(
+        &self,
+        timestamp: Option<&'a [u8]>,
+        signature: Option<&[u8]>,
+        now: SystemTime,
+    ) -> Result<(&'a [u8], [u8; 32]), SignatureError> {
+        let signature = signature.ok_or(SignatureError::MissingSignature)?;
+        let timestamp = timestamp.ok_or(SignatureError::MissingTimestamp)?;
+        let signed_at = parse_timestamp(timestamp)?;
+        let now = now.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs();
+        if now.abs_diff(signed_at) > self.tolerance.as_secs() {
+            return Err(SignatureError::StaleTimestamp { tolerance_secs: self.tolerance.as_secs() });
+        }
+        Ok((timestamp, parse_signature(signature)?))
     }
 }
 
@@ -192,6 +213,23 @@ mod tests {
         assert_eq!(v.verify(Some(b"-5"), Some(sig.as_bytes()), BODY, now), Err(SignatureError::MalformedTimestamp));
         assert_eq!(v.verify(ts, Some(b"sha256=zz"), BODY, now), Err(SignatureError::MalformedSignature));
         assert_eq!(v.verify(ts, Some(&sig.as_bytes()[..40]), BODY, now), Err(SignatureError::MalformedSignature));
+    }
+
+    #[test]
+    fn header_checks_need_no_body_and_match_verify() {
+        let v = verifier();
+        let now = at(1_700_000_000);
+        let sig = format!("sha256={HEX}");
+        let ts = Some(&b"1700000000"[..]);
+        // Well-formed headers pass, whatever the body turns out to be.
+        assert_eq!(v.check_headers(ts, Some(sig.as_bytes()), now), Ok(()));
+        assert_eq!(v.check_headers(ts, None, now), Err(SignatureError::MissingSignature));
+        assert_eq!(v.check_headers(None, Some(sig.as_bytes()), now), Err(SignatureError::MissingTimestamp));
+        assert_eq!(v.check_headers(ts, Some(b"sha256=zz"), now), Err(SignatureError::MalformedSignature));
+        assert_eq!(
+            v.check_headers(ts, Some(sig.as_bytes()), at(1_700_000_301)),
+            Err(SignatureError::StaleTimestamp { tolerance_secs: 300 })
+        );
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! values) and the files a manifest names (`ca_file`).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
+use super::files::read_in_folder;
 use super::{Manifest, ValueKey};
 use crate::sandbox::capabilities::{
     DEFAULT_MAX_CONCURRENT_REQUESTS, DEFAULT_MAX_RESPONSE_BYTES, Grants, HttpGrants, TrustedRoots, ValueSource, Values,
@@ -12,6 +13,9 @@ use crate::sandbox::capabilities::{
 
 /// Highest `[http] max_concurrent_requests` a manifest may set.
 const MAX_CONCURRENT_REQUESTS: usize = 256;
+
+/// Largest `[http] ca_file` read (a bundle of a few hundred certificates fits).
+const MAX_CA_FILE_BYTES: u64 = 1 << 20;
 
 impl Manifest {
     /// What the manifest grants, reading `{ env = ... }` values through `env`
@@ -28,7 +32,9 @@ impl Manifest {
             ));
         }
         let extra_roots = match &self.http.ca_file {
-            Some(file) => TrustedRoots::from_pem_file(&dir.join(file)).map_err(|e| format!("[http] ca_file: {e}"))?,
+            Some(file) => read_in_folder(dir, file, MAX_CA_FILE_BYTES)
+                .and_then(|pem| TrustedRoots::from_pem(&pem, &dir.join(file)))
+                .map_err(|e| format!("[http] ca_file: {e}"))?,
             None => TrustedRoots::default(),
         };
         Ok(Grants {
@@ -44,9 +50,25 @@ impl Manifest {
 
     /// Files besides the plugin and this manifest that loading the plugin
     /// reads (the `[http] ca_file`), resolved against `dir`, the plugins
-    /// folder. Hot reload watches them.
+    /// folder (`..` taken away by its text). Hot reload watches them. A path
+    /// that leaves the folder by its text (absolute, or through `..`) is
+    /// never read, so not watched.
     pub fn files_read(&self, dir: &Path) -> Vec<PathBuf> {
-        self.http.ca_file.iter().map(|file| dir.join(file)).collect()
+        let inside = |file: &PathBuf| {
+            let mut parts = Vec::new();
+            for component in file.components() {
+                match component {
+                    Component::Normal(name) => parts.push(name),
+                    Component::CurDir => {}
+                    Component::ParentDir => {
+                        parts.pop()?;
+                    }
+                    Component::RootDir | Component::Prefix(_) => return None,
+                }
+            }
+            Some(parts.iter().fold(dir.to_path_buf(), |path, part| path.join(part)))
+        };
+        self.http.ca_file.iter().filter_map(inside).collect()
     }
 }
 
@@ -101,6 +123,20 @@ mod tests {
         assert_eq!(err, "[http] max_concurrent_requests = 0: use 1 to 256");
         let default = Manifest::parse("[http]\n").unwrap().grants(Path::new("."), &|_| None).unwrap();
         assert_eq!(default.http.max_concurrent_requests, DEFAULT_MAX_CONCURRENT_REQUESTS);
+    }
+
+    #[test]
+    fn files_read_are_inside_the_folder_or_none() {
+        let dir = Path::new("/srv/plugins");
+        let read = |ca_file: &str| {
+            let m = Manifest::parse(&format!("[http]\nca_file = \"{ca_file}\"\n")).unwrap();
+            m.files_read(dir)
+        };
+        assert_eq!(read("certs/ca.pem"), [dir.join("certs/ca.pem")]);
+        assert_eq!(read("./certs/../ca.pem"), [dir.join("ca.pem")]);
+        for outside in ["/etc/ssl/ca.pem", "../ca.pem", "certs/../../ca.pem"] {
+            assert!(read(outside).is_empty(), "{outside}");
+        }
     }
 
     #[test]

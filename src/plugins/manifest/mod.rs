@@ -10,6 +10,8 @@
 //! ```toml
 //! timeout_ms = 3000
 //! memory_mib = 64
+//! max_result_bytes = 65536      # largest result (default: the config's, 1 MiB)
+//! max_concurrent_calls = 32     # calls of this plugin at once; more wait
 //!
 //! [http]
 //! allowed_hosts = [
@@ -37,6 +39,7 @@
 //! manifest grants (reading environment variables and files), and [`tools`]
 //! builds the tool definitions it declares or adjusts.
 
+mod files;
 mod grants;
 mod tools;
 
@@ -60,6 +63,10 @@ pub(crate) struct Manifest {
     /// Fuel per call (about one unit per WebAssembly instruction); needs the
     /// runtime's fuel metering.
     pub fuel: Option<u64>,
+    /// Largest result (or error message) of a call, in bytes.
+    pub max_result_bytes: Option<usize>,
+    /// Most calls of this plugin running at once; more wait for a place.
+    pub max_concurrent_calls: Option<usize>,
     /// `[http]`: outbound HTTP grants.
     #[serde(default)]
     pub http: HttpSection,
@@ -88,7 +95,8 @@ pub(crate) struct HttpSection {
     /// 256); more wait for a place.
     pub max_concurrent_requests: Option<usize>,
     /// PEM file of certificate authorities trusted for `https` besides the
-    /// public ones (an internal CA), relative to the plugins folder.
+    /// public ones (an internal CA): a regular file of at most 1 MiB inside
+    /// the plugins folder, named relative to it.
     pub ca_file: Option<PathBuf>,
 }
 
@@ -149,9 +157,10 @@ impl TryFrom<String> for ValueKey {
 }
 
 impl Manifest {
-    /// Parses manifest text; errors name the line and the reason.
+    /// Parses manifest text; errors name the line, the column and the
+    /// reason, and never quote the manifest (a line may hold a secret).
     pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+        toml::from_str(text).map_err(|e| parse_error(text, &e))
     }
 
     /// The limits for calls to this plugin, starting from `defaults`.
@@ -160,9 +169,62 @@ impl Manifest {
             timeout: self.timeout_ms.map(Duration::from_millis).unwrap_or(defaults.timeout),
             memory_bytes: self.memory_mib.map(|m| m << 20).unwrap_or(defaults.memory_bytes),
             fuel: self.fuel.or(defaults.fuel),
+            max_result_bytes: self.max_result_bytes.unwrap_or(defaults.max_result_bytes),
+            max_concurrent_calls: self.max_concurrent_calls.or(defaults.max_concurrent_calls),
             ..defaults
         }
     }
+}
+
+/// `line L, column C: reason`. toml's own rendering of an error quotes the
+/// source line, and serde's reasons quote the value found (``invalid type:
+/// string "sk_live_...", expected u64``); a manifest holds literal secrets,
+/// and its errors are shown by `GET /plugins` and logged. So: the position,
+/// and the reason without the values it quotes.
+fn parse_error(text: &str, error: &toml::de::Error) -> String {
+    let reason = unquote_values(error.message().trim());
+    let Some(span) = error.span() else { return reason };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().unwrap_or_default().chars().count() + 1;
+    format!("line {line}, column {column}: {reason}")
+}
+
+/// `reason` with the values serde quotes (`string "..."`, ``integer `...` ``,
+/// ``floating point `...` ``, ``character `...` ``) reduced to their kind.
+fn unquote_values(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut rest = reason;
+    loop {
+        let found = [("string \"", '"'), ("integer `", '`'), ("floating point `", '`'), ("character `", '`')]
+            .into_iter()
+            .filter_map(|(opening, close)| rest.find(opening).map(|at| (at, opening, close)))
+            .min_by_key(|&(at, ..)| at);
+        let Some((at, opening, close)) = found else { break };
+        out.push_str(&rest[..at]);
+        out.push_str(opening[..opening.len() - 2].trim_end());
+        let value = &rest[at + opening.len()..];
+        // The value ends at its closing mark; a `"` inside a string is escaped (`\"`).
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in value.char_indices() {
+            match c {
+                '\\' if close == '"' && !escaped => escaped = true,
+                c if c == close && !escaped => {
+                    end = Some(i + 1);
+                    break;
+                }
+                _ => escaped = false,
+            }
+        }
+        match end {
+            Some(end) => rest = &value[end..],
+            // No closing mark: drop the rest rather than show part of a value.
+            None => return out,
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -175,6 +237,8 @@ mod tests {
             r#"
             timeout_ms = 1500
             memory_mib = 32
+            max_result_bytes = 4096
+            max_concurrent_calls = 3
             [[tools]]
             name = "add"
             description = "Adds"
@@ -185,6 +249,7 @@ mod tests {
         let limits = m.limits(Limits::default());
         assert_eq!(limits.timeout, Duration::from_millis(1500));
         assert_eq!(limits.memory_bytes, 32 << 20);
+        assert_eq!((limits.max_result_bytes, limits.max_concurrent_calls), (4096, Some(3)));
         assert_eq!(m.tools[0].name, "add");
     }
 
@@ -193,7 +258,29 @@ mod tests {
         let m = Manifest::parse("").unwrap();
         assert_eq!(m.limits(Limits::default()), Limits::default());
         let err = Manifest::parse("timeout_ms = 10\nallowed = 3\n").unwrap_err();
-        assert!(err.contains("line 2") && err.contains("unknown field `allowed`"), "{err}");
+        assert!(err.starts_with("line 2, column 1: unknown field `allowed`"), "{err}");
+    }
+
+    #[test]
+    fn parse_errors_never_quote_the_manifest() {
+        let secret = "sk_live_Q1w2E3r4T5y6";
+        // (manifest, where the error is, part of the reason)
+        let cases: &[(String, &str, &str)] = &[
+            (format!("[secrets]\napi_key = \"{secret}\" trailing\n"), "line 2, column 34:", ""),
+            (format!("timeout_ms = \"{secret}\"\n"), "line 1, column 14:", "invalid type: string, expected u64"),
+            ("[secrets]\npin = 123456789012\n".to_owned(), "line 2, column 7:", "invalid type: integer, expected"),
+            ("memory_mib = 1234567.5\n".to_owned(), "line 1, column 14:", "invalid type: floating point, expected"),
+            (format!("[secrets]\n\"{secret}\" = 1\n"), "line 2, column", "invalid type: integer, expected"),
+            (format!("[secrets]\nk = \"\"\"\n{secret}\n"), "line 4, column 1:", "invalid multiline basic string"),
+        ];
+        for (text, position, reason) in cases {
+            let err = Manifest::parse(text).unwrap_err();
+            assert!(err.starts_with(position) && err.contains(reason), "{text:?}: {err}");
+            for secret in [secret, "123456789012", "1234567.5"] {
+                assert!(!err.contains(&secret[..8]), "{text:?}: {err}");
+            }
+        }
+        assert_eq!(unquote_values(r#"a string "x\"y" and integer `5`, then `z`"#), "a string and integer, then `z`");
     }
 
     #[test]

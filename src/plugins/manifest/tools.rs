@@ -2,7 +2,7 @@
 //! describe itself) or adjusts (for a component: description, async).
 
 use super::Manifest;
-use crate::types::ToolDefinition;
+use crate::types::{ToolDefinition, check_tool_name};
 
 impl Manifest {
     /// Tool definitions for a command plugin named `plugin`: the manifest's
@@ -30,6 +30,20 @@ impl Manifest {
                 async_response: t.async_response.clone(),
             })
             .collect()
+    }
+
+    /// Checks the names of the tools [`Self::command_tools`] gives, by the
+    /// rule a component's own tools are checked by
+    /// ([`check_tool_name`]); the error names the tool and the rule.
+    pub fn check_command_tools(&self, plugin: &str) -> Result<(), String> {
+        if self.tools.is_empty() {
+            return check_tool_name(plugin).map_err(|e| {
+                format!(
+                    "a command plugin without [[tools]] in a manifest offers one tool named after its file, and {e}; rename the file or declare its tools in [[tools]]"
+                )
+            });
+        }
+        self.tools.iter().try_for_each(|tool| check_tool_name(&tool.name).map_err(|e| format!("[[tools]]: {e}")))
     }
 
     /// Applies `[[tools]]` options to the tools a component listed. Every
@@ -73,6 +87,24 @@ mod tests {
         assert_eq!(tools[0].name, "add");
         assert_eq!(tools[0].parameters_schema, r#"{"properties":{"a":{"type":"number"}},"type":"object"}"#);
         assert_eq!(Manifest::parse("").unwrap().command_tools("greet")[0].name, "greet");
+    }
+
+    #[test]
+    fn command_tool_names_follow_the_platforms_rule() {
+        let toml = |name: &str| format!("[[tools]]\nname = {}\n", toml::Value::String(name.to_owned()));
+        let long = "a".repeat(5_000);
+        for bad in ["has space", "", long.as_str(), "quo\"te", "new\nline", "9lives", "dot.ted", "ünï"] {
+            let err = Manifest::parse(&toml(bad)).unwrap().check_command_tools("calc").unwrap_err();
+            assert!(err.starts_with("[[tools]]: tool name \""), "{bad:?}: {err}");
+            assert!(err.contains("must start with a letter or `_`") && !err.contains('\n'), "{bad:?}: {err}");
+            assert!(err.len() < 300, "a long name is shortened: {err}");
+        }
+        for good in ["add", "_private", "book-appointment", &"a".repeat(64)] {
+            Manifest::parse(&toml(good)).unwrap().check_command_tools("calc").unwrap();
+        }
+        let err = Manifest::default().check_command_tools("my plugin").unwrap_err();
+        assert!(err.contains("named after its file") && err.contains("\"my plugin\""), "{err}");
+        Manifest::default().check_command_tools("greet").unwrap();
     }
 
     #[test]

@@ -1,8 +1,12 @@
 //! Which resolved addresses a plugin may not reach without an explicit grant:
 //! loopback, private, link-local (cloud metadata lives there), and every
 //! other range that is not the public internet (after Spin's
-//! `blocked_networks.rs`). IPv6 forms that embed an IPv4 address
-//! (IPv4-mapped, NAT64, 6to4) are judged by the address they embed.
+//! `blocked_networks.rs`). IPv6 forms that embed an IPv4 address are judged
+//! by the address they embed: IPv4-mapped (`::ffff:a.b.c.d`), IPv4-translated
+//! (`::ffff:0:a.b.c.d`, RFC 2765), NAT64 (`64:ff9b::a.b.c.d`, RFC 6052) and
+//! 6to4 (`2002:AABB:CCDD::/48`); IPv4-compatible addresses (`::a.b.c.d`,
+//! deprecated) are refused whatever they embed, and name its range when
+//! that is not public.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -47,7 +51,11 @@ fn v6_reason(ip: Ipv6Addr) -> Option<&'static str> {
     }
     match segments {
         // ::a.b.c.d (IPv4-compatible, deprecated) and the rest of ::/96.
-        [0, 0, 0, 0, 0, 0, _, _] => Some("an IPv4-compatible address (deprecated)"),
+        [0, 0, 0, 0, 0, 0, hi, lo] => {
+            Some(v4_reason(embedded_v4(hi, lo)).unwrap_or("an IPv4-compatible address (deprecated)"))
+        }
+        // ::ffff:0:a.b.c.d, IPv4-translated (SIIT, RFC 2765): judged by its IPv4 address.
+        [0, 0, 0, 0, 0xffff, 0, hi, lo] => v4_reason(embedded_v4(hi, lo)),
         // 64:ff9b::a.b.c.d, the well-known NAT64 prefix: judged by its IPv4 address.
         [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => v4_reason(embedded_v4(hi, lo)),
         [0x64, 0xff9b, 1, ..] => Some("a local-use NAT64 address"),
@@ -108,6 +116,29 @@ mod tests {
             ("::8.8.8.8", true),
             ("64:ff9b::7f00:1", true),
             ("64:ff9b::808:808", false),
+            // IPv4-translated (::ffff:0:0:0/96): judged by the IPv4 address inside.
+            ("::ffff:0:127.0.0.1", true),
+            ("::ffff:0:7f00:1", true),
+            ("::ffff:0:169.254.169.254", true),
+            ("::ffff:0:10.0.0.1", true),
+            ("::ffff:0:172.16.0.1", true),
+            ("::ffff:0:192.168.1.1", true),
+            ("::ffff:0:100.64.0.1", true),
+            ("::ffff:0:0.0.0.0", true),
+            ("::ffff:0:224.0.0.1", true),
+            ("::ffff:0:8.8.8.8", false),
+            ("::ffff:0:93.184.216.34", false),
+            // NAT64 (64:ff9b::/96), by the IPv4 address inside.
+            ("64:ff9b::127.0.0.1", true),
+            ("64:ff9b::169.254.169.254", true),
+            ("64:ff9b::10.1.2.3", true),
+            ("64:ff9b::192.168.0.1", true),
+            ("64:ff9b::0.0.0.0", true),
+            ("64:ff9b::1.1.1.1", false),
+            // IPv4-compatible (::a.b.c.d, deprecated): refused whatever it embeds.
+            ("::10.0.0.1", true),
+            ("::169.254.169.254", true),
+            ("::1.1.1.1", true),
             ("64:ff9b:1::1", true),
             ("2002:7f00:1::1", true),
             ("2002:a9fe:a9fe::1", true),
@@ -136,5 +167,14 @@ mod tests {
         assert!(non_public_reason("169.254.169.254".parse().unwrap()).unwrap().contains("metadata"));
         assert!(non_public_reason("fd00:ec2::254".parse().unwrap()).unwrap().contains("private"));
         assert_eq!(non_public_reason("::ffff:127.0.0.1".parse().unwrap()), Some("a loopback address"));
+        // Every form that embeds an IPv4 address names the range of that address.
+        let metadata = non_public_reason("169.254.169.254".parse().unwrap());
+        for form in
+            ["::ffff:169.254.169.254", "::ffff:0:169.254.169.254", "64:ff9b::169.254.169.254", "::169.254.169.254"]
+        {
+            assert_eq!(non_public_reason(form.parse().unwrap()), metadata, "{form}");
+        }
+        assert_eq!(non_public_reason("2002:a9fe:a9fe::1".parse().unwrap()), metadata);
+        assert_eq!(non_public_reason("::8.8.8.8".parse().unwrap()), Some("an IPv4-compatible address (deprecated)"));
     }
 }

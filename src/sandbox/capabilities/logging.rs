@@ -4,7 +4,8 @@
 //!
 //! [`CallLog`] is the one place plugin output is let through: it caps the
 //! volume per call (the rest is counted and dropped, and the call carries
-//! on), truncates long lines, and redacts the plugin's own secrets.
+//! on), redacts the plugin's own secrets, and cuts long lines, in that
+//! order: a secret is never cut in two, nor a piece of one left at a cut.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -18,8 +19,11 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use super::Capabilities;
 
-/// Longest line or record kept; longer ones are cut.
+/// Longest line or record kept; longer ones are cut (the rest of a line is
+/// dropped).
 pub const MAX_LINE_BYTES: usize = 4096;
+/// Longest `wasi:logging` context kept.
+const MAX_CONTEXT_BYTES: usize = 256;
 /// What each record costs against the budget on top of its text, so a flood
 /// of empty records runs out too.
 const RECORD_OVERHEAD: usize = 64;
@@ -55,6 +59,9 @@ pub struct CallLog {
     tool: String,
     call_id: String,
     limit: usize,
+    /// How long an unfinished line may grow before it is logged cut: a line
+    /// and enough past the cut to see a secret that starts before it whole.
+    line_cap: usize,
     state: Mutex<State>,
 }
 
@@ -63,19 +70,63 @@ struct State {
     used: usize,
     dropped_records: usize,
     dropped_bytes: usize,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
+    stdout: LineBuffer,
+    stderr: LineBuffer,
+}
+
+/// The unfinished line of one stream.
+#[derive(Default)]
+struct LineBuffer {
+    line: Vec<u8>,
+    /// The line was logged cut; the rest of it, up to its newline, is dropped.
+    skipping: bool,
+}
+
+impl LineBuffer {
+    /// Adds `bytes`, pushing each line that is complete (or over `cap`,
+    /// cut) onto `lines`.
+    fn push(&mut self, mut bytes: &[u8], cap: usize, lines: &mut Vec<Vec<u8>>) {
+        while !bytes.is_empty() {
+            let newline = bytes.iter().position(|&b| b == b'\n');
+            if self.skipping {
+                match newline {
+                    Some(end) => (self.skipping, bytes) = (false, &bytes[end + 1..]),
+                    None => bytes = &[],
+                }
+                continue;
+            }
+            let room = cap - self.line.len();
+            match newline {
+                Some(end) if end < room => {
+                    self.line.extend_from_slice(&bytes[..end]);
+                    lines.push(std::mem::take(&mut self.line));
+                    bytes = &bytes[end + 1..];
+                }
+                _ => {
+                    let taken = room.min(bytes.len());
+                    self.line.extend_from_slice(&bytes[..taken]);
+                    bytes = &bytes[taken..];
+                    if self.line.len() >= cap {
+                        lines.push(std::mem::take(&mut self.line));
+                        self.skipping = true;
+                    }
+                }
+            }
+        }
+    }
 }
 
 impl CallLog {
     /// A log for one call of `tool` in call `call_id`, letting through about
     /// `limit` bytes.
     pub fn new(capabilities: Arc<Capabilities>, tool: &str, call_id: &str, limit: usize) -> Self {
+        let line_cap = MAX_LINE_BYTES + capabilities.values().redactor().span();
         Self {
             capabilities,
             tool: tool.to_owned(),
             call_id: call_id.to_owned(),
             limit,
+            line_cap,
             state: Mutex::new(State::default()),
         }
     }
@@ -96,13 +147,7 @@ impl CallLog {
                 Stream::Stdout => &mut state.stdout,
                 Stream::Stderr => &mut state.stderr,
             };
-            buffer.extend_from_slice(bytes);
-            while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
-                lines.push(buffer.drain(..=end).collect::<Vec<u8>>());
-            }
-            while buffer.len() > MAX_LINE_BYTES {
-                lines.push(buffer.drain(..MAX_LINE_BYTES).collect());
-            }
+            buffer.push(bytes, self.line_cap, &mut lines);
         }
         for line in lines {
             self.line(stream, &line);
@@ -144,11 +189,12 @@ impl CallLog {
         true
     }
 
+    /// Logs one record: redacted, then cut (one pass over everything the
+    /// plugin emits, message and context alike).
     fn emit(&self, level: Level, context: &str, message: &str) {
-        let mut message = truncate(message, MAX_LINE_BYTES).into_owned();
-        if self.capabilities.values().has_secrets() {
-            message = self.capabilities.values().redact(message);
-        }
+        let redactor = self.capabilities.values().redactor();
+        let message = redactor.redact_cut(message, MAX_LINE_BYTES);
+        let context = redactor.redact_cut(context, MAX_CONTEXT_BYTES);
         let (plugin, tool, call_id) = (self.capabilities.plugin(), &self.tool, &self.call_id);
         macro_rules! event {
             ($level:expr) => {
@@ -169,7 +215,7 @@ impl Drop for CallLog {
     /// Logs unfinished lines, and how much was dropped.
     fn drop(&mut self) {
         let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
-        let (stdout, stderr) = (std::mem::take(&mut state.stdout), std::mem::take(&mut state.stderr));
+        let (stdout, stderr) = (std::mem::take(&mut state.stdout.line), std::mem::take(&mut state.stderr.line));
         if !stdout.is_empty() {
             self.line(Stream::Stdout, &stdout);
         }
@@ -186,17 +232,6 @@ impl Drop for CallLog {
             );
         }
     }
-}
-
-fn truncate(text: &str, limit: usize) -> std::borrow::Cow<'_, str> {
-    if text.len() <= limit {
-        return text.into();
-    }
-    let mut end = limit;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end]).into()
 }
 
 /// A component's stdout or stderr, feeding a [`CallLog`].
@@ -348,8 +383,25 @@ mod tests {
     }
 
     #[test]
-    fn long_lines_are_cut() {
-        assert_eq!(truncate("héllo", 2), "h…");
-        assert_eq!(truncate("hello", 5), "hello");
+    fn long_lines_are_redacted_then_cut_and_the_rest_dropped() {
+        let out = capture(|| {
+            let log = CallLog::new(capabilities(), "long", "call-2", 1 << 20);
+            // The secret across the cut, on each stream and as a record;
+            // the stream lines are written in pieces, and run on past the cap.
+            for pad in [MAX_LINE_BYTES - 5, MAX_LINE_BYTES - 1, MAX_LINE_BYTES + 2] {
+                let line = format!("{}sk_live_abcdef{}", "x".repeat(pad), "y".repeat(3 * MAX_LINE_BYTES));
+                log.record(Level::Info, "sk_live_abcdef", &line);
+                for piece in line.as_bytes().chunks(1000) {
+                    log.write(Stream::Stdout, piece);
+                }
+                log.write(Stream::Stdout, b"\nnext line\n");
+            }
+        });
+        assert!(!out.contains("sk_live") && !out.contains("abcdef"), "a piece of the secret is in the log");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 9, "each long line once, cut; then `next line`: {}", lines.len());
+        assert!(lines.iter().filter(|l| l.contains("x…")).count() == 6, "cut before the secret");
+        assert_eq!(lines.iter().filter(|l| l.contains("plugin: next line ")).count(), 3);
+        assert!(lines.iter().all(|l| l.len() < MAX_LINE_BYTES + 200), "cut at about 4 KiB");
     }
 }

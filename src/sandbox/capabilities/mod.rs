@@ -14,6 +14,9 @@
 //! - logging (`wasi:logging`, stdout, stderr): [`logging::CallLog`] tags,
 //!   caps and redacts.
 //!
+//! [`redaction`] keeps a plugin's own secrets out of everything it emits
+//! (results, errors, hook answers, log lines), in every form they take.
+//!
 //! Raw sockets (`wasi:sockets`) stay closed for every plugin; files and
 //! environment variables are not granted at all.
 
@@ -21,6 +24,7 @@ pub mod addresses;
 pub mod allowed_hosts;
 pub mod logging;
 pub mod outbound;
+pub mod redaction;
 pub mod tls;
 pub mod values;
 

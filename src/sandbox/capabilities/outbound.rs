@@ -15,7 +15,11 @@
 //!    `[http] ca_file`, for an internal CA);
 //! 4. bounds connecting and waiting by the call's remaining time, the
 //!    response body by `max_response_bytes`, and the call's requests open at
-//!    once by `max_concurrent_requests` (more wait for a place).
+//!    once by `max_concurrent_requests` (more wait for a place);
+//! 5. keeps what the call's requests hold in the host bounded: each request
+//!    sent counts against the call's caps of `host_limits` until its
+//!    connection is done, request bodies are taken in small chunks, and a
+//!    connection buffers at most [`CONNECTION_BUFFER_BYTES`].
 //!
 //! The target comes only from the plugin's own request, checked against its
 //! own manifest; nothing from the inbound webhook chooses it. Logs name the
@@ -40,6 +44,11 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::addresses::non_public_reason;
 use super::{Capabilities, Host, HostDecision, Scheme};
+use crate::sandbox::host_limits::{self, HeldOutside, HeldRequest};
+
+/// Most bytes one connection buffers, reading or writing (hyper's default is
+/// about 400 KiB); a response head must fit in it.
+pub const CONNECTION_BUFFER_BYTES: usize = 64 << 10;
 
 /// The future `send_request` gives back: the response head, and a task that
 /// drives the connection while the body is read.
@@ -53,13 +62,15 @@ pub struct OutboundHttp {
     /// Places for the call's open requests (`max_concurrent_requests`),
     /// made at its first request.
     open: Option<Arc<Semaphore>>,
+    /// Counts the requests the call has sent and not yet had answered.
+    held: HeldOutside,
 }
 
 impl OutboundHttp {
     /// Hooks for a call of the plugin with `capabilities`; every request
-    /// must be done by `deadline`.
-    pub fn new(capabilities: Arc<Capabilities>, deadline: Instant) -> Self {
-        Self { capabilities, deadline, open: None }
+    /// must be done by `deadline`; requests sent count in `held`.
+    pub fn new(capabilities: Arc<Capabilities>, deadline: Instant, held: HeldOutside) -> Self {
+        Self { capabilities, deadline, open: None, held }
     }
 }
 
@@ -70,11 +81,27 @@ impl WasiHttpHooks for OutboundHttp {
         options: Option<RequestOptions>,
         _response_errors: IoFuture,
     ) -> SendFuture {
+        let Some(held) = self.held.send(&request) else {
+            tracing::warn!(plugin = %self.capabilities.plugin(), limit = host_limits::MAX_OPEN_REQUESTS,
+                "outbound HTTP request refused: the call has too many requests out");
+            let refused = format!("more than {} requests out at once", host_limits::MAX_OPEN_REQUESTS);
+            return Box::new(async move { Err(Error::InternalError(Some(refused))) });
+        };
         let capabilities = self.capabilities.clone();
         let deadline = self.deadline;
         let limit = capabilities.http().max_concurrent_requests;
         let open = self.open.get_or_insert_with(|| Arc::new(Semaphore::new(limit))).clone();
-        Box::new(async move { send(&capabilities, deadline, open, request, options).await })
+        Box::new(async move { send(&capabilities, deadline, open, held, request, options).await })
+    }
+
+    // A request body is taken from the plugin a small chunk at a time, with
+    // one more queued: what a body not yet sent holds in the host.
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        1
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        host_limits::BODY_CHUNK_BYTES
     }
 }
 
@@ -106,6 +133,7 @@ async fn send(
     capabilities: &Capabilities,
     deadline: Instant,
     open: Arc<Semaphore>,
+    held: HeldRequest,
     mut request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
 ) -> wasmtime_wasi_http::Result<(http::Response<WasiBody>, IoFuture)> {
@@ -113,9 +141,11 @@ async fn send(
     let target = Target::of(request.uri())?;
     let plugin = capabilities.plugin();
     let (scheme, host, port) = (target.scheme, &target.host, target.port);
+    // The host name is the plugin's to choose: redacted in the log like everything else it emits.
+    let shown = capabilities.values().redact(host.to_string());
     let decision = capabilities.http().decide(scheme, host, port);
     if decision == HostDecision::Denied {
-        tracing::warn!(%plugin, %scheme, %host, port, "outbound HTTP request denied: not in the plugin's [http] allowed_hosts");
+        tracing::warn!(%plugin, %scheme, host = %shown, port, "outbound HTTP request denied: not in the plugin's [http] allowed_hosts");
         return Err(Error::HttpRequestDenied);
     }
 
@@ -134,7 +164,7 @@ async fn send(
     if checked.is_empty() {
         return Err(match refused {
             Some((address, reason)) => {
-                tracing::warn!(%plugin, %scheme, %host, port, %address, reason,
+                tracing::warn!(%plugin, %scheme, host = %shown, port, %address, reason,
                     "outbound HTTP request refused: the host resolves to a non-public address, and its allowed_hosts entry does not grant that (allow_private = true, or name the address itself)");
                 Error::DestinationIpProhibited
             }
@@ -146,7 +176,7 @@ async fn send(
     // A place among the call's open requests, held until this one's
     // connection is done (so a plugin cannot open sockets without bound).
     if open.available_permits() == 0 {
-        tracing::debug!(%plugin, %scheme, %host, port, "outbound HTTP request waits: max_concurrent_requests are open");
+        tracing::debug!(%plugin, %scheme, host = %shown, port, "outbound HTTP request waits: max_concurrent_requests are open");
     }
     let place = timeout_at(connect_deadline, open.acquire_owned())
         .await
@@ -168,7 +198,7 @@ async fn send(
                 .map_err(|_| Error::ConnectionTimeout)?
                 .map_err(|e| match untrusted_certificate(&e) {
                     Some(why) => {
-                        tracing::warn!(%plugin, %scheme, %host, port, reason = ?why,
+                        tracing::warn!(%plugin, %scheme, host = %shown, port, reason = ?why,
                             "outbound HTTPS refused: the server's certificate is not trusted (for an internal CA, name it in the manifest's [http] ca_file)");
                         Error::TlsCertificateError
                     }
@@ -177,10 +207,11 @@ async fn send(
             Box::new(tls)
         }
     };
+    let handshake = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(CONNECTION_BUFFER_BYTES)
+        .handshake(TokioIo::new(stream));
     let (mut sender, connection) =
-        timeout_at(connect_deadline, hyper::client::conn::http1::handshake(TokioIo::new(stream)))
-            .await
-            .map_err(|_| Error::ConnectionTimeout)??;
+        timeout_at(connect_deadline, handshake).await.map_err(|_| Error::ConnectionTimeout)??;
 
     let method = request.method().clone();
     // The request line carries only the path; the host is in the Host header.
@@ -213,14 +244,15 @@ async fn send(
     let declared =
         response.headers().get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
-        tracing::warn!(%plugin, %scheme, %host, port, limit, "outbound HTTP response refused: its body is over max_response_bytes");
+        tracing::warn!(%plugin, %scheme, host = %shown, port, limit, "outbound HTTP response refused: its body is over max_response_bytes");
         return Err(Error::HttpResponseBodySize(declared));
     }
-    tracing::debug!(%plugin, %method, %scheme, %host, port,
+    tracing::debug!(%plugin, %method, %scheme, host = %shown, port,
         status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "outbound HTTP response");
     let response = response.map(|incoming| CappedBody::new(incoming, limit, deadline).boxed_unsync());
     let io: IoFuture = Box::new(async move {
-        let _place = place;
+        // The place, and the request's count, are held until the answer is read.
+        let (_place, _held) = (place, held);
         match connection {
             Some(connection) => connection.await.map_err(Error::from),
             None => Ok(()),

@@ -13,12 +13,12 @@ use rustls::pki_types::pem::PemObject;
 pub struct TrustedRoots(Vec<CertificateDer<'static>>);
 
 impl TrustedRoots {
-    /// Reads every certificate of the PEM file `path`. Fails, saying why, on
-    /// a file that cannot be read, holds no certificate, or holds one that is
-    /// not a usable certificate authority.
-    pub fn from_pem_file(path: &Path) -> Result<Self, String> {
-        let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let certificates = CertificateDer::pem_slice_iter(&pem)
+    /// Every certificate of `pem`, the contents of the PEM file `path` (read
+    /// by the caller, which decides which files may be read). Fails, saying
+    /// why, when it holds no certificate, or one that is not a usable
+    /// certificate authority.
+    pub fn from_pem(pem: &[u8], path: &Path) -> Result<Self, String> {
+        let certificates = CertificateDer::pem_slice_iter(pem)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| format!("{} is not a PEM certificate file: {e}", path.display()))?;
         if certificates.is_empty() {
@@ -51,7 +51,7 @@ pub(crate) fn tls_config(extra: &TrustedRoots) -> Arc<rustls::ClientConfig> {
     static PUBLIC: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     let build = |extra: &TrustedRoots| {
         let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.into() };
-        // Checked when the manifest was read (`TrustedRoots::from_pem_file`).
+        // Checked when the manifest was read (`TrustedRoots::from_pem`).
         roots.add_parsable_certificates(extra.0.iter().cloned());
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()

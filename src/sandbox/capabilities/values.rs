@@ -11,6 +11,8 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor, value::MapAccessDeserializer};
 
+use super::redaction::Redactor;
+
 /// A secret value. `Debug` prints `***`; read it with [`Secret::expose`].
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -101,15 +103,23 @@ impl Values {
         config.chain(self.secrets.iter().map(|(k, v)| (k.as_str(), v.expose())))
     }
 
-    /// `text` with every secret value replaced by `***`.
+    /// `text` with every secret value replaced by `***`, in every form it
+    /// may take (as written, JSON-escaped, percent-encoded; in a JSON
+    /// document, however escaped): see [`Redactor`].
     pub fn redact(&self, text: String) -> String {
-        let mut text = text;
-        for secret in self.secrets.values().map(Secret::expose).filter(|s| s.len() >= MIN_REDACTED_LEN) {
-            if text.contains(secret) {
-                text = text.replace(secret, "***");
-            }
-        }
-        text
+        self.redactor().redact(text)
+    }
+
+    /// `text` redacted and cut to about `limit` bytes (`…` marks a cut); the
+    /// cut is chosen before redacting and never falls inside a secret.
+    pub fn redact_cut(&self, text: &str, limit: usize) -> String {
+        self.redactor().redact_cut(text, limit)
+    }
+
+    /// What looks for this plugin's secret values (those of
+    /// `MIN_REDACTED_LEN` characters or more).
+    pub(crate) fn redactor(&self) -> Redactor {
+        Redactor::new(self.secrets.values().map(Secret::expose).filter(|s| s.len() >= MIN_REDACTED_LEN))
     }
 
     /// Whether there is anything to redact.

@@ -92,7 +92,11 @@ impl TestServer {
         };
         configure(&mut settings);
         let switchboard = Switchboard::start(settings).await.expect("switchboard starts");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // A backlog of 1024, as `switchboard serve` listens with (tokio's
+        // `bind` gives 128): tests that open many connections at once.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(1024).unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {

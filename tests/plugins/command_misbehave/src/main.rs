@@ -41,6 +41,16 @@ fn main() -> ExitCode {
             println!("this is not json");
             ExitCode::SUCCESS
         }
+        // The secret `token` where a message is cut: stderr at 1,000
+        // characters, non-JSON stdout at 200.
+        "leak_stderr" => {
+            eprintln!("{}{}", "e".repeat(990), std::env::var("token").unwrap_or_default());
+            ExitCode::from(1)
+        }
+        "leak_stdout" => {
+            println!("{}{}", "g".repeat(195), std::env::var("token").unwrap_or_default());
+            ExitCode::SUCCESS
+        }
         _ => {
             println!(
                 "{}",

@@ -20,9 +20,15 @@
 //! | `http_post`    | `{"url": U, "body": B}` | POST B as JSON to U                     |
 //! | `config`       | `{"key": K}` | the config value K, or `null`                     |
 //! | `leak_secret`  | `{"key": K}` | logs secret K and fails with it in the message    |
+//! | `secret_result` | `{"key": K}` | answers secret K as a value, inside a JSON string, and percent-encoded in a URL |
+//! | `secret_long_log` | `{"key": K, "pad": N}` | logs N bytes then secret K (across the 4 KiB cut when N is near it), as a record, on stdout and on stderr, and JSON-escaped |
 //! | `read_env`     | any         | the names of its environment variables            |
 //! | `read_file`    | `{"path": P}` | reads file P                                     |
 //! | `raw_tcp`      | `{"addr": A}` | opens a TCP connection to A (wasi:sockets)       |
+//! | `header_flood` | `{"fields": N, "value_bytes": M}` | holds N `wasi:http` fields, each with one M-byte header |
+//! | `resource_flood` | `{"count": N}` | holds N `wasi:clocks` pollables (resource-table entries) |
+//! | `body_flood`   | `{"requests": N}` | holds N outgoing requests, each body filled as far as the host takes it |
+//! | `big_result`   | `{"count": N}` | answers a JSON string of N bytes                  |
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -273,6 +279,163 @@ fn raw_tcp(args: Addr, _: &CallContext) -> Result<Value, ToolError> {
     }
 }
 
+/// Arguments of `header_flood`.
+#[derive(Deserialize, JsonSchema)]
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))] // read by the wasm32 tools only
+struct HeaderFlood {
+    /// How many `fields` resources to create and hold
+    fields: usize,
+    /// Bytes of the one header value in each
+    value_bytes: usize,
+}
+
+/// Arguments of `resource_flood` and `big_result`.
+#[derive(Deserialize, JsonSchema)]
+struct Count {
+    /// How many
+    count: usize,
+}
+
+/// Arguments of `body_flood`.
+#[derive(Deserialize, JsonSchema)]
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))] // read by the wasm32 tools only
+struct BodyFlood {
+    /// How many outgoing requests (each with a body) to create and hold
+    requests: usize,
+}
+
+/// The tools that use WASI below the SDK, through the raw bindings it
+/// generates (its `__private` glue: fine for a test plugin that must do what
+/// the SDK never does). Only in a component; natively they fail.
+#[cfg(target_arch = "wasm32")]
+mod raw {
+    use super::*;
+    use switchboard_sdk::__private::bindings::wasi;
+
+    /// Creates `fields` header-field resources, each holding one header of
+    /// `value_bytes`, and keeps them all: host memory the plugin's own memory
+    /// cap does not see. Fails with the first refusal the host returns as an
+    /// error.
+    pub fn header_flood(args: HeaderFlood, _: &CallContext) -> Result<Value, ToolError> {
+        use wasi::http::types::Fields;
+        let value = vec![b'v'; args.value_bytes];
+        let mut held = Vec::with_capacity(args.fields);
+        for i in 0..args.fields {
+            let fields = Fields::new();
+            fields
+                .append("x-flood", &value)
+                .map_err(|e| ToolError::failed(format!("the host refused header {i}: {e:?}")))?;
+            held.push(fields);
+        }
+        Ok(json!({ "created": black_box(held).len() }))
+    }
+
+    /// Creates and holds `count` pollables: entries of the host's resource table.
+    pub fn resource_flood(args: Count, _: &CallContext) -> Result<Value, ToolError> {
+        let held: Vec<_> =
+            (0..args.count).map(|_| wasi::clocks::monotonic_clock::subscribe_duration(1_000_000_000)).collect();
+        Ok(json!({ "created": black_box(held).len() }))
+    }
+
+    /// Creates `requests` outgoing requests and writes into each body as much
+    /// as the host accepts without sending it anywhere: request bodies
+    /// buffered in the host. Answers how many bodies were made and the bytes
+    /// they took.
+    pub fn body_flood(args: BodyFlood, _: &CallContext) -> Result<Value, ToolError> {
+        use wasi::http::types::{Fields, OutgoingRequest};
+        let chunk = vec![b'b'; 1 << 20];
+        let mut held = Vec::with_capacity(args.requests);
+        let mut buffered = 0u64;
+        for _ in 0..args.requests {
+            let request = OutgoingRequest::new(Fields::new());
+            let body = request.body().map_err(|()| ToolError::failed("no request body"))?;
+            let stream = body.write().map_err(|()| ToolError::failed("no request body stream"))?;
+            loop {
+                let room = stream.check_write().map_err(|e| ToolError::failed(format!("{e:?}")))?;
+                if room == 0 {
+                    break;
+                }
+                let now = (room as usize).min(chunk.len());
+                stream.write(&chunk[..now]).map_err(|e| ToolError::failed(format!("{e:?}")))?;
+                buffered += now as u64;
+            }
+            held.push((stream, body, request));
+        }
+        Ok(json!({ "requests": black_box(held).len(), "buffered": buffered }))
+    }
+}
+
+/// Natively (unit tests) there is no host to flood.
+#[cfg(not(target_arch = "wasm32"))]
+mod raw {
+    use super::*;
+
+    fn outside() -> ToolError {
+        ToolError::failed("only inside Switchboard")
+    }
+
+    pub fn header_flood(_: HeaderFlood, _: &CallContext) -> Result<Value, ToolError> {
+        Err(outside())
+    }
+
+    pub fn resource_flood(_: Count, _: &CallContext) -> Result<Value, ToolError> {
+        Err(outside())
+    }
+
+    pub fn body_flood(_: BodyFlood, _: &CallContext) -> Result<Value, ToolError> {
+        Err(outside())
+    }
+}
+
+/// Answers a JSON string of `count` bytes (a result larger than any answer
+/// the platform needs).
+fn big_result(args: Count, _: &CallContext) -> Result<Value, ToolError> {
+    Ok(Value::String("x".repeat(args.count)))
+}
+
+/// Answers secret `key` in three forms a careless plugin might pass it on in.
+fn secret_result(args: Key, _: &CallContext) -> Result<Value, ToolError> {
+    let secret = config::secret(&args.key)?;
+    let secret = secret.expose();
+    let percent: String = secret
+        .bytes()
+        .map(|b| match b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            true => (b as char).to_string(),
+            false => format!("%{b:02X}"),
+        })
+        .collect();
+    Ok(json!({
+        "value": secret,
+        "nested": json!({ "upstream_said": { "key": secret } }).to_string(),
+        "url": format!("https://api.example.com/v1?key={percent}"),
+    }))
+}
+
+/// Arguments of `secret_long_log`.
+#[derive(Deserialize, JsonSchema)]
+struct LongLog {
+    /// The secret's key
+    key: String,
+    /// Bytes written before the secret
+    pad: usize,
+}
+
+/// Logs `pad` bytes followed by secret `key` and more text, so that the
+/// secret falls across the host's 4 KiB line cut when `pad` is near it: as a
+/// `wasi:logging` record, a stdout line and a stderr line; then a line of
+/// JSON that holds the secret escaped.
+fn secret_long_log(args: LongLog, _: &CallContext) -> Result<Value, ToolError> {
+    let secret = config::secret(&args.key)?;
+    let line = format!("{}{} and then some", "x".repeat(args.pad), secret.expose());
+    log::info(&line);
+    println!("{line}");
+    eprintln!("{line}");
+    let escaped = json!({ "request": { "authorization": secret.expose() } }).to_string();
+    log::warn(&escaped);
+    eprintln!("{escaped}");
+    Ok(json!({ "logged": line.len() }))
+}
+
 switchboard_sdk::plugin! {
     tool "ok" => ok, "Answer {\"ok\": true, \"args\": <arguments>}";
     tool "context" => context, "Answer the call context as JSON";
@@ -294,6 +457,12 @@ switchboard_sdk::plugin! {
     tool "read_env" => read_env, "List environment variables";
     tool "read_file" => read_file, "Read a file";
     tool "raw_tcp" => raw_tcp, "Open a raw TCP connection";
+    tool "secret_result" => secret_result, "Answer a secret in several forms";
+    tool "secret_long_log" => secret_long_log, "Log a secret across the line cut";
+    tool "header_flood" => raw::header_flood, "Hold many large HTTP header fields";
+    tool "resource_flood" => raw::resource_flood, "Hold many host resources";
+    tool "body_flood" => raw::body_flood, "Hold many outgoing request bodies, filled";
+    tool "big_result" => big_result, "Answer a string of `count` bytes";
 }
 
 #[cfg(test)]

@@ -1,0 +1,535 @@
+//! The HTTP server in front of the doors, for [`serve`](crate::serve): an
+//! accept loop with a cap on open connections, timeouts that free the slots
+//! of slow and idle clients, and request bodies drained after an early answer.
+//!
+//! Each connection is in one of three phases, and the timeouts follow them:
+//!
+//! - **head**: from the accept, or from the first byte of a later request on
+//!   a kept-alive connection, until the request's headers are in. It may last
+//!   `header_read_timeout`; then the connection is closed without an answer.
+//! - **busy**: from the headers until the answer is written and the request
+//!   body is read (or drained). No connection timeout: the handler's budgets
+//!   bound it, and the body must arrive within `header_read_timeout` of the
+//!   headers (else the handler sees an error and answers 400).
+//! - **idle**: between requests. It may last `idle_timeout`.
+//!
+//! When the cap is reached, the loop stops accepting: new connections wait in
+//! the listen backlog until a slot frees. The cap is also kept below the
+//! process's open-file limit, so that a full house still leaves descriptors
+//! for plugin files, outbound HTTP and the rest.
+//!
+//! An answer sent before the body has arrived (413 over the limit, 401 on
+//! missing headers, 415) would otherwise make the server close a socket that
+//! still has the client's bytes arriving, and the kernel then resets the
+//! connection: a client that writes its whole body before reading (Python
+//! `requests`, Java `HttpURLConnection`) sees a broken pipe instead of the
+//! answer. So what keeps arriving is read and discarded, up to [`DRAIN_TIME`]
+//! and `drain_bytes`, before the connection closes or serves its next request.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use bytes::Bytes;
+use http::{Request, Response, header};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio::time::{Instant, Sleep};
+
+use super::framing::FramingGuard;
+
+/// How the server treats connections. Built from the library's settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServerOptions {
+    /// Time for a request's headers, and again for its body.
+    pub header_read_timeout: Duration,
+    /// Time a kept-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Most bytes read and discarded after an answer sent before the body ended.
+    pub drain_bytes: u64,
+}
+
+/// Longest time spent reading and discarding a body after an early answer.
+pub(crate) const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// Open-file descriptors kept out of the connection cap: at least this many,
+/// or a tenth of the limit when that is more.
+const RESERVED_FILES: u64 = 64;
+
+/// Serves `router` on `listener` until `shutdown` completes; then stops
+/// accepting, closes idle connections and those still sending their headers,
+/// and waits for requests in flight.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    router: Router,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
+    let cap = connection_cap(options.max_connections);
+    let permits = Arc::new(Semaphore::new(cap));
+    let mut builder = Builder::new(TokioExecutor::new());
+    // Our own timers replace hyper's header-read timeout, which also counts
+    // the idle time before a request on a kept-alive connection.
+    builder.http1().header_read_timeout(None);
+    let shared = Arc::new(Shared { builder, router, options });
+    // Dropping the sender tells every connection to finish; every connection
+    // holds a clone of `open`, so `closed()` completes when the last one ends.
+    let (stop, stopping) = watch::channel(());
+    let (open_tx, open) = watch::channel(());
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut warned_full: Option<Instant> = None;
+    let mut warned_accept: Option<Instant> = None;
+    loop {
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if warned_full.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                    tracing::warn!(
+                        max_connections = cap,
+                        "connection cap reached: new connections wait in the listen backlog until one closes"
+                    );
+                    warned_full = Some(Instant::now());
+                }
+                tokio::select! {
+                    permit = permits.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+                    () = &mut shutdown => break,
+                }
+            }
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    // Most likely out of file descriptors (EMFILE, ENFILE):
+                    // wait for connections to close rather than spin.
+                    if warned_accept.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                        tracing::warn!(error = %e, "cannot accept connections; retrying");
+                        warned_accept = Some(Instant::now());
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(50)) => continue,
+                        () = &mut shutdown => break,
+                    }
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let shared = shared.clone();
+        let (stopping, open) = (stopping.clone(), open.clone());
+        tokio::spawn(async move {
+            connection(stream, peer, &shared, stopping).await;
+            drop((permit, open));
+        });
+    }
+    drop((listener, stop, open));
+    open_tx.closed().await;
+    Ok(())
+}
+
+/// What every connection task shares.
+struct Shared {
+    builder: Builder<TokioExecutor>,
+    router: Router,
+    options: ServerOptions,
+}
+
+/// Errors of one connection that `accept` reports; the next accept works.
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::ConnectionAborted | io::ErrorKind::ConnectionReset
+    )
+}
+
+/// `max_connections`, lowered when the open-file limit leaves less room.
+fn connection_cap(max_connections: usize) -> usize {
+    let max_connections = max_connections.clamp(1, Semaphore::MAX_PERMITS);
+    #[cfg(unix)]
+    if let Ok((soft, _)) = rlimit::getrlimit(rlimit::Resource::NOFILE) {
+        let room = soft.saturating_sub(RESERVED_FILES.max(soft / 10)).max(1);
+        if room < max_connections as u64 {
+            tracing::warn!(
+                max_connections,
+                open_file_limit = soft,
+                serving_at_most = room,
+                "the open-file limit leaves room for fewer connections than max_connections; raise it (ulimit -n, LimitNOFILE=)"
+            );
+            return room as usize;
+        }
+    }
+    max_connections
+}
+
+/// Serves one connection until it ends, a timeout closes it, or shutdown.
+async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut stopping: watch::Receiver<()>) {
+    let options = &shared.options;
+    let state = Arc::new(ConnState::new());
+    let io = TokioIo::new(FramingGuard::new(TrackedIo { stream, state: state.clone() }));
+    let service = ConnService { router: shared.router.clone(), state: state.clone(), options: *options, peer };
+    let mut conn = std::pin::pin!(shared.builder.serve_connection(io, service));
+    let mut timer = std::pin::pin!(tokio::time::sleep(options.header_read_timeout));
+    let mut shutting_down = false;
+    loop {
+        let now = Instant::now();
+        let phase = state.phase();
+        let deadline = match phase {
+            Phase::Head { since } => since + options.header_read_timeout,
+            Phase::Idle { since } => since + options.idle_timeout,
+            // No connection timeout while busy; look again now and then.
+            Phase::Busy { .. } => now + options.idle_timeout,
+        };
+        if deadline <= now {
+            match phase {
+                Phase::Head { .. } => tracing::debug!("closing a connection that did not send its headers in time"),
+                _ => tracing::debug!("closing an idle connection"),
+            }
+            return;
+        }
+        if timer.deadline() != deadline {
+            timer.as_mut().reset(deadline);
+        }
+        tokio::select! {
+            biased;
+            ended = conn.as_mut() => {
+                if let Err(e) = ended {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            () = state.changed.notified() => {}
+            () = timer.as_mut() => {}
+            _ = stopping.changed(), if !shutting_down => {
+                shutting_down = true;
+                if matches!(state.phase(), Phase::Head { .. }) {
+                    return;
+                }
+                conn.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
+
+/// Where a connection is; see the module's documentation.
+#[derive(Debug, Clone, Copy)]
+enum Phase {
+    Head { since: Instant },
+    Busy { requests: usize },
+    Idle { since: Instant },
+}
+
+/// One connection's phase, shared by its socket, its requests and its task.
+struct ConnState {
+    phase: Mutex<Phase>,
+    /// Woken when a deadline appears or moves earlier.
+    changed: Notify,
+}
+
+impl ConnState {
+    fn new() -> Self {
+        Self { phase: Mutex::new(Phase::Head { since: Instant::now() }), changed: Notify::new() }
+    }
+
+    fn phase(&self) -> Phase {
+        *self.phase.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn update(&self, f: impl FnOnce(Phase) -> Phase) {
+        let mut phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
+        let before = *phase;
+        *phase = f(before);
+        let after = *phase;
+        drop(phase);
+        // Into head or idle: a deadline appears, or may come sooner than
+        // the one the connection's task sleeps until. It looks again.
+        let entered = std::mem::discriminant(&before) != std::mem::discriminant(&after);
+        if entered && !matches!(after, Phase::Busy { .. }) {
+            self.changed.notify_one();
+        }
+    }
+
+    /// Bytes arrived: an idle connection starts its next request's head.
+    fn bytes_read(&self) {
+        if matches!(self.phase(), Phase::Idle { .. }) {
+            self.update(|phase| match phase {
+                Phase::Idle { .. } => Phase::Head { since: Instant::now() },
+                other => other,
+            });
+        }
+    }
+
+    /// A request's headers are in.
+    fn request_started(&self) {
+        self.update(|phase| match phase {
+            Phase::Busy { requests } => Phase::Busy { requests: requests + 1 },
+            _ => Phase::Busy { requests: 1 },
+        });
+    }
+
+    /// A request is answered and its body read or dropped.
+    fn request_finished(&self) {
+        self.update(|phase| match phase {
+            Phase::Busy { requests } if requests > 1 => Phase::Busy { requests: requests - 1 },
+            _ => Phase::Idle { since: Instant::now() },
+        });
+    }
+}
+
+/// Held by a request's body and its answer's body; the request is finished
+/// when both are gone.
+struct RequestGuard(Arc<ConnState>);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.0.request_finished();
+    }
+}
+
+/// The socket, telling the connection's state when bytes arrive.
+struct TrackedIo {
+    stream: TcpStream,
+    state: Arc<ConnState>,
+}
+
+impl AsyncRead for TrackedIo {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.state.bytes_read();
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for TrackedIo {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// The router, with each request's body and answer wrapped to track the
+/// connection's phase, and the peer's address as [`ConnectInfo`] (as
+/// `into_make_service_with_connect_info` gives it).
+#[derive(Clone)]
+struct ConnService {
+    router: Router,
+    state: Arc<ConnState>,
+    options: ServerOptions,
+    peer: SocketAddr,
+}
+
+type ServiceFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+
+impl hyper::service::Service<Request<Incoming>> for ConnService {
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = ServiceFuture;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        self.state.request_started();
+        let guard = Arc::new(RequestGuard(self.state.clone()));
+        let expects_continue =
+            request.headers().get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+        let timeout = self.options.header_read_timeout;
+        let drain_bytes = self.options.drain_bytes;
+        let mut request = request.map(|inner| RequestBody {
+            inner: Some(inner),
+            guard: Some(guard.clone()),
+            timeout,
+            deadline: Instant::now() + timeout,
+            timer: None,
+            polled: false,
+            ended: false,
+            timed_out: false,
+            expects_continue,
+            drain_bytes,
+        });
+        request.extensions_mut().insert(ConnectInfo(self.peer));
+        let mut router = self.router.clone();
+        Box::pin(async move {
+            let response = tower_service::Service::call(&mut router, request).await?;
+            Ok(response.map(|inner| ResponseBody { inner, _guard: guard }))
+        })
+    }
+}
+
+/// An answer's body, holding its request's guard until it is written.
+struct ResponseBody {
+    inner: axum::body::Body,
+    _guard: Arc<RequestGuard>,
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The request body did not arrive within the header-read timeout of its
+/// headers.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0:?} of its headers")]
+pub(crate) struct BodyTimeout(Duration);
+
+/// A request's body: ends in an error when it is late, and when dropped
+/// before its end (an early answer), is read and discarded in the background
+/// so the client can finish sending and read the answer.
+struct RequestBody {
+    inner: Option<Incoming>,
+    guard: Option<Arc<RequestGuard>>,
+    /// The header-read timeout, which the body gets too.
+    timeout: Duration,
+    deadline: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+    polled: bool,
+    ended: bool,
+    timed_out: bool,
+    expects_continue: bool,
+    drain_bytes: u64,
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        this.polled = true;
+        if this.ended || this.timed_out {
+            return Poll::Ready(None);
+        }
+        let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            Poll::Ready(Some(Err(e))) => {
+                this.ended = true;
+                Poll::Ready(Some(Err(e.into())))
+            }
+            Poll::Ready(None) => {
+                this.ended = true;
+                Poll::Ready(None)
+            }
+            Poll::Pending => {
+                let deadline = this.deadline;
+                let timer = this.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                ready!(timer.as_mut().poll(cx));
+                this.timed_out = true;
+                Poll::Ready(Some(Err(Box::new(BodyTimeout(this.timeout)))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.ended || self.timed_out || self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.as_ref().map(Body::size_hint).unwrap_or_default()
+    }
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        let Some(inner) = self.inner.take() else { return };
+        // Nothing more will come: the body ended, broke or is late, or the
+        // client waits for `100 Continue` before sending it (and, given the
+        // answer instead, will not send it).
+        let unsent = self.expects_continue && !self.polled;
+        if self.ended || self.timed_out || inner.is_end_stream() || unsent {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(drain(inner, self.guard.take(), self.drain_bytes));
+        }
+    }
+}
+
+/// Reads and discards `body` until it ends, `limit` bytes, or [`DRAIN_TIME`].
+/// Then the body is dropped: if it ended, the connection serves its next
+/// request; if not, hyper closes it.
+async fn drain(mut body: Incoming, guard: Option<Arc<RequestGuard>>, limit: u64) {
+    let deadline = Instant::now() + DRAIN_TIME;
+    let mut read = 0u64;
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline, body.frame()).await {
+        read += frame.data_ref().map_or(0, |data| data.len() as u64);
+        if read > limit {
+            break;
+        }
+    }
+    drop((body, guard));
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn phases_follow_bytes_and_requests() {
+        let state = ConnState::new();
+        assert!(matches!(state.phase(), Phase::Head { .. }), "a new connection owes its headers");
+        state.request_started();
+        state.bytes_read();
+        assert!(matches!(state.phase(), Phase::Busy { requests: 1 }), "body bytes keep it busy");
+        state.request_started();
+        state.request_finished();
+        assert!(matches!(state.phase(), Phase::Busy { requests: 1 }));
+        assert!(state.changed.notified().now_or_never().is_none(), "no new deadline yet");
+        state.request_finished();
+        assert!(matches!(state.phase(), Phase::Idle { .. }));
+        assert!(state.changed.notified().now_or_never().is_some(), "the task learns of the idle deadline");
+        state.bytes_read();
+        assert!(matches!(state.phase(), Phase::Head { .. }), "a next request's first byte starts its head");
+        assert!(state.changed.notified().now_or_never().is_some(), "the task learns of the sooner deadline");
+        state.bytes_read();
+        assert!(state.changed.notified().now_or_never().is_none(), "more bytes of the head change nothing");
+    }
+}
