@@ -82,6 +82,16 @@ pub struct Settings {
     /// Most connections [`serve`] keeps open at once; more wait in the listen
     /// backlog until one closes. Lowered to fit the open-file limit.
     pub max_connections: usize,
+    /// How long [`serve`] keeps accepting connections after its shutdown
+    /// future completes, with `/readyz` already answering 503, so a load
+    /// balancer sees it before connections are refused. Default zero: the
+    /// listener closes at once.
+    pub shutdown_delay: Duration,
+    /// After [`serve`] has finished the requests in flight: how long async
+    /// tools still running and queued event deliveries may take before it
+    /// returns anyway. What is left is logged and counted
+    /// (`switchboard_shutdown_unfinished_total`). Default 10 s.
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Settings {
@@ -107,6 +117,8 @@ impl Default for Settings {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(75),
             max_connections: 20_000,
+            shutdown_delay: Duration::ZERO,
+            shutdown_grace: Duration::from_secs(10),
         }
     }
 }
@@ -189,6 +201,8 @@ pub struct Switchboard {
     operators: Option<Arc<OperatorRule>>,
     tool_calls_budget: Duration,
     server: ServerOptions,
+    shutdown_delay: Duration,
+    shutdown_grace: Duration,
     _watch: Option<Arc<WatchGuard>>,
 }
 
@@ -267,6 +281,8 @@ impl Switchboard {
             operators: (!settings.separate_admin).then(|| Arc::new(OperatorRule { token: settings.admin_token })),
             tool_calls_budget: settings.tool_calls_budget,
             server,
+            shutdown_delay: settings.shutdown_delay,
+            shutdown_grace: settings.shutdown_grace,
             _watch: watch,
         })
     }
@@ -380,8 +396,17 @@ pub struct LoadedPlugin {
     pub tools: Vec<String>,
 }
 
-/// Serves `switchboard` on `listener` until `shutdown` completes, then lets
-/// requests in flight finish.
+/// Serves `switchboard` on `listener` until `shutdown` completes, then shuts
+/// down gracefully:
+///
+/// 1. `/readyz` answers 503 at once (draining), so the load balancer stops
+///    sending; new connections are still accepted for
+///    [`Settings::shutdown_delay`] (default zero);
+/// 2. the listener closes (new connections are refused), idle connections
+///    close, and requests in flight finish within their budgets;
+/// 3. async tools still running and queued event deliveries get
+///    [`Settings::shutdown_grace`]; what is left then is logged and counted
+///    (`switchboard_shutdown_unfinished_total`), and `serve` returns.
 ///
 /// Unlike `axum::serve` with [`Switchboard::router`], it caps open
 /// connections ([`Settings::max_connections`]), closes those slow to send a
@@ -393,11 +418,20 @@ pub async fn serve(
     switchboard: &Switchboard,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    // Open MCP streams would keep their connections, and the server, alive.
-    let mcp_sessions = switchboard.clone();
+    let draining = switchboard.clone();
     let shutdown = async move {
         shutdown.await;
-        mcp_sessions.close_mcp_sessions();
+        if draining.core.begin_shutdown() {
+            tracing::info!(
+                delay_ms = draining.shutdown_delay.as_millis() as u64,
+                "draining: /readyz answers 503; the listener closes after the delay"
+            );
+        }
+        tokio::time::sleep(draining.shutdown_delay).await;
+        // Open MCP streams would keep their connections, and the server, alive.
+        draining.close_mcp_sessions();
     };
-    crate::doors::http::serve(listener, switchboard.router(), switchboard.server, shutdown).await
+    let served = crate::doors::http::serve(listener, switchboard.router(), switchboard.server, shutdown).await;
+    switchboard.core.finish_background_work(switchboard.shutdown_grace).await;
+    served
 }

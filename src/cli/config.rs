@@ -72,6 +72,12 @@ pub struct FileConfig {
     pub idle_timeout_secs: Option<u64>,
     /// Most connections open at once (default 20000).
     pub max_connections: Option<usize>,
+    /// After SIGTERM, how long new connections are still accepted while
+    /// `/readyz` answers 503, in milliseconds (default 0).
+    pub shutdown_delay_ms: Option<u64>,
+    /// After SIGTERM and the requests in flight: time left to async tools
+    /// and queued event deliveries, in milliseconds (default 10000).
+    pub shutdown_grace_ms: Option<u64>,
     /// `[assistant_request]`: how assistant-request is answered.
     #[serde(default)]
     pub assistant_request: AssistantRequestConfig,
@@ -286,6 +292,8 @@ pub fn resolve(overrides: &Overrides) -> anyhow::Result<(SocketAddr, Settings)> 
         header_read_timeout: header_read_timeout_ms.map(Duration::from_millis).unwrap_or(defaults.header_read_timeout),
         idle_timeout: idle_timeout_secs.map(Duration::from_secs).unwrap_or(defaults.idle_timeout),
         max_connections: max_connections.unwrap_or(defaults.max_connections),
+        shutdown_delay: file.shutdown_delay_ms.map(Duration::from_millis).unwrap_or(defaults.shutdown_delay),
+        shutdown_grace: file.shutdown_grace_ms.map(Duration::from_millis).unwrap_or(defaults.shutdown_grace),
     };
     Ok((listen, settings))
 }
@@ -315,6 +323,18 @@ mod tests {
         assert_eq!(settings.secrets, ["a", "b", "c"]);
         assert_eq!(settings.tool_calls_budget, Duration::from_secs(2));
         assert_eq!(settings.max_body_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn shutdown_times_come_from_the_file_or_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("switchboard.toml");
+        std::fs::write(&path, "shutdown_grace_ms = 2500\nshutdown_delay_ms = 300\n").unwrap();
+        let (_, defaults) = resolve(&Overrides::default()).unwrap();
+        assert_eq!((defaults.shutdown_grace, defaults.shutdown_delay), (Duration::from_secs(10), Duration::ZERO));
+        let (_, from_file) = resolve(&Overrides { config: Some(path), ..Default::default() }).unwrap();
+        assert_eq!(from_file.shutdown_grace, Duration::from_millis(2500));
+        assert_eq!(from_file.shutdown_delay, Duration::from_millis(300));
     }
 
     #[test]

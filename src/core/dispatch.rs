@@ -19,6 +19,7 @@ use serde_json::value::RawValue;
 
 use super::dedup::{Answer, Dedup};
 use super::metrics::Metrics;
+use super::shutdown::{Shutdown, Work};
 use crate::plugins::{Plugin, PluginSet};
 use crate::types::{CallContext, ToolFailure};
 
@@ -79,6 +80,8 @@ pub(crate) struct Dispatcher {
     dedup: Option<Arc<Dedup>>,
     /// Most calls of one request that run.
     max_calls: usize,
+    /// Where async tools run, so shutdown waits for them.
+    shutdown: Shutdown,
 }
 
 /// Default of [`Dispatcher::max_calls`].
@@ -86,9 +89,10 @@ const DEFAULT_MAX_CALLS: usize = 64;
 
 impl Dispatcher {
     /// A dispatcher over `plugins`, recording into `metrics`, answering
-    /// duplicates from `dedup` when given.
-    pub fn new(plugins: Arc<PluginSet>, metrics: Arc<Metrics>, dedup: Option<Arc<Dedup>>) -> Self {
-        Self { plugins, metrics, dedup, max_calls: DEFAULT_MAX_CALLS }
+    /// duplicates from `dedup` when given, running async tools as
+    /// `shutdown`'s background work.
+    pub fn new(plugins: Arc<PluginSet>, metrics: Arc<Metrics>, dedup: Option<Arc<Dedup>>, shutdown: Shutdown) -> Self {
+        Self { plugins, metrics, dedup, max_calls: DEFAULT_MAX_CALLS, shutdown }
     }
 
     /// Runs at most `most` calls of one request (at least one); each call
@@ -119,7 +123,9 @@ impl Dispatcher {
         let cutoff = deadline.checked_sub(RESPONSE_MARGIN).unwrap_or(deadline);
         let run = async {
             match prepare(&call, target) {
-                Ok((plugin, arguments)) => execute(&call, plugin, arguments, cutoff, &self.metrics).await,
+                Ok((plugin, arguments)) => {
+                    execute(&call, plugin, arguments, cutoff, &self.metrics, &self.shutdown).await
+                }
                 Err(failure) => Err(refuse(&call, failure, &self.metrics)),
             }
         };
@@ -149,7 +155,7 @@ impl Dispatcher {
         let cutoff = deadline.checked_sub(RESPONSE_MARGIN).unwrap_or(deadline);
         let answer_call = |call: ToolCallRequest| {
             let target = registry.lookup(&call.name).cloned();
-            answer(call, target, cutoff, self.metrics.clone(), self.dedup.clone())
+            answer(call, target, cutoff, self.metrics.clone(), self.dedup.clone(), self.shutdown.clone())
         };
         if calls.len() == 1 {
             // One call (the usual case) runs on the request's own task: no
@@ -228,6 +234,7 @@ async fn answer(
     cutoff: Instant,
     metrics: Arc<Metrics>,
     dedup: Option<Arc<Dedup>>,
+    shutdown: Shutdown,
 ) -> Answer {
     // Only calls that reach a plugin are de-duplicated: an unknown tool or
     // invalid arguments ran nothing, so a retry may succeed.
@@ -236,7 +243,7 @@ async fn answer(
         Err(failure) => return Err(refuse(&call, failure, &metrics).to_string()),
     };
     let key = dedup.as_ref().map(|_| dedup_key(&call, &arguments));
-    let run = async { execute(&call, plugin, arguments, cutoff, &metrics).await.map_err(|f| f.to_string()) };
+    let run = async { execute(&call, plugin, arguments, cutoff, &metrics, &shutdown).await.map_err(|f| f.to_string()) };
     let (Some(dedup), Some(key)) = (dedup, key) else {
         return run.await;
     };
@@ -255,12 +262,13 @@ async fn execute(
     arguments: String,
     cutoff: Instant,
     metrics: &Arc<Metrics>,
+    shutdown: &Shutdown,
 ) -> Result<Box<RawValue>, ToolFailure> {
     let started = Instant::now();
     let tool = plugin.tool(&call.name).expect("lookup found this tool");
     let result = if tool.is_async {
         let accepted = tool.async_response.clone();
-        run_in_background(call.clone(), plugin, arguments, metrics.clone());
+        run_in_background(call.clone(), plugin, arguments, metrics.clone(), shutdown);
         Ok(async_answer(accepted))
     } else {
         let mut limits = plugin.limits;
@@ -303,8 +311,14 @@ fn prepare(call: &ToolCallRequest, target: Option<Arc<Plugin>>) -> Result<(Arc<P
 }
 
 /// Runs an async tool after its call was answered, under the plugin's own timeout.
-fn run_in_background(call: ToolCallRequest, plugin: Arc<Plugin>, arguments: String, metrics: Arc<Metrics>) {
-    tokio::spawn(async move {
+fn run_in_background(
+    call: ToolCallRequest,
+    plugin: Arc<Plugin>,
+    arguments: String,
+    metrics: Arc<Metrics>,
+    shutdown: &Shutdown,
+) {
+    shutdown.spawn(Work::AsyncTool, async move {
         let started = Instant::now();
         let result = plugin.call(&call.name, &arguments, &call.context, plugin.limits).await;
         metrics.record_tool_call(&call.name, call.door.label(), outcome_label(&result), started.elapsed());

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 
 use super::metrics::Metrics;
+use super::shutdown::{Shutdown, Work};
 use crate::plugins::PluginSet;
 use crate::types::EventKind;
 
@@ -30,43 +31,51 @@ struct QueuedEvent {
 pub(crate) struct EventQueue {
     tx: mpsc::Sender<QueuedEvent>,
     metrics: Arc<Metrics>,
+    shutdown: Shutdown,
 }
 
 impl EventQueue {
     /// Starts the delivery task with a queue of `capacity` events.
-    pub fn start(plugins: Arc<PluginSet>, metrics: Arc<Metrics>, capacity: usize) -> Self {
+    /// Deliveries run as `shutdown`'s background work.
+    pub fn start(plugins: Arc<PluginSet>, metrics: Arc<Metrics>, capacity: usize, shutdown: Shutdown) -> Self {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        tokio::spawn(deliver_all(plugins, metrics.clone(), rx));
-        Self { tx, metrics }
+        tokio::spawn(deliver_all(plugins, metrics.clone(), rx, shutdown.clone()));
+        Self { tx, metrics, shutdown }
     }
 
     /// Queues `message` (the webhook's `message` object as JSON) of type
     /// `kind` without waiting; drops it when the queue is full.
     pub fn publish(&self, kind: EventKind, message: String) {
-        match self.tx.try_send(QueuedEvent { kind, message: message.into() }) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Full(event)) => {
-                tracing::warn!(event = event.kind.as_str(), "event queue full; event dropped");
-                self.metrics.record_event_dropped(event.kind.as_str());
-            }
-            Err(mpsc::error::TrySendError::Closed(event)) => {
-                tracing::warn!(event = event.kind.as_str(), "event queue closed; event dropped");
-                self.metrics.record_event_dropped(event.kind.as_str());
-            }
-        }
+        // Counted before it is sent, so the delivery task never sees it uncounted.
+        self.shutdown.event_queued();
+        let Err(error) = self.tx.try_send(QueuedEvent { kind, message: message.into() }) else { return };
+        self.shutdown.event_dequeued();
+        let (event, why) = match error {
+            mpsc::error::TrySendError::Full(event) => (event, "event queue full; event dropped"),
+            mpsc::error::TrySendError::Closed(event) => (event, "event queue closed; event dropped"),
+        };
+        tracing::warn!(event = event.kind.as_str(), "{why}");
+        self.metrics.record_event_dropped(event.kind.as_str());
     }
 }
 
-async fn deliver_all(plugins: Arc<PluginSet>, metrics: Arc<Metrics>, mut rx: mpsc::Receiver<QueuedEvent>) {
+async fn deliver_all(
+    plugins: Arc<PluginSet>,
+    metrics: Arc<Metrics>,
+    mut rx: mpsc::Receiver<QueuedEvent>,
+    shutdown: Shutdown,
+) {
     let slots = Arc::new(Semaphore::new(CONCURRENT_DELIVERIES));
     while let Some(event) = rx.recv().await {
+        // Counts as queued until its deliveries have started.
+        let _queued = Dequeue(&shutdown);
         let registry = plugins.snapshot();
         for plugin in registry.subscribers(event.kind) {
             // Waiting for a slot here is what lets the queue fill up, and drop,
             // when subscribers are slow.
             let Ok(permit) = slots.clone().acquire_owned().await else { return };
             let (plugin, metrics, message, kind) = (plugin.clone(), metrics.clone(), event.message.clone(), event.kind);
-            tokio::spawn(async move {
+            shutdown.spawn(Work::EventDelivery, async move {
                 let mut limits = plugin.limits;
                 limits.timeout = limits.timeout.min(DELIVERY_TIMEOUT);
                 let outcome = plugin.guest.on_event(&message, limits).await;
@@ -77,5 +86,14 @@ async fn deliver_all(plugins: Arc<PluginSet>, metrics: Arc<Metrics>, mut rx: mps
                 drop(permit);
             });
         }
+    }
+}
+
+/// Counts a queued event out when its deliveries have started.
+struct Dequeue<'a>(&'a Shutdown);
+
+impl Drop for Dequeue<'_> {
+    fn drop(&mut self) {
+        self.0.event_dequeued();
     }
 }

@@ -65,6 +65,11 @@ struct EventLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabels {
     plugin: LabelText,
     event: &'static str,
@@ -81,6 +86,7 @@ pub struct Metrics {
     events_dropped: Family<EventLabels, Counter>,
     event_deliveries: Family<DeliveryLabels, Counter>,
     duplicates: Counter,
+    shutdown_unfinished: Family<KindLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -116,6 +122,12 @@ impl Default for Metrics {
             "Tool calls answered from an earlier call with the same id",
             duplicates.clone(),
         );
+        let shutdown_unfinished = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "shutdown_unfinished",
+            "Background work (async_tool, event_delivery, queued_event) still unfinished when the shutdown grace period ended",
+            shutdown_unfinished.clone(),
+        );
         Self {
             registry,
             webhooks,
@@ -125,6 +137,7 @@ impl Default for Metrics {
             events_dropped,
             event_deliveries,
             duplicates,
+            shutdown_unfinished,
         }
     }
 }
@@ -160,6 +173,13 @@ impl Metrics {
     /// Counts a tool call answered as a duplicate.
     pub fn record_duplicate(&self) {
         self.duplicates.inc();
+    }
+
+    /// Counts `count` pieces of background work of `kind` left unfinished at shutdown.
+    pub fn record_shutdown_unfinished(&self, kind: &'static str, count: usize) {
+        if count > 0 {
+            self.shutdown_unfinished.get_or_create(&KindLabels { kind }).inc_by(count as u64);
+        }
     }
 
     /// The Prometheus text exposition.

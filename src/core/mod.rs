@@ -8,7 +8,8 @@
 //! - [`events`]: status updates and end-of-call reports, delivered in the
 //!   background to the plugins that subscribe;
 //! - [`catalog`]: the loaded tools, in the shapes the platforms want;
-//! - [`metrics`]: counters and histograms for `GET /metrics`.
+//! - [`metrics`]: counters and histograms for `GET /metrics`;
+//! - [`shutdown`]: the draining flag, and a grace period for background work.
 //!
 //! [`Core`] is the one value the doors hold.
 
@@ -18,6 +19,7 @@ pub(crate) mod dedup;
 pub(crate) mod dispatch;
 pub(crate) mod events;
 pub(crate) mod metrics;
+pub(crate) mod shutdown;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -31,6 +33,7 @@ use dedup::Dedup;
 use dispatch::{Dispatcher, Door, ToolCallOutcome, ToolCallRequest};
 use events::EventQueue;
 use metrics::Metrics;
+use shutdown::Shutdown;
 
 /// The plugins, and everything that runs calls on them.
 pub(crate) struct Core {
@@ -40,6 +43,7 @@ pub(crate) struct Core {
     assistant: AssistantSettings,
     events: EventQueue,
     public_url: Option<String>,
+    shutdown: Shutdown,
 }
 
 impl Core {
@@ -52,9 +56,10 @@ impl Core {
         public_url: Option<String>,
     ) -> Self {
         let metrics = Arc::new(Metrics::default());
-        let events = EventQueue::start(plugins.clone(), metrics.clone(), event_queue_capacity);
-        let dispatcher = Dispatcher::new(plugins.clone(), metrics.clone(), dedup.map(Arc::new));
-        Self { plugins, dispatcher, metrics, assistant, events, public_url }
+        let shutdown = Shutdown::default();
+        let events = EventQueue::start(plugins.clone(), metrics.clone(), event_queue_capacity, shutdown.clone());
+        let dispatcher = Dispatcher::new(plugins.clone(), metrics.clone(), dedup.map(Arc::new), shutdown.clone());
+        Self { plugins, dispatcher, metrics, assistant, events, public_url, shutdown }
     }
 
     /// Runs at most `most` tool calls of one request (see [`Dispatcher::max_calls`]).
@@ -131,5 +136,21 @@ impl Core {
     /// The counters.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// Starts draining: `/readyz` fails from now on. `true` the first time.
+    pub fn begin_shutdown(&self) -> bool {
+        self.shutdown.begin()
+    }
+
+    /// Whether the server is shutting down.
+    pub fn is_draining(&self) -> bool {
+        self.shutdown.is_draining()
+    }
+
+    /// Gives async tools and event deliveries up to `grace` to finish;
+    /// logs and counts what does not.
+    pub async fn finish_background_work(&self, grace: std::time::Duration) {
+        self.shutdown.finish(grace, &self.metrics).await;
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -54,14 +54,19 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `GET /readyz`: plugins are loaded and the server answers webhooks.
-async fn readyz(State(core): State<Arc<Core>>) -> Json<Value> {
+/// `GET /readyz`: plugins are loaded and the server answers webhooks; 503
+/// from the moment it is told to shut down, so the load balancer stops
+/// sending.
+async fn readyz(State(core): State<Arc<Core>>) -> (StatusCode, Json<Value>) {
     let registry = core.snapshot();
-    Json(json!({
-        "ready": true,
+    let draining = core.is_draining();
+    let status = if draining { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let body = json!({
+        "ready": !draining,
         "plugins": registry.plugins().count(),
         "failed": registry.failures().len(),
-    }))
+    });
+    (status, Json(body))
 }
 
 /// `GET /metrics`: Prometheus text format.

@@ -13,5 +13,6 @@ mod protocol;
 mod reload;
 mod replicas;
 mod security;
+mod shutdown;
 mod tool_calls;
 mod webhook;
