@@ -3,28 +3,24 @@
 #
 #   benches/run.sh [--quick] [--out FILE] [--only SECTIONS] [--servers KEYS]
 #
-#   --quick          short runs and few samples: a smoke test of a few minutes.
-#                    Writes target/bench-work-quick/BENCHMARKS.md unless --out is given,
-#                    so the committed BENCHMARKS.md keeps the full run's figures.
+#   --quick          short runs and few samples: a smoke test of a few minutes;
+#                    writes target/bench-work-quick/BENCHMARKS.md unless --out is given.
 #   --out FILE       where to write the report (default: BENCHMARKS.md at the
 #                    repository root for a full run).
-#   --only LIST      comma-separated sections: http, instantiation, reload,
-#                    memory, startup (default: all).
+#   --only LIST      comma-separated sections: http, instantiation (the in-process
+#                    figures), reload, memory, startup (default: all).
 #   --servers LIST   comma-separated servers for the http section:
 #                    switchboard-echo, switchboard-echo_command, native, express,
 #                    express-cluster, fastapi, flask (default: all).
 #   --render-only    measure nothing: rewrite the report from the last run's
-#                    target/bench-work/results.json (after editing its wording;
-#                    with --quick, the last quick run's).
+#                    results.json (after editing its wording).
 #
-# It installs what it needs under target/bench-deps/ (express from npm with the
-# machine's node and npm; a Python venv with fastapi, uvicorn[standard], flask
-# and gunicorn from PyPI), builds Switchboard, the native baseline and the load
-# generator in release mode, builds the plugins, then runs benches/suite. The
-# full run measures for about 8 minutes, after the builds, and waits up to 5
-# more for a quiet machine when others use it. Works from any directory; needs cargo,
-# node, npm and python3 (with venv). Everything it starts listens on 127.0.0.1
-# only and is stopped when it ends.
+# It installs express (npm) and a Python venv (fastapi, uvicorn[standard], flask,
+# gunicorn) under target/bench-deps/, builds Switchboard, the native baseline,
+# the load generator and the plugins in release mode, then runs benches/suite.
+# A full run measures for about 8 minutes after the builds, and waits up to 5
+# more for a quiet machine. Needs cargo, node, npm and python3 (with venv).
+# Everything it starts listens on 127.0.0.1 only and stops when it ends.
 set -euo pipefail
 
 quick=0
@@ -49,7 +45,7 @@ while [[ $# -gt 0 ]]; do
             shift
             ;;
         -h | --help)
-            sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -153,4 +149,14 @@ args=(
 # either (see benches/suite/servers.rs).
 unset RUST_BACKTRACE RUST_LIB_BACKTRACE RUST_LOG
 step "$([[ $render_only == 1 ]] && echo "rewriting the report" || echo "running the suite ($([[ $quick == 1 ]] && echo quick || echo full))")"
+# Sections measured by their own commands (connections, replicas, fuzzing)
+# follow a marker line at the end of the report; keep them across the rewrite.
+marker='<!-- Sections below were measured by their own commands'
+kept=""
+if [[ -f $out ]] && grep -q "^$marker" "$out"; then
+    kept=$(sed -n "/^$marker/,\$p" "$out")
+fi
 "$suite" "${args[@]}"
+if [[ -n $kept ]]; then
+    printf '\n%s\n' "$kept" >>"$out"
+fi

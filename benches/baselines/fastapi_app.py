@@ -1,33 +1,14 @@
-"""Baseline: the echo tool as the platform's Python example handler does it, on FastAPI.
-
-Verifies X-Webhook-Signature over the raw body (HMAC-SHA256 of
-``timestamp + "." + body``, ``hmac.compare_digest``, 300 s window), parses the
-envelope, answers ``{"results":[{"tool_call_id", "result": {"echo": args}}]}``.
+"""Baseline: the echo tool on FastAPI (the handling itself: echo_webhook.py).
 
     SWITCHBOARD_SECRET=... uvicorn fastapi_app:app --workers 2 ...
 """
 
-import hashlib
-import hmac
-import json
-import os
-import time
-
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-SECRET = os.environ["SWITCHBOARD_SECRET"].encode()
+from echo_webhook import answer, verify
 
 app = FastAPI()
-
-
-def verify(timestamp: str | None, signature: str | None, body: bytes) -> bool:
-    if not timestamp or not signature or not timestamp.isdigit():
-        return False
-    if abs(time.time() - int(timestamp)) > 300:
-        return False
-    expected = hmac.new(SECRET, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(signature.removeprefix("sha256="), expected)
 
 
 @app.post("/webhook")
@@ -37,16 +18,7 @@ async def webhook(request: Request):
         request.headers.get("x-webhook-timestamp"), request.headers.get("x-webhook-signature"), body
     ):
         return JSONResponse({"error": "invalid signature"}, status_code=401)
-    message = json.loads(body)["message"]
-    if message.get("type") != "tool-calls":
-        return {}
-    results = []
-    for call in message.get("tool_call_list", []):
-        args = call["function"]["arguments"]
-        if isinstance(args, str):
-            args = json.loads(args)
-        results.append({"tool_call_id": call["id"], "result": {"echo": args}})
-    return {"results": results}
+    return answer(body)
 
 
 @app.get("/healthz")

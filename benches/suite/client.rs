@@ -47,8 +47,6 @@ impl Endpoint {
 #[derive(Default)]
 pub struct Conn {
     sender: Option<SendRequest<Full<Bytes>>>,
-    /// Connections opened, the first one included.
-    pub connects: u64,
 }
 
 impl Conn {
@@ -64,7 +62,6 @@ impl Conn {
             tokio::spawn(async move {
                 let _ = conn.await;
             });
-            self.connects += 1;
             self.sender = Some(sender);
         }
         Ok(self.sender.as_mut().expect("just set"))
@@ -194,12 +191,6 @@ struct ProbeResult<'a> {
     echo: EchoArgs<'a>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SleptResult {
-    slept_ms: u64,
-}
-
 /// What a correct answer to one request looks like.
 #[derive(Debug, Clone, Copy)]
 pub enum Expect {
@@ -207,19 +198,11 @@ pub enum Expect {
     Echo,
     /// `{"version": "a"|"b", "echo": {...}}` (the reload probe).
     Probe,
-    /// `{"slept_ms": MS}` (misbehave's `sleep`).
-    Slept(u64),
 }
 
-/// Checks an answer: status 200, exactly one result, for `tool_call_id`, with
-/// the expected content. Returns the probe's version for [`Expect::Probe`].
-pub fn check(
-    status: StatusCode,
-    body: &[u8],
-    tool_call_id: &str,
-    seq: u64,
-    expect: Expect,
-) -> Result<Option<char>, String> {
+/// The one result of an answer: status 200, exactly one result, for
+/// `tool_call_id`.
+pub fn one_result<'a>(status: StatusCode, body: &'a [u8], tool_call_id: &str) -> Result<&'a str, String> {
     let text = || String::from_utf8_lossy(&body[..body.len().min(300)]).into_owned();
     if status != StatusCode::OK {
         return Err(format!("status {status}: {}", text()));
@@ -231,35 +214,38 @@ pub fn check(
     if entry.tool_call_id != tool_call_id {
         return Err(format!("wrong tool_call_id {:?} (expected {tool_call_id:?})", entry.tool_call_id));
     }
+    Ok(entry.result.get())
+}
+
+/// Checks an answer to request `seq` ([`one_result`], with the expected
+/// content). Returns the probe's version for [`Expect::Probe`].
+pub fn check(
+    status: StatusCode,
+    body: &[u8],
+    tool_call_id: &str,
+    seq: u64,
+    expect: Expect,
+) -> Result<Option<char>, String> {
+    let result = one_result(status, body, tool_call_id)?;
     let want = EchoArgs { query: "John Smith", seq };
-    let result = entry.result.get();
-    match expect {
+    let (echo, version) = match expect {
         Expect::Echo => {
             let r: EchoResult = serde_json::from_str(result).map_err(|e| format!("wrong result ({e}): {result}"))?;
-            if r.echo != want {
-                return Err(format!("wrong echo: {result}"));
-            }
-            Ok(None)
+            (r.echo, None)
         }
         Expect::Probe => {
             let r: ProbeResult = serde_json::from_str(result).map_err(|e| format!("wrong result ({e}): {result}"))?;
-            if r.echo != want {
-                return Err(format!("wrong echo: {result}"));
-            }
             match r.version {
-                "a" => Ok(Some('a')),
-                "b" => Ok(Some('b')),
-                other => Err(format!("unknown probe version {other:?}")),
+                "a" => (r.echo, Some('a')),
+                "b" => (r.echo, Some('b')),
+                other => return Err(format!("unknown probe version {other:?}")),
             }
         }
-        Expect::Slept(ms) => {
-            let r: SleptResult = serde_json::from_str(result).map_err(|e| format!("wrong result ({e}): {result}"))?;
-            if r.slept_ms != ms {
-                return Err(format!("wrong result: {result}"));
-            }
-            Ok(None)
-        }
+    };
+    if echo != want {
+        return Err(format!("wrong echo: {result}"));
     }
+    Ok(version)
 }
 
 /// Sends one echo-style call for `tool` and checks it.
@@ -271,10 +257,6 @@ pub async fn call_tool(
     seq: u64,
     expect: Expect,
 ) -> Result<Option<char>, String> {
-    let arguments = match expect {
-        Expect::Slept(ms) => format!(r#"{{"ms":{ms}}}"#),
-        _ => echo_arguments(seq),
-    };
-    let (status, body) = conn.post_webhook(ep, tool_calls_body(id, tool, &arguments)).await?;
+    let (status, body) = conn.post_webhook(ep, tool_calls_body(id, tool, &echo_arguments(seq))).await?;
     check(status, &body, id, seq, expect)
 }

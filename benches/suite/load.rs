@@ -14,7 +14,6 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -31,7 +30,6 @@ const STOP: u8 = 2;
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
     pub tool: String,
-    pub expect: Expect,
     pub concurrency: usize,
     pub warmup: Duration,
     pub measure: Duration,
@@ -42,97 +40,81 @@ pub struct LoadSpec {
     pub timeline: Option<std::path::PathBuf>,
 }
 
-/// What one load run measured.
+/// What one measured window of a load run counted.
+#[derive(Debug, Clone)]
+pub struct Window {
+    concurrency: usize,
+    target_rate: Option<f64>,
+    /// Correct answers completed in the window, and their latencies in ns.
+    latencies_ns: Vec<u64>,
+    seconds: f64,
+    /// CPU of the server's process tree, of the load generator, and of
+    /// everything else on the machine (noise), in µs.
+    server_us: f64,
+    client_us: f64,
+    other_us: f64,
+    /// Failed or wrong answers, and all requests sent, warm-up included.
+    errors: u64,
+    total: u64,
+    first_error: Option<String>,
+}
+
+impl Window {
+    pub fn rps(&self) -> f64 {
+        self.latencies_ns.len() as f64 / self.seconds
+    }
+}
+
+/// The figures of one load on one server: the sum of its measured windows
+/// (taken in turns with other servers, so that a slow spell of a shared
+/// machine falls on all of them). Percentiles are over all the windows'
+/// latencies, CPU per request is their CPU over their correct answers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LoadResult {
     pub concurrency: usize,
     pub target_rate: Option<f64>,
-    /// Correct answers completed in the measured window.
     pub requests: u64,
     pub seconds: f64,
     pub rps: f64,
     pub p50_us: f64,
-    pub p90_us: f64,
     pub p99_us: f64,
     pub p999_us: f64,
-    pub max_us: f64,
-    /// Server CPU (user + system, whole process tree) per correct answer.
     pub server_cpu_us_per_req: f64,
-    /// Server CPU in cores (CPU seconds per second) during the window.
-    pub server_cores: f64,
-    /// Load generator CPU per correct answer.
     pub client_cpu_us_per_req: f64,
     /// CPU used on the machine by everything else, in cores: noise.
     pub other_cores: f64,
-    /// Failed or wrong answers, warm-up included.
     pub errors: u64,
-    /// All requests sent, warm-up included.
     pub total_requests: u64,
-    /// Connections opened.
-    pub connects: u64,
     pub first_error: Option<String>,
-    /// Rate-limited runs: CPU of the pacer thread in cores (CPU seconds per
-    /// second, over its whole life: warm-up and measured window).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pacer_cores: Option<f64>,
-    /// Measured windows this result adds up (see [`LoadResult::merge`]).
-    #[serde(default = "one")]
     pub windows: usize,
-    /// Every measured latency in ns, sorted: kept in memory to merge windows.
-    #[serde(skip)]
-    pub latencies_ns: Vec<u64>,
-}
-
-fn one() -> usize {
-    1
 }
 
 impl LoadResult {
-    /// One result from several measured windows of the same load on the same
-    /// server (taken in turns with other servers, so that a slow spell of a
-    /// shared machine falls on all of them): counts and times add up,
-    /// percentiles come from all the latencies, CPU per request is the total
-    /// CPU over the total answers.
-    pub fn merge(windows: Vec<LoadResult>) -> LoadResult {
-        let Some(first) = windows.first() else { panic!("merge needs at least one window") };
+    pub fn merge(windows: Vec<Window>) -> LoadResult {
+        let first = windows.first().expect("merge needs at least one window");
         let (concurrency, target_rate) = (first.concurrency, first.target_rate);
-        let requests: u64 = windows.iter().map(|w| w.requests).sum();
-        let seconds: f64 = windows.iter().map(|w| w.seconds).sum();
-        // Each window's CPU per request times its answers is its CPU.
-        let cpu_us = |per_req: fn(&LoadResult) -> f64| {
-            windows.iter().filter(|w| w.requests > 0).map(|w| per_req(w) * w.requests as f64).sum::<f64>()
-        };
-        let per_req = |us: f64| if requests > 0 { us / requests as f64 } else { f64::NAN };
-        let server_us = cpu_us(|w| w.server_cpu_us_per_req);
-        let client_us = cpu_us(|w| w.client_cpu_us_per_req);
-        let time_weighted =
-            |value: fn(&LoadResult) -> f64| windows.iter().map(|w| value(w) * w.seconds).sum::<f64>() / seconds;
-        let pacer_cores = windows.iter().map(|w| w.pacer_cores).collect::<Option<Vec<f64>>>();
         let mut latencies: Vec<u64> = windows.iter().flat_map(|w| w.latencies_ns.iter().copied()).collect();
         latencies.sort_unstable();
-        let (p50_us, p90_us, p99_us, p999_us, max_us) = latency_summary(&latencies);
+        let requests = latencies.len() as u64;
+        let seconds: f64 = windows.iter().map(|w| w.seconds).sum();
+        let sum = |field: fn(&Window) -> f64| windows.iter().map(field).sum::<f64>();
+        let per_req = |us: f64| if requests > 0 { us / requests as f64 } else { f64::NAN };
         LoadResult {
             concurrency,
             target_rate,
             requests,
             seconds,
             rps: requests as f64 / seconds,
-            p50_us,
-            p90_us,
-            p99_us,
-            p999_us,
-            max_us,
-            server_cpu_us_per_req: per_req(server_us),
-            server_cores: server_us / 1e6 / seconds,
-            client_cpu_us_per_req: per_req(client_us),
-            other_cores: time_weighted(|w| w.other_cores),
+            p50_us: percentile_us(&latencies, 50.0),
+            p99_us: percentile_us(&latencies, 99.0),
+            p999_us: percentile_us(&latencies, 99.9),
+            server_cpu_us_per_req: per_req(sum(|w| w.server_us)),
+            client_cpu_us_per_req: per_req(sum(|w| w.client_us)),
+            other_cores: sum(|w| w.other_us) / 1e6 / seconds,
             errors: windows.iter().map(|w| w.errors).sum(),
-            total_requests: windows.iter().map(|w| w.total_requests).sum(),
-            connects: windows.iter().map(|w| w.connects).sum(),
+            total_requests: windows.iter().map(|w| w.total).sum(),
             first_error: windows.iter().find_map(|w| w.first_error.clone()),
-            pacer_cores: pacer_cores.map(|c| c.iter().sum::<f64>() / c.len() as f64),
-            windows: windows.iter().map(|w| w.windows).sum(),
-            latencies_ns: latencies,
+            windows: windows.len(),
         }
     }
 }
@@ -150,31 +132,10 @@ const PACER_BATCH: u64 = 2;
 /// Longest step, so that the pacer sees the end of the run promptly.
 const PACER_MAX_STEP: Duration = Duration::from_millis(5);
 
-/// A wake-up this much later than planned counts as late (the pacer was not
-/// scheduled on time, so the requests due meanwhile went out in a burst).
-const PACER_LATE: Duration = Duration::from_millis(1);
-
 /// Timer slack of the pacer thread if it cannot run real-time. Linux lets a
 /// sleep overrun by the thread's slack (50 µs by default) so that wake-ups can
 /// be merged; the pacer's steps are short, so it asks for less.
 const PACER_TIMER_SLACK_NS: u64 = 1_000;
-
-/// What the pacer thread did, for the run's figures.
-struct PacerStats {
-    /// Whether it ran with a real-time priority (`SCHED_FIFO`).
-    realtime: bool,
-    /// CPU time of the pacer thread, if `/proc/thread-self/schedstat` exists.
-    cpu: Option<Duration>,
-    wall: Duration,
-    steps: u64,
-    released: u64,
-    /// Most requests released in one step.
-    max_batch: u64,
-    /// Latest wake-up (after the planned time), and wake-ups later than
-    /// [`PACER_LATE`].
-    max_late: Duration,
-    late_steps: u64,
-}
 
 /// Closes the semaphore when dropped, so that the workers waiting on it stop
 /// even if the pacer panics.
@@ -186,20 +147,12 @@ impl Drop for CloseOnDrop {
     }
 }
 
-/// CPU time used by the calling thread so far (`/proc/thread-self/schedstat`:
-/// nanoseconds on the CPU, then waiting to run, then timeslices).
-fn thread_cpu() -> Option<Duration> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    Some(Duration::from_nanos(text.split_whitespace().next()?.parse().ok()?))
-}
-
 /// Makes the calling thread real-time (`SCHED_FIFO`, lowest priority) so that
 /// it runs as soon as its timer fires instead of waiting for the server's and
-/// the workers' threads to give up a core; otherwise (no permission, not
-/// Linux) lowers its timer slack. Returns whether it is real-time. The pacer
-/// sleeps most of the time, so this cannot starve anything.
-#[cfg(target_os = "linux")]
-fn pacer_priority() -> bool {
+/// the workers' threads to give up a core; otherwise (no permission) lowers
+/// its timer slack. The pacer sleeps most of the time, so this cannot starve
+/// anything.
+fn pacer_priority() {
     use std::ffi::{c_int, c_ulong};
     const SCHED_FIFO: c_int = 1;
     const PR_SET_TIMERSLACK: c_int = 29;
@@ -213,20 +166,13 @@ fn pacer_priority() -> bool {
     }
     let param = SchedParam { sched_priority: 1 };
     // SAFETY: pid 0 is the calling thread; `param` outlives the call.
-    if unsafe { sched_setscheduler(0, SCHED_FIFO, &param) } == 0 {
-        return true;
+    if unsafe { sched_setscheduler(0, SCHED_FIFO, &param) } != 0 {
+        // SAFETY: PR_SET_TIMERSLACK takes one unsigned long and only changes
+        // the calling thread's timer slack.
+        unsafe {
+            prctl(PR_SET_TIMERSLACK, PACER_TIMER_SLACK_NS as c_ulong);
+        }
     }
-    // SAFETY: PR_SET_TIMERSLACK takes one unsigned long and only changes the
-    // calling thread's timer slack.
-    unsafe {
-        prctl(PR_SET_TIMERSLACK, PACER_TIMER_SLACK_NS as c_ulong);
-    }
-    false
-}
-
-#[cfg(not(target_os = "linux"))]
-fn pacer_priority() -> bool {
-    false
 }
 
 /// The pacer thread. Request k is due at `start + k / rate`; until the phase
@@ -235,35 +181,21 @@ fn pacer_priority() -> bool {
 /// and at most [`PACER_MAX_STEP`]; then it closes `permits`. Requests the
 /// workers could not send on time (all busy) stay as permits and go out as
 /// soon as workers are free, as they would with per-request deadlines.
-fn pacer(rate: f64, start: Instant, permits: Arc<Semaphore>, phase: Arc<AtomicU8>) -> PacerStats {
+fn pacer(rate: f64, start: Instant, permits: Arc<Semaphore>, phase: Arc<AtomicU8>) {
     let _close = CloseOnDrop(permits.clone());
-    let realtime = pacer_priority();
-    let cpu_before = thread_cpu();
-    let began = Instant::now();
-    let (mut released, mut steps, mut max_batch, mut late_steps) = (0u64, 0u64, 0u64, 0u64);
-    let (mut wake_at, mut max_late) = (began, Duration::ZERO);
+    pacer_priority();
+    let mut released = 0u64;
     while phase.load(Ordering::Relaxed) != STOP {
         let now = Instant::now();
-        let late = now.saturating_duration_since(wake_at);
-        max_late = max_late.max(late);
-        late_steps += u64::from(late > PACER_LATE);
         let due = (now.duration_since(start).as_secs_f64() * rate) as u64 + 1;
         if due > released {
-            let batch = due - released;
-            permits.add_permits(batch as usize);
+            permits.add_permits((due - released) as usize);
             released = due;
-            max_batch = max_batch.max(batch);
         }
-        steps += 1;
         // Request `released + PACER_BATCH - 1` is the PACER_BATCH-th not yet released.
         let next = start + Duration::from_secs_f64((released + PACER_BATCH - 1) as f64 / rate);
-        let step = next.saturating_duration_since(now).clamp(PACER_MIN_STEP, PACER_MAX_STEP);
-        wake_at = now + step;
-        std::thread::sleep(step);
+        std::thread::sleep(next.saturating_duration_since(now).clamp(PACER_MIN_STEP, PACER_MAX_STEP));
     }
-    permits.close();
-    let cpu = thread_cpu().zip(cpu_before).map(|(after, before)| after.saturating_sub(before));
-    PacerStats { realtime, cpu, wall: began.elapsed(), steps, released, max_batch, max_late, late_steps }
 }
 
 #[derive(Default)]
@@ -271,10 +203,8 @@ struct WorkerStats {
     latencies_ns: Vec<u64>,
     /// When each measured request was sent, from the start of the run.
     sent_ns: Vec<u64>,
-    measured_ok: u64,
     errors: u64,
     total: u64,
-    connects: u64,
     first_error: Option<String>,
 }
 
@@ -308,18 +238,15 @@ async fn worker(
         seq += 1;
         let id = format!("{prefix}_{seq}");
         let sent = Instant::now();
-        let outcome = client::call_tool(&mut conn, &ep, &spec.tool, &id, seq, spec.expect).await;
+        let outcome = client::call_tool(&mut conn, &ep, &spec.tool, &id, seq, Expect::Echo).await;
         let elapsed = sent.elapsed();
         stats.total += 1;
-        let measuring = phase.load(Ordering::Relaxed) == MEASURE;
         match outcome {
-            Ok(_) => {
-                if measuring {
-                    stats.measured_ok += 1;
-                    stats.latencies_ns.push(elapsed.as_nanos() as u64);
-                    stats.sent_ns.push(sent.duration_since(start).as_nanos() as u64);
-                }
+            Ok(_) if phase.load(Ordering::Relaxed) == MEASURE => {
+                stats.latencies_ns.push(elapsed.as_nanos() as u64);
+                stats.sent_ns.push(sent.duration_since(start).as_nanos() as u64);
             }
+            Ok(_) => {}
             Err(e) => {
                 stats.errors += 1;
                 stats.first_error.get_or_insert(e);
@@ -328,17 +255,11 @@ async fn worker(
             }
         }
     }
-    stats.connects = conn.connects;
     stats
 }
 
-/// p50, p90, p99, p99.9 and the maximum of `sorted` (ns), in µs.
-fn latency_summary(sorted: &[u64]) -> (f64, f64, f64, f64, f64) {
-    let max = sorted.last().map(|&ns| ns as f64 / 1000.0).unwrap_or(f64::NAN);
-    (percentile(sorted, 50.0), percentile(sorted, 90.0), percentile(sorted, 99.0), percentile(sorted, 99.9), max)
-}
-
-fn percentile(sorted: &[u64], p: f64) -> f64 {
+/// The `p`th percentile of `sorted` (ns), in µs.
+pub fn percentile_us(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
     }
@@ -346,8 +267,9 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
 }
 
-/// Runs `spec` against `ep`, measuring the CPU of `server_pid`'s process tree.
-pub async fn run(ep: &Endpoint, server_pid: u32, spec: &LoadSpec) -> LoadResult {
+/// Runs `spec` against `ep` for one window, measuring the CPU of
+/// `server_pid`'s process tree.
+pub async fn run(ep: &Endpoint, server_pid: u32, spec: &LoadSpec) -> Window {
     let ep = Arc::new(ep.clone());
     let spec = Arc::new(spec.clone());
     let phase = Arc::new(AtomicU8::new(WARMUP));
@@ -356,7 +278,7 @@ pub async fn run(ep: &Endpoint, server_pid: u32, spec: &LoadSpec) -> LoadResult 
     let workers: Vec<_> = (0..spec.concurrency)
         .map(|i| tokio::spawn(worker(i, ep.clone(), spec.clone(), phase.clone(), permits.clone(), start)))
         .collect();
-    let pacer: Option<JoinHandle<PacerStats>> = spec.rate.zip(permits).map(|(rate, permits)| {
+    let pacer = spec.rate.zip(permits).map(|(rate, permits)| {
         let phase = phase.clone();
         std::thread::Builder::new()
             .name("loadgen-pacer".into())
@@ -372,88 +294,42 @@ pub async fn run(ep: &Endpoint, server_pid: u32, spec: &LoadSpec) -> LoadResult 
     let seconds = t0.elapsed().as_secs_f64();
     let after = CpuSnapshot::take(server_pid);
 
-    let mut latencies = Vec::new();
-    let (mut ok, mut errors, mut total, mut connects, mut first_error) = (0, 0, 0, 0, None);
+    let mut window = Window {
+        concurrency: spec.concurrency,
+        target_rate: spec.rate,
+        latencies_ns: Vec::new(),
+        seconds,
+        server_us: 0.0,
+        client_us: 0.0,
+        other_us: 0.0,
+        errors: 0,
+        total: 0,
+        first_error: None,
+    };
     let mut timeline = String::from("sent_ms,latency_ms,worker\n");
     for (index, w) in workers.into_iter().enumerate() {
         let s = w.await.expect("load worker panicked");
-        if spec.timeline.is_some() {
-            for (sent, latency) in s.sent_ns.iter().zip(&s.latencies_ns) {
-                let _ = writeln!(timeline, "{:.3},{:.3},{index}", *sent as f64 / 1e6, *latency as f64 / 1e6);
-            }
+        for (sent, latency) in s.sent_ns.iter().zip(&s.latencies_ns) {
+            let _ = writeln!(timeline, "{:.3},{:.3},{index}", *sent as f64 / 1e6, *latency as f64 / 1e6);
         }
-        latencies.extend(s.latencies_ns);
-        ok += s.measured_ok;
-        errors += s.errors;
-        total += s.total;
-        connects += s.connects;
-        if first_error.is_none() {
-            first_error = s.first_error;
-        }
+        window.latencies_ns.extend(s.latencies_ns);
+        window.errors += s.errors;
+        window.total += s.total;
+        window.first_error = window.first_error.or(s.first_error);
     }
-    let mut pacer_cores = None;
     if let Some(pacer) = pacer {
         // The workers have stopped, so the pacer has seen STOP or is about to.
-        let stats = tokio::task::spawn_blocking(move || pacer.join())
-            .await
-            .expect("joining the pacer thread")
-            .expect("the pacer thread panicked");
-        let wall = stats.wall.as_secs_f64();
-        pacer_cores = stats.cpu.map(|cpu| cpu.as_secs_f64() / wall);
-        eprintln!(
-            "  (pacer{}: {} over {:.1} s; {} steps of {:.0} µs on average, {:.1} requests per step on average, \
-             at most {}; latest wake-up {:.2} ms late, {} over {} ms late; {} released, {} sent)",
-            if stats.realtime { ", real-time" } else { ", not real-time" },
-            stats.cpu.map_or("CPU unknown".into(), |cpu| format!(
-                "{:.0} ms CPU = {:.3} cores",
-                cpu.as_secs_f64() * 1e3,
-                cpu.as_secs_f64() / wall
-            )),
-            wall,
-            stats.steps,
-            wall * 1e6 / stats.steps.max(1) as f64,
-            stats.released as f64 / stats.steps.max(1) as f64,
-            stats.max_batch,
-            stats.max_late.as_secs_f64() * 1e3,
-            stats.late_steps,
-            PACER_LATE.as_millis(),
-            stats.released,
-            total,
-        );
+        tokio::task::spawn_blocking(move || pacer.join()).await.expect("joining the pacer thread").expect("pacer");
     }
     if let Some(path) = &spec.timeline
         && let Err(e) = std::fs::write(path, timeline)
     {
         eprintln!("  (cannot write the timeline {}: {e})", path.display());
     }
-    latencies.sort_unstable();
-    let (p50_us, p90_us, p99_us, p999_us, max_us) = latency_summary(&latencies);
     let tick_us = 1e6 / clk_tck() as f64;
-    let server_us = (after.server - before.server) as f64 * tick_us;
-    let client_us = (after.client - before.client) as f64 * tick_us;
-    let machine_us = (after.machine.saturating_sub(before.machine)) as f64 * tick_us;
-    let per_req = |us: f64| if ok > 0 { us / ok as f64 } else { f64::NAN };
-    LoadResult {
-        concurrency: spec.concurrency,
-        target_rate: spec.rate,
-        requests: ok,
-        seconds,
-        rps: ok as f64 / seconds,
-        p50_us,
-        p90_us,
-        p99_us,
-        p999_us,
-        max_us,
-        server_cpu_us_per_req: per_req(server_us),
-        server_cores: server_us / 1e6 / seconds,
-        client_cpu_us_per_req: per_req(client_us),
-        other_cores: ((machine_us - server_us - client_us) / 1e6 / seconds).max(0.0),
-        errors,
-        total_requests: total,
-        connects,
-        first_error,
-        pacer_cores,
-        windows: 1,
-        latencies_ns: latencies,
-    }
+    window.server_us = (after.server - before.server) as f64 * tick_us;
+    window.client_us = (after.client - before.client) as f64 * tick_us;
+    let machine_us = after.machine.saturating_sub(before.machine) as f64 * tick_us;
+    window.other_us = (machine_us - window.server_us - window.client_us).max(0.0);
+    window
 }

@@ -1,6 +1,6 @@
 //! The benchmark suite behind `benches/run.sh`: starts each server under
 //! test, drives it with the load generator, measures the extra figures
-//! (instantiation, hot reload, memory, start-up) and writes BENCHMARKS.md.
+//! (in-process calls, hot reload, memory, start-up) and writes BENCHMARKS.md.
 //!
 //! Built as a `harness = false` bench target; `benches/run.sh` installs the
 //! baselines, builds everything and passes the paths. Run it through that
@@ -13,7 +13,8 @@ mod procfs;
 mod report;
 mod servers;
 
-use std::path::{Path, PathBuf};
+use std::future::Future;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -71,7 +72,8 @@ struct Args {
     /// Only these servers in the http section.
     #[arg(long, value_delimiter = ',')]
     servers: Vec<String>,
-    /// Override the warm-up of each http figure, in seconds.
+    /// Override the warm-up of each http figure, in seconds (this and the
+    /// next two are for benches/profile.sh).
     #[arg(long)]
     warmup_secs: Option<f64>,
     /// Override the measured window of each http figure, in seconds.
@@ -99,24 +101,24 @@ pub struct Durations {
     pub measure: Duration,
 }
 
-/// One server of the HTTP table.
-pub struct ServerDef {
-    pub key: &'static str,
-    pub label: &'static str,
-    pub tool: &'static str,
-    /// Whether to also run at 50% of its max throughput.
-    pub half_rate: bool,
-    pub command: Command,
-    /// How it was started, for the report.
-    pub how: String,
-}
+/// The servers of the HTTP table: key, label, tool, and whether to also run
+/// at 50% of its best throughput.
+pub type Server = (&'static str, &'static str, &'static str, bool);
+const SERVERS: [Server; 7] = [
+    ("switchboard-echo", "Switchboard, echo (component)", "echo", true),
+    ("switchboard-echo_command", "Switchboard, echo_command (WASI command)", "echo_command", true),
+    ("native", "native Rust axum (ceiling)", "echo", true),
+    ("express", "Express, 1 process", "echo", false),
+    ("express-cluster", "Express, cluster (1 worker per core)", "echo", false),
+    ("fastapi", "FastAPI, uvicorn 2 workers", "echo", false),
+    ("flask", "Flask, gunicorn sync workers", "echo", false),
+];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServerResults {
     pub key: String,
     pub label: String,
     pub how: String,
-    pub ready_s: f64,
     pub runs: Vec<LoadResult>,
     pub half_rate: Option<LoadResult>,
     pub failure: Option<String>,
@@ -128,27 +130,21 @@ impl ServerResults {
     }
 }
 
+/// A figure, or why it could not be measured; `None` when its section did not run.
+pub type Figure<T> = Option<Result<T, String>>;
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Results {
     pub quick: bool,
     pub durations: (f64, f64),
     pub machine: Vec<(String, String)>,
     pub command_line: String,
+    /// Empty when the http section did not run.
     pub http: Vec<ServerResults>,
-    pub instantiation: Vec<extras::InstantiationResult>,
-    pub instantiation_error: Option<String>,
-    /// One webhook through the router, in-process (absent in older results).
-    #[serde(default)]
-    pub request: Option<extras::RequestResult>,
-    #[serde(default)]
-    pub request_error: Option<String>,
-    pub reload: Option<extras::ReloadResult>,
-    pub reload_error: Option<String>,
-    pub memory: Option<extras::MemoryResult>,
-    pub memory_error: Option<String>,
-    pub startup: Option<extras::StartupResult>,
-    pub startup_error: Option<String>,
-    pub sections: Vec<String>,
+    pub in_process: Figure<extras::InProcessResult>,
+    pub reload: Figure<extras::ReloadResult>,
+    pub memory: Figure<extras::MemoryResult>,
+    pub startup: Figure<extras::StartupResult>,
     /// Waits for the machine to be quiet before each block: (block, seconds waited, other load then).
     pub quiet_waits: Vec<(String, f64, f64)>,
 }
@@ -245,118 +241,46 @@ fn machine(args: &Args) -> Vec<(String, String)> {
     ]
 }
 
-fn server_defs(args: &Args, plugins_dir: &Path) -> Vec<ServerDef> {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+/// The command that starts server `key` on 127.0.0.1:PORT, and how the
+/// report says it was started.
+fn server_command(args: &Args, key: &str, port: u16) -> (Command, String) {
     let baselines = args.root.join("benches/baselines");
-    let mut defs = Vec::new();
-    for (key, label, tool) in [
-        ("switchboard-echo", "Switchboard, echo (component)", "echo"),
-        ("switchboard-echo_command", "Switchboard, echo_command (WASI command)", "echo_command"),
-    ] {
-        let mut command = Command::new(&args.switchboard);
-        command.arg("serve").arg("--plugins").arg(plugins_dir);
-        defs.push(ServerDef {
-            key,
-            label,
-            tool,
-            half_rate: true,
-            command,
-            how: "`switchboard serve` (release build, default settings)".into(),
-        });
-    }
-    defs.push(ServerDef {
-        key: "native",
-        label: "native Rust axum (ceiling)",
-        tool: "echo",
-        half_rate: true,
-        command: Command::new(&args.native),
-        how: "`benches/native_baseline.rs` (release), tokio multi-threaded runtime".into(),
-    });
-    for (key, label, cluster) in
-        [("express", "Express, 1 process", false), ("express-cluster", "Express, cluster (1 worker per core)", true)]
-    {
-        let mut command = Command::new(&args.node);
-        command
-            .arg(baselines.join("express_server.js"))
-            .env("NODE_PATH", &args.node_modules)
-            .env("NODE_ENV", "production");
-        if cluster {
-            command.arg("--cluster");
+    let address = format!("127.0.0.1:{port}");
+    match key {
+        "switchboard-echo" | "switchboard-echo_command" => {
+            let mut c = Command::new(&args.switchboard);
+            c.arg("serve").arg("--plugins").arg(args.work.join("plugins-http")).args(["--listen", &address]);
+            (c, "`switchboard serve` (release build, default settings)".into())
         }
-        defs.push(ServerDef {
-            key,
-            label,
-            tool: "echo",
-            half_rate: false,
-            command,
-            how: format!(
-                "`NODE_ENV=production node benches/baselines/express_server.js{}`",
-                if cluster { " --cluster" } else { "" }
-            ),
-        });
-    }
-    let mut fastapi = Command::new(args.venv.join("bin/uvicorn"));
-    fastapi.args(["fastapi_app:app", "--app-dir"]).arg(&baselines).args([
-        "--workers",
-        "2",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-        "--host",
-        "127.0.0.1",
-    ]);
-    defs.push(ServerDef {
-        key: "fastapi",
-        label: "FastAPI, uvicorn 2 workers",
-        tool: "echo",
-        half_rate: false,
-        command: fastapi,
-        how: "`uvicorn fastapi_app:app --workers 2 --no-access-log` (uvloop + httptools)".into(),
-    });
-    let workers = 2 * cores + 1;
-    let mut flask = Command::new(args.venv.join("bin/gunicorn"));
-    flask.arg("--chdir").arg(&baselines).args(["--workers", &workers.to_string(), "--worker-class", "sync"]);
-    flask.arg("flask_app:app");
-    defs.push(ServerDef {
-        key: "flask",
-        label: "Flask, gunicorn sync workers",
-        tool: "echo",
-        half_rate: false,
-        command: flask,
-        how: format!("`gunicorn --workers {workers} --worker-class sync flask_app:app` (2 × cores + 1)"),
-    });
-    defs
-}
-
-/// Adds the listen address to a server's command line.
-fn with_port(def: &ServerDef, port: u16, args: &Args) -> Command {
-    let program = def.command.get_program().to_owned();
-    let mut command = Command::new(&program);
-    command.args(def.command.get_args());
-    for (k, v) in def.command.get_envs() {
-        match v {
-            Some(v) => command.env(k, v),
-            None => command.env_remove(k),
-        };
-    }
-    let addr = format!("127.0.0.1:{port}");
-    match def.key {
-        "switchboard-echo" | "switchboard-echo_command" | "native" => {
-            command.arg("--listen").arg(&addr);
+        "native" => {
+            let mut c = Command::new(&args.native);
+            c.args(["--listen", &address]);
+            (c, "`benches/native_baseline.rs` (release), tokio multi-threaded runtime".into())
         }
         "express" | "express-cluster" => {
-            command.arg(port.to_string());
+            let cluster = if key == "express-cluster" { " --cluster" } else { "" };
+            let mut c = Command::new(&args.node);
+            c.arg(baselines.join("express_server.js")).arg(port.to_string()).args(cluster.split_whitespace());
+            c.env("NODE_PATH", &args.node_modules).env("NODE_ENV", "production");
+            (c, format!("`NODE_ENV=production node benches/baselines/express_server.js{cluster}`"))
         }
         "fastapi" => {
-            command.arg("--port").arg(port.to_string());
+            let mut c = Command::new(args.venv.join("bin/uvicorn"));
+            c.args(["fastapi_app:app", "--app-dir"]).arg(&baselines);
+            c.args(["--workers", "2", "--no-access-log", "--log-level", "warning"]);
+            c.args(["--host", "127.0.0.1", "--port", &port.to_string()]);
+            (c, "`uvicorn fastapi_app:app --workers 2 --no-access-log` (uvloop + httptools)".into())
         }
         "flask" => {
-            command.arg("--bind").arg(&addr);
+            let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+            let workers = (2 * cores + 1).to_string();
+            let mut c = Command::new(args.venv.join("bin/gunicorn"));
+            c.arg("--chdir").arg(&baselines).args(["--workers", &workers, "--worker-class", "sync"]);
+            c.args(["--bind", &address, "flask_app:app"]);
+            (c, format!("`gunicorn --workers {workers} --worker-class sync flask_app:app` (2 × cores + 1)"))
         }
-        _ => unreachable!(),
+        _ => unreachable!("no server {key}"),
     }
-    command.current_dir(&args.root);
-    command
 }
 
 /// Measured windows per figure in a full run. Each server's figure at one
@@ -370,45 +294,39 @@ pub const REWARM: Duration = Duration::from_secs(1);
 
 /// A server of the table, started, and what was measured of it so far.
 struct Running {
-    def: ServerDef,
+    key: &'static str,
+    tool: &'static str,
+    half_rate: bool,
     results: ServerResults,
     server: Option<ServerProc>,
 }
 
-/// Starts every server in `defs` (one at a time, each ready before the next
+/// Starts every server in `servers` (one at a time, each ready before the next
 /// starts), then measures them in turns: at each load, round after round,
 /// one window per server. Returns each server's figures, the windows of a
 /// load merged.
-async fn bench_servers(defs: Vec<ServerDef>, args: &Args, d: Durations) -> Vec<ServerResults> {
+async fn bench_servers(servers: Vec<Server>, args: &Args, d: Durations) -> Vec<ServerResults> {
     let mut running: Vec<Running> = Vec::new();
-    for def in defs {
-        eprintln!("== starting {}", def.label);
-        let results = ServerResults {
-            key: def.key.into(),
-            label: def.label.into(),
-            how: def.how.clone(),
-            ready_s: f64::NAN,
-            runs: Vec::new(),
-            half_rate: None,
-            failure: None,
-        };
-        let mut entry = Running { def, results, server: None };
+    for (key, label, tool, half_rate) in servers {
+        eprintln!("== starting {label}");
         let port = free_port();
-        let log = args.work.join(format!("{}.log", entry.def.key));
-        match ServerProc::spawn(entry.def.key, with_port(&entry.def, port, args), port, &log) {
-            Ok(mut server) => match server.wait_ready(entry.def.tool, Expect::Echo, Duration::from_secs(90)).await {
-                Ok(ready) => {
-                    entry.results.ready_s = ready.as_secs_f64();
-                    entry.server = Some(server);
-                }
-                Err(e) => entry.results.failure = Some(e.to_string()),
-            },
-            Err(e) => entry.results.failure = Some(e.to_string()),
-        }
-        if let Some(f) = &entry.results.failure {
-            eprintln!("  FAILED: {f}");
-        }
-        running.push(entry);
+        let (mut command, how) = server_command(args, key, port);
+        command.current_dir(&args.root);
+        let log = args.work.join(format!("{key}.log"));
+        let started = match ServerProc::spawn(key, &mut command, port, &log) {
+            Ok(mut server) => server.wait_ready(tool, Expect::Echo, Duration::from_secs(90)).await.map(|()| server),
+            Err(e) => Err(e),
+        };
+        let (server, failure) = match started {
+            Ok(server) => (Some(server), None),
+            Err(e) => {
+                eprintln!("  FAILED: {e}");
+                (None, Some(e.to_string()))
+            }
+        };
+        let (label, runs) = (label.into(), Vec::new());
+        let results = ServerResults { key: key.into(), label, how, runs, half_rate: None, failure };
+        running.push(Running { key, tool, half_rate, results, server });
     }
 
     let rounds = if args.quick { 1 } else { ROUNDS };
@@ -418,61 +336,67 @@ async fn bench_servers(defs: Vec<ServerDef>, args: &Args, d: Durations) -> Vec<S
     };
     let levels = if args.concurrency.is_empty() { CONCURRENCY.to_vec() } else { args.concurrency.clone() };
     for concurrency in levels {
-        eprintln!("== {concurrency} connections, closed loop ({}, servers in turns)", plural(rounds, "round"));
-        let spec = |w: Durations, def: &ServerDef| LoadSpec {
-            tool: def.tool.into(),
-            expect: Expect::Echo,
-            concurrency,
-            warmup: w.warmup,
-            measure: w.measure,
-            rate: None,
-            timeline: None,
-        };
-        let merged = measure_in_turns(&mut running, rounds, |entry, round| Some(spec(window(round), &entry.def))).await;
-        for (entry, result) in running.iter_mut().zip(merged) {
-            if let Some(r) = result {
-                print_closed_loop(entry.def.key, &r, "");
-                entry.results.runs.push(r);
-            }
-        }
-    }
-
-    // Half of each server's best throughput, at a fixed rate.
-    let half_rate = |entry: &Running| {
-        let max = entry.results.runs.iter().map(|r| r.rps).fold(0.0, f64::max);
-        (entry.def.half_rate && max > 0.0).then_some(max / 2.0)
-    };
-    if running.iter().any(|e| e.server.is_some() && half_rate(e).is_some()) {
-        eprintln!(
-            "== half of each server's best throughput, fixed rate ({}, servers in turns)",
-            plural(rounds, "round")
-        );
+        eprintln!("== {concurrency} connections, closed loop ({rounds} round(s), servers in turns)");
         let merged = measure_in_turns(&mut running, rounds, |entry, round| {
             let w = window(round);
-            half_rate(entry).map(|rate| LoadSpec {
-                tool: entry.def.tool.into(),
-                expect: Expect::Echo,
-                concurrency: RATE_CONCURRENCY,
+            Some(LoadSpec {
+                tool: entry.tool.into(),
+                concurrency,
                 warmup: w.warmup,
                 measure: w.measure,
-                rate: Some(rate),
-                timeline: Some(args.work.join(format!("timeline-{}-half-rate-{}.csv", entry.def.key, round + 1))),
+                rate: None,
+                timeline: None,
             })
         })
         .await;
         for (entry, result) in running.iter_mut().zip(merged) {
             if let Some(r) = result {
                 eprintln!(
-                    "  {:<26} 50% ({:.0} req/s target): {:.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
-                    entry.def.key,
-                    r.target_rate.unwrap_or(f64::NAN),
+                    "  {:<26} c={:<3} {:>9.0} req/s  p50 {:>8.3} ms  p99 {:>8.3} ms  server {:>7.1} µs/req  \
+                     client {:>6.1} µs/req  other {:.2} cores  errors {}{}",
+                    entry.key,
+                    r.concurrency,
                     r.rps,
                     r.p50_us / 1e3,
                     r.p99_us / 1e3,
-                    r.errors
+                    r.server_cpu_us_per_req,
+                    r.client_cpu_us_per_req,
+                    r.other_cores,
+                    r.errors,
+                    r.first_error.as_deref().map(|e| format!(" (first: {e})")).unwrap_or_default()
                 );
-                entry.results.half_rate = Some(r);
+                entry.results.runs.push(r);
             }
+        }
+    }
+
+    // Half of each server's best throughput, at a fixed rate.
+    eprintln!("== half of each server's best throughput, fixed rate ({rounds} round(s), servers in turns)");
+    let merged = measure_in_turns(&mut running, rounds, |entry, round| {
+        let max = entry.results.runs.iter().map(|r| r.rps).fold(0.0, f64::max);
+        let w = window(round);
+        (entry.half_rate && max > 0.0).then(|| LoadSpec {
+            tool: entry.tool.into(),
+            concurrency: RATE_CONCURRENCY,
+            warmup: w.warmup,
+            measure: w.measure,
+            rate: Some(max / 2.0),
+            timeline: Some(args.work.join(format!("timeline-{}-half-rate-{}.csv", entry.key, round + 1))),
+        })
+    })
+    .await;
+    for (entry, result) in running.iter_mut().zip(merged) {
+        if let Some(r) = result {
+            eprintln!(
+                "  {:<26} 50% ({:.0} req/s target): {:.0} req/s  p50 {:.3} ms  p99 {:.3} ms  errors {}",
+                entry.key,
+                r.target_rate.unwrap_or(f64::NAN),
+                r.rps,
+                r.p50_us / 1e3,
+                r.p99_us / 1e3,
+                r.errors
+            );
+            entry.results.half_rate = Some(r);
         }
     }
 
@@ -481,7 +405,7 @@ async fn bench_servers(defs: Vec<ServerDef>, args: &Args, d: Durations) -> Vec<S
         .map(|mut entry| {
             if let Some(mut server) = entry.server.take() {
                 if server.exited() {
-                    let log = args.work.join(format!("{}.log", entry.def.key));
+                    let log = args.work.join(format!("{}.log", entry.key));
                     entry.results.failure = Some(format!("the server exited during the runs; see {}", log.display()));
                 }
                 server.stop();
@@ -498,74 +422,64 @@ async fn measure_in_turns(
     rounds: u32,
     spec: impl Fn(&Running, u32) -> Option<LoadSpec>,
 ) -> Vec<Option<LoadResult>> {
-    let mut windows: Vec<Vec<LoadResult>> = running.iter().map(|_| Vec::new()).collect();
+    let mut windows: Vec<Vec<load::Window>> = running.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds {
         for (entry, windows) in running.iter_mut().zip(&mut windows) {
             let Some(server) = &entry.server else { continue };
             let Some(spec) = spec(entry, round) else { continue };
-            let r = load::run(&server.endpoint, server.pid, &spec).await;
-            if rounds > 1 && spec.rate.is_none() {
-                print_closed_loop(entry.def.key, &r, &format!("  (round {}/{rounds})", round + 1));
+            let w = load::run(&server.endpoint, server.pid, &spec).await;
+            if rounds > 1 {
+                eprintln!("  {:<26} round {}/{rounds}: {:.0} req/s", entry.key, round + 1, w.rps());
             }
-            windows.push(r);
+            windows.push(w);
         }
     }
     windows.into_iter().map(|w| (!w.is_empty()).then(|| LoadResult::merge(w))).collect()
-}
-
-fn plural(n: u32, word: &str) -> String {
-    if n == 1 { format!("1 {word}") } else { format!("{n} {word}s") }
-}
-
-fn print_closed_loop(key: &str, r: &LoadResult, note: &str) {
-    eprintln!(
-        "  {:<26} c={:<3} {:>9.0} req/s  p50 {:>8.3} ms  p99 {:>8.3} ms  server {:>7.1} µs/req  client {:>6.1} µs/req  other {:.2} cores  errors {}{}{note}",
-        key,
-        r.concurrency,
-        r.rps,
-        r.p50_us / 1e3,
-        r.p99_us / 1e3,
-        r.server_cpu_us_per_req,
-        r.client_cpu_us_per_req,
-        r.other_cores,
-        r.errors,
-        r.first_error.as_deref().map(|e| format!(" (first: {e})")).unwrap_or_default()
-    );
 }
 
 fn section_on(args: &Args, name: &str) -> bool {
     args.only.is_empty() || args.only.iter().any(|s| s == name)
 }
 
+/// Measures one section, if it is on: waits for a quiet machine, then runs
+/// `measure`.
+async fn section<T: std::fmt::Debug>(
+    args: &Args,
+    results: &mut Results,
+    name: &str,
+    measure: impl Future<Output = anyhow::Result<T>>,
+) -> Figure<T> {
+    if !section_on(args, name) {
+        return None;
+    }
+    eprintln!("== {name}");
+    wait_for_quiet(results, name).await;
+    let outcome = measure.await;
+    match &outcome {
+        Ok(figure) => eprintln!("  {figure:?}"),
+        Err(e) => eprintln!("  {name} failed: {e:#}"),
+    }
+    Some(outcome.map_err(|e| format!("{e:#}")))
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.work)?;
+    let results_json = args.work.join("results.json");
     if args.render_only {
-        let path = args.work.join("results.json");
-        let text = std::fs::read_to_string(&path)?;
-        let results: Results = serde_json::from_str(&text).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot read {} (a run with failed figures has nulls and cannot be re-rendered): {e}",
-                path.display()
-            )
+        let results: Results = serde_json::from_str(&std::fs::read_to_string(&results_json)?).map_err(|e| {
+            anyhow::anyhow!("cannot read {} (NaN figures are written as null): {e}", results_json.display())
         })?;
         std::fs::write(&args.out, report::render(&results))?;
-        eprintln!("rewrote {} from {}", args.out.display(), path.display());
+        eprintln!("rewrote {} from {}", args.out.display(), results_json.display());
         return Ok(());
     }
-    let mut durations = if args.quick {
-        Durations { warmup: Duration::from_millis(500), measure: Duration::from_millis(1500) }
-    } else {
-        Durations { warmup: Duration::from_secs(3), measure: Duration::from_secs(10) }
+    let (warmup, measure) = if args.quick { (0.5, 1.5) } else { (3.0, 10.0) };
+    let durations = Durations {
+        warmup: Duration::from_secs_f64(args.warmup_secs.unwrap_or(warmup)),
+        measure: Duration::from_secs_f64(args.measure_secs.unwrap_or(measure)),
     };
-    if let Some(s) = args.warmup_secs {
-        durations.warmup = Duration::from_secs_f64(s);
-    }
-    if let Some(s) = args.measure_secs {
-        durations.measure = Duration::from_secs_f64(s);
-    }
-    let plugins = args.root.join("plugins");
-    let echo = plugins.join("echo.wasm");
-    let echo_command = plugins.join("echo_command.wasm");
+    let echo = args.root.join("plugins/echo.wasm");
+    let echo_command = args.root.join("plugins/echo_command.wasm");
     let mut results = Results {
         quick: args.quick,
         durations: (durations.warmup.as_secs_f64(), durations.measure.as_secs_f64()),
@@ -574,156 +488,22 @@ async fn run(args: Args) -> anyhow::Result<()> {
         ..Default::default()
     };
 
-    if section_on(&args, "instantiation") {
-        results.sections.push("instantiation".into());
-        eprintln!("== instantiation per call (in-process)");
-        wait_for_quiet(&mut results, "instantiation").await;
-        let calls = if args.quick { 2_000 } else { 20_000 };
-        for (wasm, tool) in [(&echo, "echo"), (&echo_command, "echo_command")] {
-            for pooling in [true, false] {
-                match extras::instantiation(&args.work, wasm, tool, pooling, calls).await {
-                    Ok(r) => {
-                        eprintln!(
-                            "  {:<18} pooling={:<5} p50 {:>7.1} µs  p99 {:>7.1} µs  mean {:>7.1} µs",
-                            r.plugin, r.pooling, r.p50_us, r.p99_us, r.mean_us
-                        );
-                        results.instantiation.push(r);
-                    }
-                    Err(e) => {
-                        eprintln!("  instantiation failed: {e:#}");
-                        results.instantiation_error = Some(format!("{e:#}"));
-                    }
-                }
-            }
-        }
-        match extras::in_process_request(&args.work, &echo, calls).await {
-            Ok(r) => {
-                eprintln!(
-                    "  webhook via Router  {:<9} p50 {:>7.1} µs  p99 {:>7.1} µs  mean {:>7.1} µs",
-                    r.plugin, r.p50_us, r.p99_us, r.mean_us
-                );
-                results.request = Some(r);
-            }
-            Err(e) => {
-                eprintln!("  in-process webhook failed: {e:#}");
-                results.request_error = Some(format!("{e:#}"));
-            }
-        }
-    }
-
+    let plugins = [(echo.as_path(), "echo"), (echo_command.as_path(), "echo_command")];
+    results.in_process = section(&args, &mut results, "instantiation", extras::in_process(&args, &plugins)).await;
     if section_on(&args, "http") {
-        results.sections.push("http".into());
-        let dir = args.work.join("plugins-http");
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir)?;
-        }
-        std::fs::create_dir_all(&dir)?;
-        std::fs::copy(&echo, dir.join("echo.wasm"))?;
-        std::fs::copy(&echo_command, dir.join("echo_command.wasm"))?;
-        let defs: Vec<ServerDef> = server_defs(&args, &dir)
-            .into_iter()
-            .filter(|def| args.servers.is_empty() || args.servers.iter().any(|s| s == def.key))
-            .collect();
+        extras::plugins_dir(&args, "plugins-http", &[&echo, &echo_command])?;
+        let servers: Vec<Server> =
+            SERVERS.into_iter().filter(|s| args.servers.is_empty() || args.servers.iter().any(|k| k == s.0)).collect();
         wait_for_quiet(&mut results, "http").await;
-        results.http = bench_servers(defs, &args, durations).await;
+        results.http = bench_servers(servers, &args, durations).await;
     }
+    results.reload = section(&args, &mut results, "reload", extras::reload(&args)).await;
+    results.memory = section(&args, &mut results, "memory", extras::memory(&args)).await;
+    results.startup = section(&args, &mut results, "startup", extras::startup(&args)).await;
 
-    if section_on(&args, "reload") {
-        results.sections.push("reload".into());
-        eprintln!("== hot reload");
-        wait_for_quiet(&mut results, "reload").await;
-        let cfg = extras::ReloadConfig {
-            switchboard: &args.switchboard,
-            work: &args.work,
-            probe_a: &args.probe_a,
-            probe_b: &args.probe_b,
-            latency_samples: if args.quick { 6 } else { 20 },
-            reloads_under_load: if args.quick { 10 } else { 100 },
-            load_concurrency: 8,
-        };
-        match extras::reload(&cfg).await {
-            Ok(r) => {
-                eprintln!("  available={} median {:.1} ms max {:.1} ms {}", r.available, r.median_ms, r.max_ms, r.note);
-                if let Some(l) = &r.under_load {
-                    eprintln!(
-                        "  under load: {}/{} reloads, {} requests, {} failed, {} wrong ({:?})",
-                        l.reloads_seen, l.reloads_requested, l.requests, l.failed, l.wrong, l.first_problem
-                    );
-                }
-                results.reload = Some(r);
-            }
-            Err(e) => {
-                eprintln!("  reload failed: {e:#}");
-                results.reload_error = Some(format!("{e:#}"));
-            }
-        }
-    }
-
-    if section_on(&args, "memory") {
-        results.sections.push("memory".into());
-        eprintln!("== memory");
-        wait_for_quiet(&mut results, "memory").await;
-        let cfg = extras::MemoryConfig {
-            switchboard: &args.switchboard,
-            work: &args.work,
-            echo: &echo,
-            misbehave: &args.misbehave,
-            calls: 1_000,
-            // The slow server's delay: well under the 9 s default call timeout.
-            sleep_ms: 2_000,
-        };
-        match extras::memory(&cfg).await {
-            Ok(r) => {
-                eprintln!(
-                    "  idle {:.1} MiB, peak {:.1} MiB, {}/{} ok in {:.2} s (slowest call {:.0} ms); \
-                     slow server: {} requests, at most {} waiting at once",
-                    r.idle_rss_mib,
-                    r.peak_rss_mib,
-                    r.completed_ok,
-                    r.calls,
-                    r.seconds,
-                    r.slowest_call_ms,
-                    r.upstream_requests,
-                    r.upstream_max_concurrent
-                );
-                if let Some(e) = &r.first_error {
-                    eprintln!("  first error: {e}");
-                }
-                results.memory = Some(r);
-            }
-            Err(e) => {
-                eprintln!("  memory failed: {e:#}");
-                results.memory_error = Some(format!("{e:#}"));
-            }
-        }
-    }
-
-    if section_on(&args, "startup") {
-        results.sections.push("startup".into());
-        eprintln!("== start-up with 20 plugins");
-        wait_for_quiet(&mut results, "startup").await;
-        let cfg = extras::StartupConfig {
-            switchboard: &args.switchboard,
-            work: &args.work,
-            echo_command: &echo_command,
-            plugins: 20,
-            repetitions: if args.quick { 2 } else { 5 },
-        };
-        match extras::startup(&cfg).await {
-            Ok(r) => {
-                eprintln!("  cold {:?} ms, warm {:?} ms", r.cold_ms, r.warm_ms);
-                results.startup = Some(r);
-            }
-            Err(e) => {
-                eprintln!("  start-up failed: {e:#}");
-                results.startup_error = Some(format!("{e:#}"));
-            }
-        }
-    }
-
-    std::fs::write(args.work.join("results.json"), serde_json::to_string_pretty(&results)?)?;
+    std::fs::write(&results_json, serde_json::to_string_pretty(&results)?)?;
     std::fs::write(&args.out, report::render(&results))?;
-    eprintln!("wrote {} (raw figures: {})", args.out.display(), args.work.join("results.json").display());
+    eprintln!("wrote {} (raw figures: {})", args.out.display(), results_json.display());
     Ok(())
 }
 

@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::Args;
 use crate::client::{self, Conn, Endpoint, Expect};
 
 /// Process groups of the servers running now, so an interrupted suite can
@@ -42,13 +43,14 @@ pub struct ServerProc {
     pub pid: u32,
     pub endpoint: Endpoint,
     pub log: PathBuf,
+    /// When the process was spawned.
+    pub started: Instant,
     child: Child,
-    started: Instant,
 }
 
 impl ServerProc {
     /// Starts `command` (which must listen on `port`), logging to `log`.
-    pub fn spawn(name: &str, mut command: Command, port: u16, log: &Path) -> anyhow::Result<Self> {
+    pub fn spawn(name: &str, command: &mut Command, port: u16, log: &Path) -> anyhow::Result<Self> {
         let out = File::create(log)?;
         command
             .env("SWITCHBOARD_SECRET", client::SECRET)
@@ -70,14 +72,9 @@ impl ServerProc {
             pid: child.id(),
             endpoint: Endpoint::new(port),
             log: log.to_owned(),
-            child,
             started,
+            child,
         })
-    }
-
-    /// When the process was spawned.
-    pub fn started(&self) -> Instant {
-        self.started
     }
 
     /// Whether the process has exited.
@@ -85,8 +82,17 @@ impl ServerProc {
         !matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Starts `switchboard serve` on a free port with the plugins in `dir`,
+    /// logging to `WORK/NAME.log`.
+    pub fn switchboard(args: &Args, dir: &Path, name: &str) -> anyhow::Result<Self> {
+        let port = free_port();
+        let mut command = Command::new(&args.switchboard);
+        command.arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--plugins").arg(dir);
+        Self::spawn(name, &mut command, port, &args.work.join(format!("{name}.log")))
+    }
+
     /// Waits until a signed call of `tool` answers correctly.
-    pub async fn wait_ready(&mut self, tool: &str, expect: Expect, timeout: Duration) -> anyhow::Result<Duration> {
+    pub async fn wait_ready(&mut self, tool: &str, expect: Expect, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             if self.exited() {
@@ -96,7 +102,7 @@ impl ServerProc {
             let last = match client::call_tool(&mut conn, &self.endpoint, tool, &client::unique_id("ready"), 0, expect)
                 .await
             {
-                Ok(_) => return Ok(self.started.elapsed()),
+                Ok(_) => return Ok(()),
                 Err(e) => e,
             };
             if Instant::now() > deadline {
