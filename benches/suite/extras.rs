@@ -101,6 +101,9 @@ pub struct InProcessResult {
     pub tool_calls: Vec<Timings>,
     /// A signed webhook through `Switchboard::router()`.
     pub webhook: Timings,
+    /// An MCP `tools/call` of the same tool through the same router (`/mcp`).
+    #[serde(default)]
+    pub mcp: Option<Timings>,
 }
 
 /// Runs `once(seq)` `warmup + count` times in turn; each returns the time to
@@ -136,7 +139,8 @@ pub async fn in_process(args: &Args, plugins: &[(&Path, &str)]) -> anyhow::Resul
         tool_calls.push(tool_call(args, wasm, tool, count).await?);
     }
     let webhook = webhook(args, plugins[0].0, count).await?;
-    Ok(InProcessResult { tool_calls, webhook })
+    let mcp = Some(mcp_call(args, plugins[0].0, count).await?);
+    Ok(InProcessResult { tool_calls, webhook, mcp })
 }
 
 /// `Switchboard::call_tool` on a Switchboard with just this plugin: the
@@ -181,6 +185,73 @@ async fn webhook(args: &Args, wasm: &Path, requests: usize) -> anyhow::Result<Ti
         let body = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
         let took = t.elapsed();
         client::check(status, &body, &id, seq, Expect::Echo).map_err(|e| anyhow::anyhow!("in-process webhook: {e}"))?;
+        Ok(took)
+    })
+    .await
+}
+
+/// One MCP `tools/call` of `echo` through the same router, in-process, in
+/// one session opened first (`initialize`, `notifications/initialized`): the
+/// bearer-token check, the SDK's JSON-RPC handling, the core's call, the
+/// answer as a server-sent event. Every answer is checked.
+async fn mcp_call(args: &Args, wasm: &Path, requests: usize) -> anyhow::Result<Timings> {
+    use tower::ServiceExt;
+
+    const TOKEN: &str = "bench-token";
+    let plugins_dir = plugins_dir(args, "plugins-in-process-mcp", &[wasm])?;
+    let mut settings = Settings { plugins_dir, secrets: vec![client::SECRET.into()], ..Default::default() };
+    settings.mcp.tokens = vec![TOKEN.into()];
+    let router = &Switchboard::start(settings).await?.router();
+    let post = |session: Option<&str>, body: serde_json::Value| {
+        let mut request = axum::http::Request::post("/mcp")
+            .header("Host", "localhost")
+            .header("Authorization", format!("Bearer {TOKEN}"))
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", "2025-11-25");
+        if let Some(session) = session {
+            request = request.header("Mcp-Session-Id", session);
+        }
+        request.body(axum::body::Body::from(body.to_string())).expect("a valid request")
+    };
+    let init = serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}});
+    let response = router.clone().oneshot(post(None, init)).await?;
+    anyhow::ensure!(response.status() == 200, "MCP initialize: HTTP {}", response.status());
+    let session = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("MCP initialize gave no session id"))?;
+    let _ = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
+    let initialized = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let response = router.clone().oneshot(post(Some(&session), initialized)).await?;
+    anyhow::ensure!(response.status() == 202, "MCP initialized: HTTP {}", response.status());
+    let (session, post) = (&session, &post);
+    timed(wasm, requests.min(2_000), requests, |seq| async move {
+        let arguments: serde_json::Value = serde_json::from_str(&client::echo_arguments(seq))?;
+        let call = serde_json::json!({"jsonrpc": "2.0", "id": seq + 1, "method": "tools/call",
+            "params": {"name": "echo", "arguments": arguments}});
+        let request = post(Some(session), call);
+        let t = Instant::now();
+        let response = router.clone().oneshot(request).await?;
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
+        let took = t.elapsed();
+        anyhow::ensure!(status == 200, "MCP tools/call: HTTP {status}");
+        // The answer is one server-sent event: `data: <JSON-RPC response>`.
+        let text = std::str::from_utf8(&body)?;
+        let message = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("data:"))
+            .filter_map(|data| serde_json::from_str::<serde_json::Value>(data.trim()).ok())
+            .find(|m| m["id"] == seq + 1)
+            .ok_or_else(|| anyhow::anyhow!("no answer to call {seq} in {text:?}"))?;
+        anyhow::ensure!(
+            message["result"]["structuredContent"]["echo"] == arguments,
+            "wrong MCP answer to call {seq}: {message}"
+        );
         Ok(took)
     })
     .await

@@ -184,6 +184,19 @@ pub fn render(r: &Results) -> String {
                 p.tool_calls.first().map_or("–".into(), |t| num(t.p50_us, 1))
             );
             timings_table(m, std::slice::from_ref(&p.webhook), "requests");
+            if let Some(mcp) = &p.mcp {
+                let _ = writeln!(
+                    m,
+                    "### One MCP `tools/call` through the router (in-process, no sockets)\n\n\
+                     The same `echo` call as an MCP client makes it, through the same `Switchboard::router()` \
+                     (`/mcp`, with a bearer token, in one session opened first), answered as a server-sent event; \
+                     one at a time, every answer checked. The SDK hands each request to the session's own task and \
+                     back, so this is wall time, an upper bound of the CPU: MCP ÷ webhook = **{}×** at p50 (goal: \
+                     ≤ 1.5× the webhook door's CPU per call).\n",
+                    num(mcp.p50_us / p.webhook.p50_us, 2)
+                );
+                timings_table(m, std::slice::from_ref(mcp), "requests");
+            }
         },
     );
     section(m, "Hot reload", &r.reload, |m, rl| {
