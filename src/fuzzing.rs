@@ -3,8 +3,8 @@
 //! with the `fuzzing` feature, and not part of the public API.
 //!
 //! Every entry point returns normally for every input. A panic is a bug: in
-//! the code it calls, or a broken invariant checked here (each one states a
-//! documented promise).
+//! the code it calls, or a promise of that code that does not hold (checked
+//! here, each with a comment saying which).
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -13,7 +13,6 @@ use std::time::{Duration, UNIX_EPOCH};
 use crate::doors::webhook::event::{self, Arguments, Event};
 use crate::doors::webhook::signature::{SignatureError, Verifier, sign};
 use crate::plugins::manifest::Manifest;
-use crate::plugins::schema::ArgumentValidator;
 use crate::sandbox::capabilities::addresses::non_public_reason;
 use crate::sandbox::capabilities::{AllowedHost, Host, HostDecision, HttpGrants, Scheme};
 use crate::types::{EventKind, Limits, ToolDefinition};
@@ -80,6 +79,7 @@ pub fn decode(data: &[u8]) {
         }
     };
     let kind = event.kind();
+    // The kind's name is the `message.type` that decodes to it.
     assert_eq!(kind.as_str().parse::<EventKind>().ok(), Some(kind));
     let common = match &event {
         Event::AssistantRequest(e) => &e.common,
@@ -105,13 +105,7 @@ pub fn decode(data: &[u8]) {
 /// every variable is set.
 pub fn manifest(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let manifest = match Manifest::parse(text) {
-        Ok(manifest) => manifest,
-        Err(e) => {
-            let _ = e.len();
-            return;
-        }
-    };
+    let Ok(manifest) = Manifest::parse(text) else { return };
     let dir = manifest_dir();
     let limits = manifest.limits(Limits::default());
     // A limit is never less than what the manifest asks for (the largest a `usize` holds, at most).
@@ -119,12 +113,16 @@ pub fn manifest(data: &[u8]) {
         assert!(limits.memory_bytes >> 20 >= mib.min(usize::MAX >> 20), "memory_mib = {mib} gives {limits:?}");
     }
     let _ = manifest.http.keys_set();
+    // Hot reload watches only files inside the plugins folder.
     for file in manifest.files_read(dir) {
         assert!(file.starts_with(dir), "{} is outside the plugins folder", file.display());
     }
+    // (Not compiling the tools' JSON Schemas: that is jsonschema's and regex's
+    // work, at load, and a `pattern` alone may take milliseconds.)
     let _ = manifest.check_command_tools("fuzz");
+    // A declared tool's parameters are JSON, for the schema compiler.
     for tool in manifest.command_tools("fuzz") {
-        let _ = ArgumentValidator::new(&tool.parameters_schema);
+        assert!(serde_json::from_str::<serde_json::Value>(&tool.parameters_schema).is_ok());
     }
     let mut offered = vec![ToolDefinition {
         name: "lookup_contact".to_owned(),
@@ -145,6 +143,7 @@ pub fn allowed_host(data: &[u8]) {
     let (pattern, requests) = text.split_once('\n').unwrap_or((text, ""));
     for allow_private in [false, true] {
         let Ok(entry) = AllowedHost::parse(pattern, allow_private) else { continue };
+        // Shown as written.
         assert!(entry.to_string().starts_with(pattern));
         let grants = HttpGrants { allowed_hosts: vec![entry.clone()], ..HttpGrants::default() };
         for request in requests.lines() {
@@ -156,8 +155,10 @@ pub fn allowed_host(data: &[u8]) {
             }
             let allowed = entry.allows(scheme, &host, port);
             let decision = grants.decide(scheme, &host, port);
+            // The list decides as its one entry does, and only an entry that allows private addresses grants them.
             assert_eq!(decision != HostDecision::Denied, allowed, "decide and allows disagree");
             assert!(decision != HostDecision::AnyAddress || entry.allows_private());
+            // An entry allows its own scheme only.
             if allowed {
                 let (pattern_scheme, _) = pattern.split_once("://").unwrap_or_default();
                 assert!(pattern_scheme.eq_ignore_ascii_case(scheme.as_str()), "{pattern} allows {scheme}");

@@ -233,7 +233,8 @@ pub fn resolve(overrides: &Overrides) -> anyhow::Result<(SocketAddr, Settings)> 
     }
     plugin_defaults.fuel = file.plugin_fuel.or(plugin_defaults.fuel);
     if let Some(mib) = file.plugin_memory_mib {
-        plugin_defaults.memory_bytes = mib << 20;
+        // Saturating: shifted, 2^44 MiB and more wrapped (2^44 MiB to 0 bytes).
+        plugin_defaults.memory_bytes = mib.saturating_mul(1 << 20);
     }
     plugin_defaults.max_result_bytes = file.max_result_bytes.unwrap_or(plugin_defaults.max_result_bytes);
     plugin_defaults.max_concurrent_calls = file.plugin_max_concurrent_calls.or(plugin_defaults.max_concurrent_calls);
@@ -374,5 +375,16 @@ mod tests {
         std::fs::write(&path, "listen = \"127.0.0.1:9000\"\nsecret = \"x\"\n").unwrap();
         let err = resolve(&Overrides { config: Some(path), ..Default::default() }).unwrap_err().to_string();
         assert!(err.contains("line 2") && err.contains("unknown field `secret`"), "{err}");
+    }
+
+    #[test]
+    fn a_huge_plugin_memory_mib_saturates_instead_of_wrapping() {
+        // Found by fuzz/ (the config target): `plugin_memory_mib << 20`
+        // wrapped 2^44 MiB to 0 bytes.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("switchboard.toml");
+        std::fs::write(&path, "plugin_memory_mib = 17592186044416\n").unwrap();
+        let (_, settings) = resolve(&Overrides { config: Some(path), ..Default::default() }).unwrap();
+        assert_eq!(settings.plugin_defaults.memory_bytes, usize::MAX);
     }
 }

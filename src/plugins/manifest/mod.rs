@@ -167,7 +167,8 @@ impl Manifest {
     pub fn limits(&self, defaults: Limits) -> Limits {
         Limits {
             timeout: self.timeout_ms.map(Duration::from_millis).unwrap_or(defaults.timeout),
-            memory_bytes: self.memory_mib.map(|m| m << 20).unwrap_or(defaults.memory_bytes),
+            // Saturating: shifted, 2^44 MiB and more wrapped (2^44 MiB to 0 bytes).
+            memory_bytes: self.memory_mib.map(|m| m.saturating_mul(1 << 20)).unwrap_or(defaults.memory_bytes),
             fuel: self.fuel.or(defaults.fuel),
             max_result_bytes: self.max_result_bytes.unwrap_or(defaults.max_result_bytes),
             max_concurrent_calls: self.max_concurrent_calls.or(defaults.max_concurrent_calls),
@@ -292,5 +293,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(all.http.keys_set(), ["allowed_hosts", "max_response_bytes", "max_concurrent_requests", "ca_file"]);
+    }
+
+    #[test]
+    fn a_huge_memory_mib_saturates_instead_of_wrapping() {
+        // Found by fuzz/ (the manifest target): 2^44 MiB is 2^64 bytes, and
+        // `memory_mib << 20` wrapped it to 0, so every call ran out of memory.
+        for mib in [1 << 44, (1 << 44) + 1, i64::MAX as usize] {
+            let m = Manifest::parse(&format!("memory_mib = {mib}\n")).unwrap();
+            assert_eq!(m.limits(Limits::default()).memory_bytes, usize::MAX, "memory_mib = {mib}");
+        }
+        let m = Manifest::parse(&format!("memory_mib = {}\n", (1usize << 44) - 1)).unwrap();
+        assert_eq!(m.limits(Limits::default()).memory_bytes, usize::MAX - ((1 << 20) - 1));
     }
 }
