@@ -14,7 +14,7 @@ use switchboard::{sign, unix_now};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::common::{SECRET, TestServer, call, code_cache, fixture, fresh_id, plugins_dir, tool_calls};
+use crate::common::{SECRET, TestServer, call, code_cache, fixture, fresh_id, plugins_dir, signed_webhook, tool_calls};
 
 /// The server's address, from its URL.
 fn addr(server: &TestServer) -> SocketAddr {
@@ -387,17 +387,8 @@ impl ServerProcess {
     async fn echo(&self, client: &reqwest::Client, text: &str) -> Duration {
         let id = fresh_id();
         let body = tool_calls(&[(&id, "echo", json!({ "text": text }))]);
-        let ts = unix_now();
         let started = Instant::now();
-        let response = client
-            .post(format!("http://{}/webhook", self.addr))
-            .header("Content-Type", "application/json")
-            .header("X-Webhook-Timestamp", ts.to_string())
-            .header("X-Webhook-Signature", sign(SECRET.as_bytes(), ts, &body))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let response = signed_webhook(client, &format!("http://{}", self.addr), &body).send().await.unwrap();
         assert_eq!(response.status(), 200);
         let answer: serde_json::Value = response.json().await.unwrap();
         let took = started.elapsed();

@@ -11,9 +11,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchboard::{sign, unix_now};
 
-use crate::common::{SECRET, TestServer, code_cache, fresh_id, plugins_dir, tool_calls};
+use crate::common::{SECRET, TestServer, code_cache, fresh_id, plugins_dir, signed_webhook, tool_calls};
 
 const MIB: u64 = 1 << 20;
 
@@ -74,17 +73,7 @@ impl ServedBinary {
 
     /// Sends a signed tool-calls body and returns its results.
     async fn results(&self, body: &[u8]) -> Vec<Value> {
-        let timestamp = unix_now();
-        let response = self
-            .client
-            .post(format!("{}/webhook", self.url))
-            .header("Content-Type", "application/json")
-            .header("X-Webhook-Timestamp", timestamp.to_string())
-            .header("X-Webhook-Signature", sign(SECRET.as_bytes(), timestamp, body))
-            .body(body.to_vec())
-            .send()
-            .await
-            .unwrap();
+        let response = signed_webhook(&self.client, &self.url, body).send().await.unwrap();
         assert_eq!(response.status(), 200);
         let json: Value = response.json().await.unwrap();
         json["results"].as_array().expect("results").clone()
@@ -280,16 +269,7 @@ async fn sleepers_and_an_echo(server: &TestServer, sleepers: usize, ms: u64) -> 
     let body = tool_calls(&calls);
     let (url, client) = (server.url.clone(), server.client.clone());
     let big = tokio::spawn(async move {
-        let timestamp = unix_now();
-        let response = client
-            .post(format!("{url}/webhook"))
-            .header("Content-Type", "application/json")
-            .header("X-Webhook-Timestamp", timestamp.to_string())
-            .header("X-Webhook-Signature", sign(SECRET.as_bytes(), timestamp, &body))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let response = signed_webhook(&client, &url, &body).send().await.unwrap();
         assert_eq!(response.status(), 200);
         response.json::<Value>().await.unwrap()["results"].as_array().unwrap().clone()
     });

@@ -20,9 +20,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use switchboard::{sign, unix_now};
 
-use crate::common::{RedisServer, SECRET, code_cache, plugin_wasm, serve_upstream};
+use crate::common::{RedisServer, SECRET, code_cache, plugin_wasm, serve_upstream, signed_webhook};
 
 /// How long the calendar takes to answer a new booking (made as it arrives).
 const BOOKING_TAKES: Duration = Duration::from_millis(1500);
@@ -301,15 +300,7 @@ async fn deliver(client: &reqwest::Client, url: &str, i: usize) -> Booking {
     let mut booking = Booking { answer: None, attempts: 0, first_failure: None, recovered_in: None };
     while booking.attempts < MOST_ATTEMPTS {
         booking.attempts += 1;
-        let timestamp = unix_now();
-        let sent = client
-            .post(format!("{url}/webhook"))
-            .header("Content-Type", "application/json")
-            .header("X-Webhook-Timestamp", timestamp.to_string())
-            .header("X-Webhook-Signature", sign(SECRET.as_bytes(), timestamp, &body))
-            .body(body.clone())
-            .send()
-            .await;
+        let sent = signed_webhook(client, url, &body).send().await;
         let status = match sent {
             Ok(response) if response.status() == 200 => {
                 let json: Value = response.json().await.unwrap();

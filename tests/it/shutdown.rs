@@ -5,9 +5,8 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use switchboard::{sign, unix_now};
 
-use crate::common::{SECRET, code_cache, plugins_dir, tool_calls};
+use crate::common::{SECRET, code_cache, plugins_dir, signed_webhook, tool_calls};
 
 const CALLS: usize = 50;
 const SLEEP_MS: u64 = 1500;
@@ -49,16 +48,8 @@ async fn sigterm_answers_the_calls_in_flight_and_exits_zero() {
             let (client, url) = (client.clone(), url.clone());
             tokio::spawn(async move {
                 let body = tool_calls(&[(&format!("sleep-{i}"), "sleep", json!({ "ms": SLEEP_MS }))]);
-                let timestamp = unix_now();
-                let response = client
-                    .post(format!("{url}/webhook"))
-                    .header("Content-Type", "application/json")
-                    .header("X-Webhook-Timestamp", timestamp.to_string())
-                    .header("X-Webhook-Signature", sign(SECRET.as_bytes(), timestamp, &body))
-                    .body(body)
-                    .send()
-                    .await
-                    .expect("the call in flight is answered");
+                let response =
+                    signed_webhook(&client, &url, &body).send().await.expect("the call in flight is answered");
                 let status = response.status().as_u16();
                 (status, response.json::<serde_json::Value>().await.unwrap_or_default())
             })

@@ -63,6 +63,21 @@ pub fn plugins_dir(plugins: &[&str]) -> TempDir {
     dir
 }
 
+/// A POST of `body` to `base`'s /webhook, signed now with the test secret, as
+/// the platform sends it (for servers other than a [`TestServer`]).
+pub fn signed_webhook(client: &reqwest::Client, base: &str, body: &[u8]) -> reqwest::RequestBuilder {
+    let request = client.post(format!("{base}/webhook")).header("Content-Type", "application/json");
+    signed(request, body, SECRET, unix_now())
+}
+
+/// `request` with `body` and the headers that sign it with `secret` at `timestamp`.
+fn signed(request: reqwest::RequestBuilder, body: &[u8], secret: &str, timestamp: u64) -> reqwest::RequestBuilder {
+    request
+        .header("X-Webhook-Timestamp", timestamp.to_string())
+        .header("X-Webhook-Signature", sign(secret.as_bytes(), timestamp, body))
+        .body(body.to_vec())
+}
+
 /// A Switchboard serving on a free loopback port, stopped when dropped.
 pub struct TestServer {
     pub url: String,
@@ -117,13 +132,7 @@ impl TestServer {
 
     /// POSTs `body` signed with `secret` at `timestamp`.
     pub async fn send_signed(&self, body: &[u8], secret: &str, timestamp: u64) -> reqwest::Response {
-        self.webhook()
-            .header("X-Webhook-Timestamp", timestamp.to_string())
-            .header("X-Webhook-Signature", sign(secret.as_bytes(), timestamp, body))
-            .body(body.to_vec())
-            .send()
-            .await
-            .unwrap()
+        signed(self.webhook(), body, secret, timestamp).send().await.unwrap()
     }
 
     /// A POST /webhook request with the JSON content type and nothing else.
