@@ -17,7 +17,7 @@ use axum::extract::{Query, State};
 use serde_json::{Value, json};
 use switchboard::{Settings, Switchboard};
 
-use crate::common::{TestServer, call, code_cache, plugins_dir};
+use crate::common::{TestServer, cache_entries, call, code_cache, plugins_dir};
 
 /// `plugins/NAME.wasm`, built by `plugins/build.sh LANG`; panics with the
 /// commands that build it when it is missing or older than its sources.
@@ -279,21 +279,6 @@ fn export_names(wasm: &Path) -> Vec<String> {
         }
     }
     names
-}
-
-/// The compiled entries of a code cache folder, with their modification times.
-fn cache_entries(cache: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
-    let mut entries: Vec<_> = std::fs::read_dir(cache)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
-        .map(|p| {
-            let modified = std::fs::metadata(&p).unwrap().modified().unwrap();
-            (p, modified)
-        })
-        .collect();
-    entries.sort();
-    entries
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use switchboard::{Settings, Switchboard};
 
-use crate::common::{TestServer, eventually, fresh_id, plugin_wasm, plugins_dir, tool_calls};
+use crate::common::{TestServer, cache_entries, eventually, fresh_id, plugin_wasm, plugins_dir, tool_calls};
 
 /// v1 of tool `greet` answers `{"echo": args}`; v2 answers `{"tool": "greet", ...}`.
 fn v1() -> Vec<u8> {
@@ -164,22 +164,6 @@ fn with_custom_section(mut bytes: Vec<u8>, payload: &[u8]) -> Vec<u8> {
     bytes.extend_from_slice(name);
     bytes.extend_from_slice(payload);
     bytes
-}
-
-/// The entries of a code cache folder, with their modification times.
-fn cache_entries(cache: &Path) -> Vec<(std::path::PathBuf, std::time::SystemTime)> {
-    let mut entries: Vec<_> = std::fs::read_dir(cache)
-        .map(|dir| dir.map(|e| e.unwrap().path()).collect())
-        .unwrap_or_else(|_| Vec::new())
-        .into_iter()
-        .filter(|p: &std::path::PathBuf| p.extension().is_some_and(|e| e == "cwasm"))
-        .map(|p| {
-            let modified = std::fs::metadata(&p).unwrap().modified().unwrap();
-            (p, modified)
-        })
-        .collect();
-    entries.sort();
-    entries
 }
 
 #[tokio::test]

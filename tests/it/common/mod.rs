@@ -287,3 +287,20 @@ pub async fn serve_upstream(app: axum::Router) -> (std::net::SocketAddr, tokio::
     });
     (addr, tx)
 }
+
+/// The compiled entries of a code cache folder (none if it does not exist
+/// yet), with their modification times: a load that compiles writes one.
+pub fn cache_entries(cache: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
+    let mut entries: Vec<_> = std::fs::read_dir(cache)
+        .map(|dir| dir.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_else(|_| Vec::new())
+        .into_iter()
+        .filter(|p: &PathBuf| p.extension().is_some_and(|e| e == "cwasm"))
+        .map(|p| {
+            let modified = std::fs::metadata(&p).unwrap().modified().unwrap();
+            (p, modified)
+        })
+        .collect();
+    entries.sort();
+    entries
+}
