@@ -12,6 +12,7 @@ mod ops;
 mod protocol;
 mod reload;
 mod replicas;
+mod reuse;
 mod security;
 mod shutdown;
 mod tool_calls;
