@@ -10,8 +10,9 @@
 #   --only LIST      comma-separated sections: http, instantiation (the in-process
 #                    figures), reload, memory, startup (default: all).
 #   --servers LIST   comma-separated servers for the http section:
-#                    switchboard-echo, switchboard-echo_command, native, express,
-#                    express-cluster, fastapi, flask (default: all).
+#                    switchboard-echo, switchboard-echo-reuse, switchboard-edge,
+#                    switchboard-echo_command, native, express, express-cluster,
+#                    fastapi, flask (default: all).
 #   --render-only    measure nothing: rewrite the report from the last run's
 #                    results.json (after editing its wording).
 #
@@ -45,7 +46,7 @@ while [[ $# -gt 0 ]]; do
             shift
             ;;
         -h | --help)
-            sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -130,6 +131,7 @@ command_line="benches/run.sh"
 args=(
     --root "$root"
     --switchboard "$switchboard"
+    --switchboard-edge "$switchboard_edge"
     --native "$native"
     --node "$(command -v node)"
     --node-modules "$deps/node/node_modules"

@@ -37,6 +37,9 @@ struct Args {
     /// The release `switchboard` binary.
     #[arg(long)]
     switchboard: PathBuf,
+    /// The same, built with the `bench-no-plugin-call` feature: the edge alone.
+    #[arg(long)]
+    switchboard_edge: Option<PathBuf>,
     /// The native axum baseline binary.
     #[arg(long)]
     native: PathBuf,
@@ -104,8 +107,10 @@ pub struct Durations {
 /// The servers of the HTTP table: key, label, tool, and whether to also run
 /// at 50% of its best throughput.
 pub type Server = (&'static str, &'static str, &'static str, bool);
-const SERVERS: [Server; 7] = [
-    ("switchboard-echo", "Switchboard, echo (component)", "echo", true),
+const SERVERS: [Server; 9] = [
+    ("switchboard-echo", "Switchboard, echo (component, a fresh instance per call)", "echo", true),
+    ("switchboard-echo-reuse", "Switchboard, echo with max_instance_reuse = 256", "echo", true),
+    ("switchboard-edge", "Switchboard's edge alone (no plugin call; bench-no-plugin-call build)", "echo", false),
     ("switchboard-echo_command", "Switchboard, echo_command (WASI command)", "echo_command", true),
     ("native", "native Rust axum (ceiling)", "echo", true),
     ("express", "Express, 1 process", "echo", false),
@@ -251,6 +256,18 @@ fn server_command(args: &Args, key: &str, port: u16) -> (Command, String) {
             let mut c = Command::new(&args.switchboard);
             c.arg("serve").arg("--plugins").arg(args.work.join("plugins-http")).args(["--listen", &address]);
             (c, "`switchboard serve` (release build, default settings)".into())
+        }
+        "switchboard-echo-reuse" => {
+            let mut c = Command::new(&args.switchboard);
+            c.arg("serve").arg("--plugins").arg(args.work.join("plugins-http-reuse")).args(["--listen", &address]);
+            (c, "`switchboard serve`, `echo.toml`: `max_instance_reuse = 256`".into())
+        }
+        "switchboard-edge" => {
+            // Without the edge-only build the server fails to start, and the report says so.
+            let binary = args.switchboard_edge.clone().unwrap_or_else(|| args.work.join("no-switchboard-edge-build"));
+            let mut c = Command::new(binary);
+            c.arg("serve").arg("--plugins").arg(args.work.join("plugins-http")).args(["--listen", &address]);
+            (c, "`switchboard serve` built with `--features bench-no-plugin-call`".into())
         }
         "native" => {
             let mut c = Command::new(&args.native);
@@ -492,6 +509,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     results.in_process = section(&args, &mut results, "instantiation", extras::in_process(&args, &plugins)).await;
     if section_on(&args, "http") {
         extras::plugins_dir(&args, "plugins-http", &[&echo, &echo_command])?;
+        let reuse = extras::plugins_dir(&args, "plugins-http-reuse", &[&echo])?;
+        std::fs::write(reuse.join("echo.toml"), "max_instance_reuse = 256\n")?;
         let servers: Vec<Server> =
             SERVERS.into_iter().filter(|s| args.servers.is_empty() || args.servers.iter().any(|k| k == s.0)).collect();
         wait_for_quiet(&mut results, "http").await;

@@ -17,7 +17,7 @@ use futures::FutureExt;
 
 use serde_json::value::RawValue;
 
-use super::dedup::{Answer, Dedup};
+use super::dedup::{Answer, Dedup, DedupKey};
 use super::metrics::Metrics;
 use super::shutdown::{Shutdown, Work};
 use crate::plugins::{Plugin, PluginSet};
@@ -242,7 +242,7 @@ async fn answer(
         Ok(prepared) => prepared,
         Err(failure) => return Err(refuse(&call, failure, &metrics).to_string()),
     };
-    let key = dedup.as_ref().map(|_| dedup_key(&call, &arguments));
+    let key = dedup.as_ref().map(|_| DedupKey::new(&call.context.call_id, &call.id, &call.name, &arguments));
     let run = async { execute(&call, plugin, arguments, cutoff, &metrics, &shutdown).await.map_err(|f| f.to_string()) };
     let (Some(dedup), Some(key)) = (dedup, key) else {
         return run.await;
@@ -289,15 +289,6 @@ fn refuse(call: &ToolCallRequest, failure: ToolFailure, metrics: &Metrics) -> To
     metrics.record_tool_call(if known { &call.name } else { "<unknown>" }, call.door.label(), "error", Duration::ZERO);
     tracing::info!(tool = %call.name, tool_call_id = %call.id, call_id = %call.context.call_id, error = %failure, "tool call refused");
     failure
-}
-
-/// Identifies a call for de-duplication: the platform's call and tool-call ids,
-/// plus a digest of what is asked. A retry repeats all three; a model that
-/// reuses short ids (`call_0`) across turns asks something else and runs.
-fn dedup_key(call: &ToolCallRequest, arguments: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::new().chain_update(call.name.as_bytes()).chain_update([0]).chain_update(arguments).finalize();
-    format!("{}/{}/{}", call.context.call_id, call.id, hex::encode(&digest[..12]))
 }
 
 /// Finds the plugin and checks the arguments against the tool's schema.
