@@ -12,6 +12,7 @@ mod load;
 mod procfs;
 mod report;
 mod servers;
+mod soak;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -89,6 +90,19 @@ struct Args {
     /// Override the closed-loop concurrency levels.
     #[arg(long, value_delimiter = ',')]
     concurrency: Vec<usize>,
+    /// Run the soak for this many minutes instead of the sections
+    /// (benches/soak.sh).
+    #[arg(long)]
+    soak_minutes: Option<f64>,
+    /// How often the soak restarts Redis, in seconds.
+    #[arg(long, default_value_t = 300.0)]
+    soak_redis_every_secs: f64,
+    /// How often the soak replaces its plugin, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    soak_reload_every_ms: u64,
+    /// `redis-server`, for the soak.
+    #[arg(long)]
+    redis_server: Option<PathBuf>,
 }
 
 /// Closed-loop concurrency levels.
@@ -358,6 +372,7 @@ async fn bench_servers(servers: Vec<Server>, args: &Args, d: Durations) -> Vec<S
             let w = window(round);
             Some(LoadSpec {
                 tool: entry.tool.into(),
+                expect: Expect::Echo,
                 concurrency,
                 warmup: w.warmup,
                 measure: w.measure,
@@ -394,6 +409,7 @@ async fn bench_servers(servers: Vec<Server>, args: &Args, d: Durations) -> Vec<S
         let w = window(round);
         (entry.half_rate && max > 0.0).then(|| LoadSpec {
             tool: entry.tool.into(),
+            expect: Expect::Echo,
             concurrency: RATE_CONCURRENCY,
             warmup: w.warmup,
             measure: w.measure,
@@ -479,7 +495,37 @@ async fn section<T: std::fmt::Debug>(
     Some(outcome.map_err(|e| format!("{e:#}")))
 }
 
+/// Memory growth is judged in soak runs at least this long: a shorter run is
+/// still warming up after its first sixth.
+const SOAK_MEMORY_JUDGED_FROM_MINUTES: f64 = 10.0;
+
+/// The soak run: writes its figures, and fails when an answer failed or was
+/// wrong (or, in a long run, memory grew by 10 % or more).
+async fn run_soak(args: &Args, minutes: f64) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.work)?;
+    let plan = soak::SoakPlan {
+        duration: Duration::from_secs_f64(minutes * 60.0),
+        reload_every: Duration::from_millis(args.soak_reload_every_ms),
+        redis_restart_every: Duration::from_secs_f64(args.soak_redis_every_secs),
+    };
+    let result = soak::soak(args, plan).await?;
+    std::fs::write(args.work.join("soak.json"), serde_json::to_string_pretty(&result)?)?;
+    let text = soak::render(&result, plan);
+    std::fs::write(&args.out, &text)?;
+    println!("{text}");
+    anyhow::ensure!(result.answered > 0 && result.errors == 0, "the soak saw {} failed or wrong answers", result.errors);
+    anyhow::ensure!(
+        minutes < SOAK_MEMORY_JUDGED_FROM_MINUTES || result.rss_growth_pct < 10.0,
+        "resident memory grew by {:.1} % after the first sixth of the soak",
+        result.rss_growth_pct
+    );
+    Ok(())
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(minutes) = args.soak_minutes {
+        return run_soak(&args, minutes).await;
+    }
     std::fs::create_dir_all(&args.work)?;
     let results_json = args.work.join("results.json");
     if args.render_only {
@@ -520,10 +566,27 @@ async fn run(args: Args) -> anyhow::Result<()> {
     results.memory = section(&args, &mut results, "memory", extras::memory(&args)).await;
     results.startup = section(&args, &mut results, "startup", extras::startup(&args)).await;
 
+    // With --only, the sections not run keep the figures of the last run.
+    if !args.only.is_empty() {
+        if let Some(last) = std::fs::read_to_string(&results_json).ok().and_then(|t| serde_json::from_str::<Results>(&t).ok()) {
+            keep_unmeasured(&mut results, last);
+        }
+    }
     std::fs::write(&results_json, serde_json::to_string_pretty(&results)?)?;
     std::fs::write(&args.out, report::render(&results))?;
     eprintln!("wrote {} (raw figures: {})", args.out.display(), results_json.display());
     Ok(())
+}
+
+/// Takes from `last` every section this run did not measure.
+fn keep_unmeasured(results: &mut Results, last: Results) {
+    if results.http.is_empty() {
+        results.http = last.http;
+    }
+    results.in_process = results.in_process.take().or(last.in_process);
+    results.reload = results.reload.take().or(last.reload);
+    results.memory = results.memory.take().or(last.memory);
+    results.startup = results.startup.take().or(last.startup);
 }
 
 fn main() -> anyhow::Result<()> {
