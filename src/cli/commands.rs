@@ -20,6 +20,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Check(args) => check(args).await,
         Command::Sign(args) => sign_body(args),
         Command::Send(args) => send(args).await,
+        Command::New(args) => super::new::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -202,6 +203,7 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => {
             eprintln!("error: {e}");
+            eprintln!("failed: {} in {:.1} ms", args.tool, ms(elapsed));
             Ok(ExitCode::from(1))
         }
     }
