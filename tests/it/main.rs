@@ -11,6 +11,7 @@ mod mcp;
 mod ops;
 mod protocol;
 mod reload;
+mod scaffold;
 mod replicas;
 mod security;
 mod shutdown;
