@@ -25,7 +25,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (listen, settings) = resolve(&Overrides {
+    let (listen, mut settings) = resolve(&Overrides {
         listen: args.listen,
         plugins: args.plugins.plugins,
         config: args.plugins.config,
@@ -41,6 +41,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         idle_timeout_secs: args.idle_timeout_secs,
         max_connections: args.max_connections,
     })?;
+    if args.dev {
+        settings.dedup = None;
+        tracing::info!("development mode (--dev): duplicate suppression is off; every request runs its plugin");
+    }
     raise_open_file_limit();
     if settings.insecure_no_verify {
         tracing::warn!("INSECURE: --insecure-no-verify is set; webhook signatures will NOT be checked");
@@ -190,9 +194,7 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     let elapsed = started.elapsed();
     match result {
         Ok(output) => {
-            let pretty = serde_json::from_str::<serde_json::Value>(&output)
-                .map(|v| serde_json::to_string_pretty(&v).expect("values serialize"))
-                .unwrap_or(output);
+            let pretty = pretty_json(&output).unwrap_or(output);
             println!("{pretty}");
             let plugin = switchboard.plugins().into_iter().find_map(|p| {
                 let loaded = p.loaded.ok()?;
@@ -292,12 +294,19 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
     };
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
-    let pretty = serde_json::from_str::<serde_json::Value>(&text)
-        .map(|v| serde_json::to_string_pretty(&v).expect("values serialize"))
-        .unwrap_or(text);
+    let pretty = pretty_json(&text).unwrap_or(text);
     eprintln!("HTTP {status} in {:.1} ms", ms(started.elapsed()));
     println!("{pretty}");
     Ok(if status.is_success() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `json` indented, its keys in the plugin's order (a `Value` would sort them).
+fn pretty_json(json: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(json.len() * 2);
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    serde_transcode::transcode(&mut deserializer, &mut serde_json::Serializer::pretty(&mut out)).ok()?;
+    deserializer.end().ok()?;
+    String::from_utf8(out).ok()
 }
 
 fn ms(d: Duration) -> f64 {

@@ -133,6 +133,11 @@ pub struct ServeArgs {
     /// Do not watch the plugins folder; load plugins once at start.
     #[arg(long)]
     pub no_watch: bool,
+    /// Development: no duplicate suppression (the same request sent again
+    /// runs the new plugin version instead of replaying the first answer).
+    /// Reloads are logged as they start and end in every mode.
+    #[arg(long, conflicts_with = "no_watch")]
+    pub dev: bool,
     /// Largest accepted webhook body, in bytes [default: 1048576].
     #[arg(long, value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
