@@ -217,13 +217,21 @@ impl ComponentPlugin {
         let limits = Limits { timeout: LIST_TIMEOUT, ..Limits::default() };
         // What a plugin says about itself is shown by endpoints and logs: redacted too.
         let values = self.capabilities.values();
+        // What the plugin printed before it failed: its words usually name
+        // the cause that a trap does not.
+        let output = std::sync::Mutex::new(Vec::new());
         let invalid = |what: &str, e: ToolFailure| {
-            LoadError::Invalid(format!("{what} failed: {}", engine::redact_failure(values, e)))
+            let output = output.lock().unwrap_or_else(|e| e.into_inner());
+            LoadError::Invalid(format!("{what} failed: {}{}", engine::redact_failure(values, e), quote_output(&output)))
         };
         let listed = self
             .run(limits, async |store, instance, this| {
                 let tools = this.tools.load(&mut *store, instance)?;
-                tools.call_list(&mut *store).await
+                let listed = tools.call_list(&mut *store).await;
+                if listed.is_err() {
+                    *output.lock().unwrap_or_else(|e| e.into_inner()) = store.data().log.recent();
+                }
+                listed
             })
             .await
             .map_err(|e| invalid("listing its tools", e))?;
@@ -370,11 +378,28 @@ fn explain_compile_error(error: LoadError) -> LoadError {
 }
 
 /// Checks what a plugin says about a tool before anyone relies on it.
+/// The plugin's last output lines for an error message, with a hint when
+/// they show a known mistake.
+fn quote_output(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut quoted = format!("; the plugin's last output: {}", lines.join(" | "));
+    // componentize-js, lowering `list`'s records, when a field is missing.
+    if lines.iter().any(|l| l.contains("expected a string, received [undefined]")) {
+        quoted.push_str(
+            "; hint: a tool definition lacks a string field: each needs `name`, `description` and \
+             `parametersSchema` (the JSON Schema as text: JSON.stringify(schema)), spelled so",
+        );
+    }
+    quoted
+}
+
 fn validate_tool(tool: &ToolDefinition) -> Result<(), LoadError> {
     check_tool_name(&tool.name).map_err(LoadError::Invalid)?;
     match serde_json::from_str::<serde_json::Value>(&tool.parameters_schema) {
         Ok(schema) if schema.is_object() => Ok(()),
-        Ok(_) => Err(LoadError::Invalid(format!("tool {:?}: parameters schema is not a JSON object", tool.name))),
-        Err(e) => Err(LoadError::Invalid(format!("tool {:?}: parameters schema is not JSON: {e}", tool.name))),
+        Ok(_) => Err(LoadError::Invalid(format!("tool {:?}: its parameters-schema (JS `parametersSchema`, Python `parameters_schema`) is not a JSON object", tool.name))),
+        Err(e) => Err(LoadError::Invalid(format!("tool {:?}: its parameters-schema (JS `parametersSchema`, Python `parameters_schema`) is not JSON text: {e}", tool.name))),
     }
 }
