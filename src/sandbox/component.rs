@@ -399,7 +399,13 @@ fn validate_tool(tool: &ToolDefinition) -> Result<(), LoadError> {
     check_tool_name(&tool.name).map_err(LoadError::Invalid)?;
     match serde_json::from_str::<serde_json::Value>(&tool.parameters_schema) {
         Ok(schema) if schema.is_object() => Ok(()),
-        Ok(_) => Err(LoadError::Invalid(format!("tool {:?}: its parameters-schema (JS `parametersSchema`, Python `parameters_schema`) is not a JSON object", tool.name))),
-        Err(e) => Err(LoadError::Invalid(format!("tool {:?}: its parameters-schema (JS `parametersSchema`, Python `parameters_schema`) is not JSON text: {e}", tool.name))),
+        Ok(_) => Err(LoadError::Invalid(format!(
+            "tool {:?}: its parameters-schema (JS `parametersSchema`, Python `parameters_schema`) is not a JSON object",
+            tool.name
+        ))),
+        Err(e) => Err(LoadError::Invalid(format!(
+            "tool {:?}: its parameters-schema (JS `parametersSchema`, Python `parameters_schema`) is not JSON text: {e}",
+            tool.name
+        ))),
     }
 }

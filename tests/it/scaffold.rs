@@ -56,7 +56,8 @@ fn switchboard() -> Command {
 }
 
 /// new -> ./build.sh setup -> ./build.sh -> ./build.sh test -> call, timed.
-fn scaffold_end_to_end(lang: &str) {
+/// Returns the project (in the temporary folder, removed on drop).
+fn scaffold_end_to_end(lang: &str) -> (tempfile::TempDir, PathBuf) {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let name = format!("hello_{lang}");
     let parent = tempfile::tempdir().unwrap();
@@ -107,6 +108,19 @@ fn scaffold_end_to_end(lang: &str) {
     let log = String::from_utf8_lossy(&answer.stderr);
     assert!(log.contains("greeting Ada"), "call shows the plugin's log line: {log}");
     assert!(log.contains(&format!("ok: {name}")) && log.contains(" ms"), "call says how long it took: {log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a log that is not a terminal: {log:?}");
+    // The same, its log as JSON lines.
+    let json_log = run(
+        switchboard().args(["call", &name, r#"{"name": "Ada"}"#, "--log-format", "json", "--plugins"]).arg(&dist),
+        false,
+    );
+    let records: Vec<Value> =
+        String::from_utf8_lossy(&json_log.stderr).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert!(
+        records.iter().any(|r| r["fields"]["message"].as_str().is_some_and(|m| m.starts_with("greeting Ada"))
+            && r["fields"]["plugin"] == name.as_str()),
+        "{records:?}"
+    );
 
     let step = Instant::now();
     run(Command::new(&script).arg("test").current_dir(&project), false);
@@ -125,6 +139,7 @@ fn scaffold_end_to_end(lang: &str) {
         steps.join(", "),
         toolchain.as_secs_f64()
     );
+    (parent, project)
 }
 
 #[test]
@@ -133,8 +148,26 @@ fn new_rust_project_builds_tests_and_answers() {
 }
 
 #[test]
-fn new_javascript_project_builds_tests_and_answers() {
-    scaffold_end_to_end("js");
+fn new_javascript_project_builds_tests_and_answers_and_names_a_bad_tool_description() {
+    let (_parent, project) = scaffold_end_to_end("js");
+    // The issue's mistake: `parametersSchema` misspelled. The load error
+    // quotes componentize-js's own words and names the fields.
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let source = project.join("index.js");
+    let code = std::fs::read_to_string(&source).unwrap();
+    assert!(code.contains("parametersSchema: JSON.stringify(SCHEMA)"));
+    std::fs::write(
+        &source,
+        code.replace("parametersSchema: JSON.stringify(SCHEMA)", "parameterSchema: JSON.stringify(SCHEMA)"),
+    )
+    .unwrap();
+    run(Command::new(project.join("build.sh")).current_dir(&project), false);
+    let checked = run(switchboard().args(["check", "--plugins"]).arg(project.join("dist")), true);
+    assert_eq!(checked.status.code(), Some(1));
+    let report = String::from_utf8_lossy(&checked.stdout);
+    assert!(report.contains("FAILED hello_js"), "{report}");
+    assert!(report.contains("expected a string, received [undefined]"), "{report}");
+    assert!(report.contains("`parametersSchema`"), "{report}");
 }
 
 #[test]
