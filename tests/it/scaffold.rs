@@ -7,8 +7,9 @@
 //! line, and the schema error for `{}`.
 //!
 //! The toolchains' downloads are cached in `target/scaffold-cache/` (npm's
-//! and pip's caches, Go's build cache, one cargo target folder), so only the
-//! first run on a machine downloads them. Each step's time is printed
+//! cache, Go's build cache, one cargo target folder; pip's cache too, where
+//! the registry lets pip cache), so mostly only the first run on a machine
+//! downloads them. Each step's time is printed
 //! (`cargo test --test it scaffold -- --nocapture`); nothing asserts on it.
 
 use std::path::{Path, PathBuf};
