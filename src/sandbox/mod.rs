@@ -15,7 +15,8 @@
 //! what the host may hold on one call's behalf (resources, HTTP header
 //! fields, request bodies) is capped in [`host_limits`]; and every
 //! instantiation waits for room in the instance pool within its call's time
-//! ([`pool`]) rather than fail when it is full.
+//! ([`pool`]) rather than fail when it is full. A plugin may opt in to
+//! instances that serve several calls ([`reuse`]).
 
 pub(crate) mod cache;
 pub(crate) mod capabilities;
@@ -25,6 +26,7 @@ pub(crate) mod engine;
 pub(crate) mod host_limits;
 mod limits;
 pub(crate) mod pool;
+pub(crate) mod reuse;
 
 use std::sync::Arc;
 
@@ -32,6 +34,7 @@ use crate::types::{CallContext, EventKind, Limits, ToolDefinition, ToolFailure};
 use capabilities::Capabilities;
 use engine::WasmEngine;
 pub(crate) use engine::{LoadError, RuntimeOptions};
+pub(crate) use reuse::Reuse;
 
 /// What a freshly loaded guest says about itself.
 pub(crate) struct Described {
@@ -135,16 +138,19 @@ impl Runtime {
     ///
     /// `command_tools` names the tools of a command plugin (which cannot list
     /// its own); it is ignored for components. Every call of the plugin (and
-    /// listing its tools) runs with `capabilities`.
+    /// listing its tools) runs with `capabilities`. A component's instances
+    /// serve calls as `reuse` says; a command's instance ends when its
+    /// program exits, so every call of a command runs in a fresh one.
     pub async fn load(
         &self,
         bytes: Arc<Vec<u8>>,
         command_tools: Vec<ToolDefinition>,
         capabilities: Arc<Capabilities>,
+        reuse: Reuse,
     ) -> Result<(Guest, Described), LoadError> {
         let RuntimeInner { engine, component_linker, command_linker } = &*self.inner;
         if is_component(&bytes) {
-            let guest = component::ComponentPlugin::load(engine, component_linker, bytes, capabilities).await?;
+            let guest = component::ComponentPlugin::load(engine, component_linker, bytes, capabilities, reuse).await?;
             let (tools, names) = guest.describe().await?;
             let subscriptions = names
                 .iter()

@@ -13,6 +13,7 @@ mod ops;
 mod protocol;
 mod reload;
 mod replicas;
+mod reuse;
 mod scaffold;
 mod security;
 mod shutdown;
