@@ -169,6 +169,17 @@ fn new_javascript_project_builds_tests_and_answers_and_names_a_bad_tool_descript
     assert!(report.contains("FAILED hello_js"), "{report}");
     assert!(report.contains("expected a string, received [undefined]"), "{report}");
     assert!(report.contains("`parametersSchema`"), "{report}");
+    // `call` says why the tool is missing.
+    let called = run(
+        switchboard().args(["call", "hello_js", r#"{"name": "Ada"}"#, "--plugins"]).arg(project.join("dist")),
+        true,
+    );
+    assert_eq!(called.status.code(), Some(1));
+    let error = String::from_utf8_lossy(&called.stderr);
+    assert!(
+        error.contains("hello_js did not load") && error.contains("expected a string, received [undefined]"),
+        "{error}"
+    );
 }
 
 #[test]
