@@ -469,11 +469,16 @@ fn quote_output(lines: &[String]) -> String {
         return String::new();
     }
     let mut quoted = format!("; the plugin's last output: {}", lines.join(" | "));
-    // componentize-js, lowering `list`'s records, when a field is missing.
-    if lines.iter().any(|l| l.contains("expected a string, received [undefined]")) {
+    // A tool definition's field missing or not text, as componentize-js and
+    // componentize-py say it when they lower `list`'s records.
+    let missing_or_not_text = |l: &String| {
+        l.contains("expected a string, received [undefined]") || l.contains("object is not an instance of 'str'")
+    };
+    if lines.iter().any(missing_or_not_text) {
         quoted.push_str(
-            "; hint: a tool definition lacks a string field: each needs `name`, `description` and \
-             `parametersSchema` (the JSON Schema as text: JSON.stringify(schema)), spelled so",
+            "; hint: each tool definition needs `name`, `description` and the JSON Schema as JSON text, \
+             spelled so (JavaScript: `parametersSchema`, from `JSON.stringify(schema)`; Python: \
+             `parameters_schema`, from `json.dumps(schema)`)",
         );
     }
     quoted
@@ -491,5 +496,24 @@ fn validate_tool(tool: &ToolDefinition) -> Result<(), LoadError> {
             "tool {:?}: its parameters-schema (JS `parametersSchema`, Python `parameters_schema`) is not JSON text: {e}",
             tool.name
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_errors_quote_the_plugins_output_and_name_the_fields_it_points_at() {
+        assert_eq!(quote_output(&[]), "");
+        let plain = quote_output(&["config missing: api_key".into()]);
+        assert_eq!(plain, "; the plugin's last output: config missing: api_key");
+        for said in
+            ["expected a string, received [undefined]", "TypeError(\"'dict' object is not an instance of 'str'\")"]
+        {
+            let quoted = quote_output(&["Stack:".into(), said.into()]);
+            assert!(quoted.contains(said) && quoted.contains("`parametersSchema`"), "{quoted}");
+            assert!(quoted.contains("`parameters_schema`"), "{quoted}");
+        }
     }
 }
