@@ -254,14 +254,22 @@ impl ComponentPlugin {
         let limits = Limits { timeout: LIST_TIMEOUT, ..Limits::default() };
         // What a plugin says about itself is shown by endpoints and logs: redacted too.
         let values = self.capabilities.values();
+        // What the plugin printed before it failed: its words usually name
+        // the cause that a trap does not.
+        let output = std::sync::Mutex::new(Vec::new());
         let invalid = |what: &str, e: ToolFailure| {
-            LoadError::Invalid(format!("{what} failed: {}", engine::redact_failure(values, e)))
+            let output = output.lock().unwrap_or_else(|e| e.into_inner());
+            LoadError::Invalid(format!("{what} failed: {}{}", engine::redact_failure(values, e), quote_output(&output)))
         };
         // Fresh instances, never kept: an instance counts the calls it serves.
         let listed = self
             .run_fresh(limits, async |store, instance, this| {
                 let tools = this.tools.load(&mut *store, instance)?;
-                tools.call_list(&mut *store).await
+                let listed = tools.call_list(&mut *store).await;
+                if listed.is_err() {
+                    *output.lock().unwrap_or_else(|e| e.into_inner()) = store.data().log.recent();
+                }
+                listed
             })
             .await
             .map_err(|e| invalid("listing its tools", e))?;
@@ -454,11 +462,58 @@ fn explain_compile_error(error: LoadError) -> LoadError {
 }
 
 /// Checks what a plugin says about a tool before anyone relies on it.
+/// The plugin's last output lines for an error message, with a hint when
+/// they show a known mistake.
+fn quote_output(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut quoted = format!("; the plugin's last output: {}", lines.join(" | "));
+    // A tool definition's field missing or not text, as componentize-js and
+    // componentize-py say it when they lower `list`'s records.
+    let missing_or_not_text = |l: &String| {
+        l.contains("expected a string, received [undefined]") || l.contains("object is not an instance of 'str'")
+    };
+    if lines.iter().any(missing_or_not_text) {
+        quoted.push_str(
+            "; hint: each tool definition needs `name`, `description` and the JSON Schema as JSON text, \
+             spelled so (JavaScript: `parametersSchema`, from `JSON.stringify(schema)`; Python: \
+             `parameters_schema`, from `json.dumps(schema)`)",
+        );
+    }
+    quoted
+}
+
 fn validate_tool(tool: &ToolDefinition) -> Result<(), LoadError> {
     check_tool_name(&tool.name).map_err(LoadError::Invalid)?;
     match serde_json::from_str::<serde_json::Value>(&tool.parameters_schema) {
         Ok(schema) if schema.is_object() => Ok(()),
-        Ok(_) => Err(LoadError::Invalid(format!("tool {:?}: parameters schema is not a JSON object", tool.name))),
-        Err(e) => Err(LoadError::Invalid(format!("tool {:?}: parameters schema is not JSON: {e}", tool.name))),
+        Ok(_) => Err(LoadError::Invalid(format!(
+            "tool {:?}: its parameters-schema (JS `parametersSchema`, Python `parameters_schema`) is not a JSON object",
+            tool.name
+        ))),
+        Err(e) => Err(LoadError::Invalid(format!(
+            "tool {:?}: its parameters-schema (JS `parametersSchema`, Python `parameters_schema`) is not JSON text: {e}",
+            tool.name
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_errors_quote_the_plugins_output_and_name_the_fields_it_points_at() {
+        assert_eq!(quote_output(&[]), "");
+        let plain = quote_output(&["config missing: api_key".into()]);
+        assert_eq!(plain, "; the plugin's last output: config missing: api_key");
+        for said in
+            ["expected a string, received [undefined]", "TypeError(\"'dict' object is not an instance of 'str'\")"]
+        {
+            let quoted = quote_output(&["Stack:".into(), said.into()]);
+            assert!(quoted.contains(said) && quoted.contains("`parametersSchema`"), "{quoted}");
+            assert!(quoted.contains("`parameters_schema`"), "{quoted}");
+        }
     }
 }

@@ -27,6 +27,10 @@ const MAX_CONTEXT_BYTES: usize = 256;
 /// What each record costs against the budget on top of its text, so a flood
 /// of empty records runs out too.
 const RECORD_OVERHEAD: usize = 64;
+/// How many of the last lines a log keeps for [`CallLog::recent`].
+const RECENT_LINES: usize = 8;
+/// How much of each of them.
+const RECENT_LINE_BYTES: usize = 300;
 
 /// The severity of a plugin's log record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +76,8 @@ struct State {
     dropped_bytes: usize,
     stdout: LineBuffer,
     stderr: LineBuffer,
+    /// The last non-blank lines and records let through, redacted and cut.
+    recent: std::collections::VecDeque<String>,
 }
 
 /// The unfinished line of one stream.
@@ -166,6 +172,13 @@ impl CallLog {
         }
     }
 
+    /// The last few lines and records the plugin logged (redacted, cut),
+    /// oldest first: what a load error quotes, since the plugin's own words
+    /// usually name the cause that a trap does not.
+    pub fn recent(&self) -> Vec<String> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).recent.iter().cloned().collect()
+    }
+
     /// Counts a record against the budget; `false` when it is over.
     fn admit(&self, len: usize) -> bool {
         let cost = len.min(MAX_LINE_BYTES) + RECORD_OVERHEAD;
@@ -195,6 +208,13 @@ impl CallLog {
         let redactor = self.capabilities.values().redactor();
         let message = redactor.redact_cut(message, MAX_LINE_BYTES);
         let context = redactor.redact_cut(context, MAX_CONTEXT_BYTES);
+        if !message.trim().is_empty() {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if state.recent.len() == RECENT_LINES {
+                state.recent.pop_front();
+            }
+            state.recent.push_back(redactor.redact_cut(message.trim_end(), RECENT_LINE_BYTES));
+        }
         let (plugin, tool, call_id) = (self.capabilities.plugin(), &self.tool, &self.call_id);
         macro_rules! event {
             ($level:expr) => {
