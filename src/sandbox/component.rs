@@ -461,7 +461,6 @@ fn explain_compile_error(error: LoadError) -> LoadError {
     }
 }
 
-/// Checks what a plugin says about a tool before anyone relies on it.
 /// The plugin's last output lines for an error message, with a hint when
 /// they show a known mistake.
 fn quote_output(lines: &[String]) -> String {
@@ -484,6 +483,7 @@ fn quote_output(lines: &[String]) -> String {
     quoted
 }
 
+/// Checks what a plugin says about a tool before anyone relies on it.
 fn validate_tool(tool: &ToolDefinition) -> Result<(), LoadError> {
     check_tool_name(&tool.name).map_err(LoadError::Invalid)?;
     match serde_json::from_str::<serde_json::Value>(&tool.parameters_schema) {
