@@ -513,7 +513,11 @@ async fn run_soak(args: &Args, minutes: f64) -> anyhow::Result<()> {
     let text = soak::render(&result, plan);
     std::fs::write(&args.out, &text)?;
     println!("{text}");
-    anyhow::ensure!(result.answered > 0 && result.errors == 0, "the soak saw {} failed or wrong answers", result.errors);
+    anyhow::ensure!(
+        result.answered > 0 && result.errors == 0,
+        "the soak saw {} failed or wrong answers",
+        result.errors
+    );
     anyhow::ensure!(
         minutes < SOAK_MEMORY_JUDGED_FROM_MINUTES || result.rss_growth_pct < 10.0,
         "resident memory grew by {:.1} % after the first sixth of the soak",
@@ -567,10 +571,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
     results.startup = section(&args, &mut results, "startup", extras::startup(&args)).await;
 
     // With --only, the sections not run keep the figures of the last run.
-    if !args.only.is_empty() {
-        if let Some(last) = std::fs::read_to_string(&results_json).ok().and_then(|t| serde_json::from_str::<Results>(&t).ok()) {
-            keep_unmeasured(&mut results, last);
-        }
+    let last = || std::fs::read_to_string(&results_json).ok().and_then(|t| serde_json::from_str::<Results>(&t).ok());
+    if !args.only.is_empty()
+        && let Some(last) = last()
+    {
+        keep_unmeasured(&mut results, last);
     }
     std::fs::write(&results_json, serde_json::to_string_pretty(&results)?)?;
     std::fs::write(&args.out, report::render(&results))?;

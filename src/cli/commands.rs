@@ -68,8 +68,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("cannot listen on {address} (--admin-listen)"))?;
             tracing::info!(address = %admin.local_addr()?, "operator endpoints listening: /metrics, /tools, /plugins");
-            let (router, stopped) = (switchboard.admin_router(), stop.clone().cancelled_owned());
-            Some(tokio::spawn(async move { axum::serve(admin, router).with_graceful_shutdown(stopped).await }))
+            let (switchboard, stopped) = (switchboard.clone(), stop.clone().cancelled_owned());
+            Some(tokio::spawn(async move { switchboard::serve_admin(admin, &switchboard, stopped).await }))
         }
         None => None,
     };
