@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use switchboard::{AssistantRoute, AssistantSettings, DedupSettings, McpSettings, Settings};
+use switchboard::{AssistantRoute, AssistantSettings, CompileSettings, DedupSettings, McpSettings, Settings};
 
 /// `SWITCHBOARD_LISTEN`: address to listen on.
 pub const ENV_LISTEN: &str = "SWITCHBOARD_LISTEN";
@@ -87,6 +87,21 @@ pub struct FileConfig {
     /// `[mcp]`: the MCP door.
     #[serde(default)]
     pub mcp: McpConfig,
+    /// `[compile]`: compile tiers.
+    #[serde(default)]
+    pub compile: CompileConfig,
+}
+
+/// `[compile]` in the configuration file (see [`CompileSettings`]).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompileConfig {
+    /// Start large plugins on the fast baseline tier (default true).
+    pub tiered: Option<bool>,
+    /// Plugins at least this large, in KiB, start on the baseline tier (default 1024).
+    pub baseline_min_kib: Option<usize>,
+    /// Threads compiling optimised code in the background (default 1; 0: none).
+    pub background_threads: Option<usize>,
 }
 
 /// `[mcp]` in the configuration file.
@@ -265,7 +280,18 @@ pub fn resolve(overrides: &Overrides) -> anyhow::Result<(SocketAddr, Settings)> 
         allowed_origins: file.mcp.allowed_origins,
         call_timeout: file.mcp.call_timeout_ms.map(Duration::from_millis),
     };
+    let compile_defaults = defaults.compile;
+    let compile = CompileSettings {
+        tiered: file.compile.tiered.unwrap_or(compile_defaults.tiered),
+        baseline_min_bytes: file
+            .compile
+            .baseline_min_kib
+            .map(|kib| kib.saturating_mul(1 << 10))
+            .unwrap_or(compile_defaults.baseline_min_bytes),
+        background_threads: file.compile.background_threads.unwrap_or(compile_defaults.background_threads),
+    };
     let settings = Settings {
+        compile,
         cache_dir: Some(file.cache_dir.map(|d| base_dir.join(d)).unwrap_or_else(|| plugins_dir.join(".cache"))),
         plugins_dir,
         secrets,

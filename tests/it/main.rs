@@ -14,5 +14,6 @@ mod reload;
 mod replicas;
 mod security;
 mod shutdown;
+mod tiers;
 mod tool_calls;
 mod webhook;
