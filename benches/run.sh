@@ -8,7 +8,7 @@
 #   --out FILE       where to write the report (default: BENCHMARKS.md at the
 #                    repository root for a full run).
 #   --only LIST      comma-separated sections: http, instantiation (the in-process
-#                    figures), reload, memory, startup (default: all).
+#                    figures), reload, memory, startup, tiers (default: all).
 #   --servers LIST   comma-separated servers for the http section:
 #                    switchboard-echo, switchboard-echo_command, native, express,
 #                    express-cluster, fastapi, flask (default: all).

@@ -19,7 +19,7 @@ use crate::servers::ServerProc;
 
 /// Appends a custom section (id 0, LEB128 size, LEB128 name length, name,
 /// payload) to a module or component: same code, different bytes and hash.
-fn with_custom_section(wasm: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
+pub fn with_custom_section(wasm: &[u8], name: &str, payload: &[u8]) -> Vec<u8> {
     fn leb128(mut n: usize, out: &mut Vec<u8>) {
         loop {
             let byte = (n & 0x7f) as u8;
@@ -48,7 +48,7 @@ fn version_of(bytes: &[u8]) -> String {
 }
 
 /// Writes `bytes` to `path` as deploy tools do: a temporary file, then rename.
-fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = path.with_file_name(format!(".{}.tmp", path.file_name().unwrap().to_string_lossy()));
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)

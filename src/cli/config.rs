@@ -365,6 +365,26 @@ mod tests {
     }
 
     #[test]
+    fn compile_tiers_come_from_the_file_or_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("switchboard.toml");
+        std::fs::write(&path, "[compile]\ntiered = false\nbaseline_min_kib = 4096\nbackground_threads = 0\n").unwrap();
+        let (_, defaults) = resolve(&Overrides::default()).unwrap();
+        assert_eq!(
+            defaults.compile,
+            CompileSettings { tiered: true, baseline_min_bytes: 1 << 20, background_threads: 1 }
+        );
+        let (_, from_file) = resolve(&Overrides { config: Some(path.clone()), ..Default::default() }).unwrap();
+        assert_eq!(
+            from_file.compile,
+            CompileSettings { tiered: false, baseline_min_bytes: 4 << 20, background_threads: 0 }
+        );
+        std::fs::write(&path, "[compile]\nbaseline_min_mib = 4\n").unwrap();
+        let error = resolve(&Overrides { config: Some(path), ..Default::default() }).unwrap_err();
+        assert!(format!("{error:#}").contains("unknown field `baseline_min_mib`"), "{error:#}");
+    }
+
+    #[test]
     fn connection_limits_come_from_flags_file_or_defaults() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("switchboard.toml");
