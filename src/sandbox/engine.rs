@@ -18,7 +18,7 @@ use super::capabilities::Values;
 use super::host_limits::HostLimitExceeded;
 use super::limits::MemoryLimiter;
 use super::pool::{InstancePool, MAX_CORE_INSTANCES_PER_COMPONENT, POOL_COMPONENT_INSTANCES, POOL_CORE_INSTANCES};
-use super::tiers::{BackgroundCompiler, Tier, TierOptions};
+use super::tiers::{CompilePool, Tier, TierOptions};
 use crate::types::{Limits, ToolFailure};
 
 /// How often the epoch ticker advances. Guest code yields to the async
@@ -59,17 +59,19 @@ pub(crate) struct WasmEngine {
     cache: Option<CodeCache>,
     fuel_metering: bool,
     pool: InstancePool,
-    /// Compiles on the request side (not in the background) take turns, so
+    /// Compiles that are waited for (not in the background) take turns, so
     /// that several at once (ten plugins at start) do not add up their memory.
     turns: Arc<tokio::sync::Semaphore>,
-    /// Where this engine's compiles run: on tokio's blocking threads, or
-    /// (a background view, see [`Self::in_background`]) on these.
-    background: Option<BackgroundCompiler>,
+    /// Where this engine's compiles run.
+    compiler: CompilePool,
+    /// Whether this is a background view (see [`Self::in_background`]).
+    in_background: bool,
 }
 
 impl WasmEngine {
     /// Builds the engine for `tier`, sharing `pool` (the instance pool's
-    /// places) and `turns` with the other tier. The optimising engine uses
+    /// places), `turns` and `compiler` (where compiles run) with the other
+    /// tier. The optimising engine uses
     /// the pooling allocator when the address space allows it; the baseline
     /// one, whose code runs only until the optimised code is ready, allocates
     /// on demand and reserves nothing.
@@ -78,6 +80,7 @@ impl WasmEngine {
         tier: Tier,
         pool: InstancePool,
         turns: Arc<tokio::sync::Semaphore>,
+        compiler: CompilePool,
     ) -> anyhow::Result<Self> {
         let base_config = || {
             let mut config = base_config();
@@ -102,18 +105,20 @@ impl WasmEngine {
             }
         };
         let cache = options.cache_dir.clone().map(|dir| CodeCache::new(dir, &engine));
-        Ok(Self { engine, cache, fuel_metering: options.fuel_metering, pool, turns, background: None })
+        Ok(Self { engine, cache, fuel_metering: options.fuel_metering, pool, turns, compiler, in_background: false })
     }
 
-    /// The same engine and cache, compiling on `compiler`'s threads instead.
-    pub fn in_background(&self, compiler: &BackgroundCompiler) -> Self {
+    /// The same engine and cache, compiling on `compiler`'s threads (of
+    /// lower priority) without taking turns.
+    pub fn in_background(&self, compiler: &CompilePool) -> Self {
         Self {
             engine: self.engine.clone(),
             cache: self.cache.clone(),
             fuel_metering: self.fuel_metering,
             pool: self.pool.clone(),
             turns: self.turns.clone(),
-            background: Some(compiler.clone()),
+            compiler: compiler.clone(),
+            in_background: true,
         }
     }
 
@@ -138,11 +143,12 @@ impl WasmEngine {
     }
 
     /// Compiles a component (or loads it from the code cache) off the
-    /// request path: on a blocking thread, or on the background compiler's.
+    /// request path, on the compile pool's threads.
     pub async fn compile_component(&self, bytes: Arc<Vec<u8>>) -> Result<Component, LoadError> {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
-        let _turn = self.take_turn(&bytes).await;
-        self.compile_off_thread(move || match &cache {
+        let cached = self.is_cached(&bytes);
+        let _turn = self.take_turn(cached).await;
+        self.compile_off_thread(cached, move || match &cache {
             Some(cache) => cache.component(&bytes),
             None => Component::new(&engine, &*bytes),
         })
@@ -150,11 +156,12 @@ impl WasmEngine {
     }
 
     /// Compiles a core module (or loads it from the code cache) off the
-    /// request path: on a blocking thread, or on the background compiler's.
+    /// request path, on the compile pool's threads.
     pub async fn compile_module(&self, bytes: Arc<Vec<u8>>) -> Result<Module, LoadError> {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
-        let _turn = self.take_turn(&bytes).await;
-        self.compile_off_thread(move || match &cache {
+        let cached = self.is_cached(&bytes);
+        let _turn = self.take_turn(cached).await;
+        self.compile_off_thread(cached, move || match &cache {
             Some(cache) => cache.module(&bytes),
             None => Module::new(&engine, &*bytes),
         })
@@ -163,27 +170,32 @@ impl WasmEngine {
 
     /// Waits for this compile's turn, unless it runs in the background
     /// (which takes one plugin at a time anyway) or comes from the cache.
-    async fn take_turn(&self, bytes: &[u8]) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        if self.background.is_some() || self.is_cached(bytes) {
+    async fn take_turn(&self, cached: bool) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        if self.in_background || cached {
             return None;
         }
         self.turns.acquire().await.ok()
     }
 
+    /// Runs `compile` on the compile pool; code from the cache (mapped from
+    /// its file, milliseconds) on a blocking thread instead, so that it never
+    /// waits behind a compile and cached plugins are ready first.
     async fn compile_off_thread<T: Send + 'static>(
         &self,
+        cached: bool,
         compile: impl FnOnce() -> wasmtime::Result<T> + Send + 'static,
     ) -> Result<T, LoadError> {
-        let compiled = match &self.background {
-            Some(compiler) => compiler
-                .run(compile)
+        if cached && !self.in_background {
+            return tokio::task::spawn_blocking(compile)
                 .await
-                .ok_or_else(|| LoadError::Compile("background compiler thread failed".into()))?,
-            None => tokio::task::spawn_blocking(compile)
-                .await
-                .map_err(|e| LoadError::Compile(format!("compiler thread failed: {e}")))?,
-        };
-        compiled.map_err(|e| LoadError::Compile(format!("{e:#}")))
+                .map_err(|e| LoadError::Compile(format!("compiler thread failed: {e}")))?
+                .map_err(|e| LoadError::Compile(format!("{e:#}")));
+        }
+        self.compiler
+            .run(compile)
+            .await
+            .ok_or_else(|| LoadError::Compile("compiler thread failed".into()))?
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))
     }
 }
 

@@ -35,7 +35,7 @@ use crate::types::{CallContext, EventKind, Limits, ToolDefinition, ToolFailure};
 use capabilities::Capabilities;
 use engine::{EpochTicker, WasmEngine};
 pub(crate) use engine::{LoadError, RuntimeOptions};
-use tiers::BackgroundCompiler;
+use tiers::CompilePool;
 pub(crate) use tiers::{Tier, TierOptions};
 
 /// What a freshly loaded guest says about itself.
@@ -121,7 +121,7 @@ struct RuntimeInner {
     /// The baseline tier, with when to use it; `None`: optimised only.
     baseline: Option<(Compiler, TierOptions)>,
     /// Threads compiling optimised code behind the baseline tier.
-    background: Option<BackgroundCompiler>,
+    background: Option<CompilePool>,
     _ticker: EpochTicker,
 }
 
@@ -138,8 +138,9 @@ impl Compiler {
         tier: Tier,
         pool: &pool::InstancePool,
         turns: &Arc<tokio::sync::Semaphore>,
+        compiler: &CompilePool,
     ) -> anyhow::Result<Self> {
-        let engine = WasmEngine::new(options, tier, pool.clone(), turns.clone())?;
+        let engine = WasmEngine::new(options, tier, pool.clone(), turns.clone(), compiler.clone())?;
         let component_linker = component::linker(engine.wasmtime())?;
         let command_linker = command::linker(engine.wasmtime())?;
         Ok(Self { engine, component_linker, command_linker })
@@ -180,13 +181,16 @@ impl Runtime {
     pub fn new(options: &RuntimeOptions) -> anyhow::Result<Self> {
         let pool = pool::InstancePool::new();
         let turns = Arc::new(tokio::sync::Semaphore::new(1));
-        let optimized = Compiler::new(options, Tier::Optimized, &pool, &turns)?;
+        let foreground = CompilePool::foreground()?;
+        let optimized = Compiler::new(options, Tier::Optimized, &pool, &turns, &foreground)?;
         let baseline = match options.tiers {
-            Some(tiers) => Some((Compiler::new(options, Tier::Baseline, &pool, &turns)?, tiers)),
+            Some(tiers) => Some((Compiler::new(options, Tier::Baseline, &pool, &turns, &foreground)?, tiers)),
             None => None,
         };
         let background = match options.tiers {
-            Some(tiers) if tiers.background_threads > 0 => Some(BackgroundCompiler::new(tiers.background_threads)?),
+            Some(tiers) if tiers.background_threads > 0 => {
+                Some(CompilePool::new("switchboard-optimize", tiers.background_threads, tiers::BACKGROUND_NICE)?)
+            }
             _ => None,
         };
         let mut engines = vec![optimized.engine.wasmtime().clone()];
@@ -207,7 +211,7 @@ impl Runtime {
     }
 
     /// Compiles (or loads from the cache) and links a plugin, then reads its
-    /// tool list. Compilation runs on a blocking thread, off the request path.
+    /// tool list. Compilation runs on the compile pool, off the request path.
     ///
     /// A plugin of at least [`TierOptions::baseline_min_bytes`] whose
     /// optimised code is not cached is compiled on the baseline tier, unless

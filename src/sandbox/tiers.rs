@@ -9,9 +9,15 @@
 //! [`TierOptions::baseline_min_bytes`] whose optimised code is not in the
 //! code cache is loaded on the [`Tier::Baseline`] first; the plugin set
 //! (`plugins/`) then asks for the [`Tier::Optimized`] code, which is compiled
-//! here on [`BackgroundCompiler`] threads of low priority, one plugin at a
-//! time, and swaps it in. Both tiers go to the code cache, each under its own
+//! on a [`CompilePool`] of one thread of low priority, one plugin at a time,
+//! and swaps it in. Both tiers go to the code cache, each under its own
 //! engine's key.
+//!
+//! Every compile runs on such a pool, so that compiling never competes with
+//! request handling on equal terms: the pool for plugins that are waited for
+//! (loads and reloads) has a thread per core at a slightly lower priority
+//! than the rest of the process ([`FOREGROUND_NICE`]), the background pool
+//! one thread at a much lower one ([`BACKGROUND_NICE`]).
 //!
 //! Winch does not compile every proposal (GC, tail calls, exceptions); a
 //! plugin that uses one is compiled with Cranelift straight away.
@@ -51,33 +57,43 @@ pub(crate) struct TierOptions {
     pub background_threads: usize,
 }
 
-/// How much nicer than the thread that starts it a background compile thread
-/// is (Linux `nice` steps, up to 19): request handling and baseline compiles
-/// go first.
-const BACKGROUND_NICE: i32 = 10;
+/// How much nicer (Linux `nice` steps, up to 19) than the thread that
+/// starts it a thread compiling a plugin that is waited for is: calls being
+/// answered go first, the compile gets the rest of the cores.
+pub(crate) const FOREGROUND_NICE: i32 = 5;
 
-/// Low-priority threads for background compiles; their compiles run one at
-/// a time (the plugin set asks for one after the other), each using at most
-/// the pool's threads. Cheap to clone.
+/// How much nicer a background compile thread is: it gets what request
+/// handling and other compiles leave.
+pub(crate) const BACKGROUND_NICE: i32 = 10;
+
+/// Threads of lowered priority that compiles run on; wasmtime's parallel
+/// compilation of a plugin inside it uses the pool's threads only. Cheap to
+/// clone.
 #[derive(Clone)]
-pub(crate) struct BackgroundCompiler {
+pub(crate) struct CompilePool {
     pool: Arc<rayon::ThreadPool>,
 }
 
-impl BackgroundCompiler {
-    /// A pool of `threads` threads (at least one) of low priority.
-    pub fn new(threads: usize) -> anyhow::Result<Self> {
+impl CompilePool {
+    /// A pool of `threads` threads (at least one) named `name-N`, each
+    /// `nice` steps nicer than the thread that builds the pool.
+    pub fn new(name: &'static str, threads: usize, nice: i32) -> anyhow::Result<Self> {
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
-            .thread_name(|i| format!("switchboard-optimize-{i}"))
-            .start_handler(|_| lower_this_thread_priority())
+            .thread_name(move |i| format!("{name}-{i}"))
+            .start_handler(move |_| lower_this_thread_priority(nice))
             .build()?;
         Ok(Self { pool: Arc::new(pool) })
     }
 
-    /// Runs `work` on the pool: wasmtime's parallel compilation inside it
-    /// uses the pool's threads only. The caller waits without holding a
-    /// thread, and a process exiting does not wait for the work.
+    /// A pool with a thread per core, for compiles that are waited for.
+    pub fn foreground() -> anyhow::Result<Self> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self::new("switchboard-compile", cores, FOREGROUND_NICE)
+    }
+
+    /// Runs `work` on the pool. The caller waits without holding a thread,
+    /// and a process exiting does not wait for the work.
     pub async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.pool.spawn(move || {
@@ -87,9 +103,9 @@ impl BackgroundCompiler {
     }
 }
 
-/// Lowers the scheduling priority of the calling thread (Linux: a thread
-/// has its own nice value). Elsewhere, nothing.
-fn lower_this_thread_priority() {
+/// Lowers the scheduling priority of the calling thread by `steps` (Linux:
+/// a thread has its own nice value). Elsewhere, nothing.
+fn lower_this_thread_priority(steps: i32) {
     #[cfg(target_os = "linux")]
     {
         // SAFETY: plain system calls on the calling thread's own id; a
@@ -97,7 +113,7 @@ fn lower_this_thread_priority() {
         let result = unsafe {
             let thread = libc::gettid() as libc::id_t;
             let nice = libc::getpriority(libc::PRIO_PROCESS, thread);
-            libc::setpriority(libc::PRIO_PROCESS, thread, (nice + BACKGROUND_NICE).min(19))
+            libc::setpriority(libc::PRIO_PROCESS, thread, (nice + steps).min(19))
         };
         if result != 0 {
             tracing::debug!(error = %std::io::Error::last_os_error(), "cannot lower a background compile thread's priority");
@@ -110,8 +126,8 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn background_work_runs_on_its_own_low_priority_thread() {
-        let compiler = BackgroundCompiler::new(1).unwrap();
+    async fn compiles_run_on_threads_of_their_own_with_lower_priority() {
+        let compiler = CompilePool::new("switchboard-optimize", 1, BACKGROUND_NICE).unwrap();
         let name = compiler.run(|| std::thread::current().name().map(str::to_owned)).await.unwrap();
         assert_eq!(name.as_deref(), Some("switchboard-optimize-0"));
         #[cfg(target_os = "linux")]
