@@ -351,8 +351,8 @@ fn tiers_section(m: &mut String, r: &Results) {
         let _ = writeln!(
             m,
             "\n**Echo while {} large plugins compile.** A server serving `echo` gets {} new large plugins at once \
-             (versions of js_weather and py_faq in turn, {} MB on average, empty cache), while one client calls \
-             echo one call at a time (5 ms apart). Baseline compiles (until all {} answer, {} s): {}. Background \
+             (js_weather, py_faq and copies of go_world_clock, each copy naming its own tool in its manifest; {} MB \
+             on average; empty cache), while one client calls echo one call at a time (5 ms apart). Baseline compiles (until all {} answer, {} s): {}. Background \
              optimised compiles (the next {} s, {} of {} optimised by then): {}. Failed calls: {}. Peak memory {} MiB.\n",
             u.plugins,
             u.plugins,

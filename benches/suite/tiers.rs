@@ -338,8 +338,11 @@ async fn language(args: &Args, example: &Example, meteo: &str, calls: usize) -> 
     Ok(r)
 }
 
-/// Echo calls, one at a time, while `plugins` large plugins (new versions of
-/// js_weather and py_faq, in turn) land at once in an empty cache.
+/// Echo calls, one at a time, while `plugins` large plugins land at once in
+/// an empty cache: js_weather, py_faq, and copies of go_world_clock (a WASI
+/// command, whose tools its manifest names, so each copy can offer its own;
+/// two copies of a component would claim the same tools and one would be
+/// refused).
 async fn echo_while_compiling(args: &Args, plugins: usize, limit: Duration) -> anyhow::Result<EchoWhileCompiling> {
     let echo = args.root.join("plugins/echo.wasm");
     let dir = plugins_dir(args, "tiers-under-compile", &[&echo])?;
@@ -347,17 +350,17 @@ async fn echo_while_compiling(args: &Args, plugins: usize, limit: Duration) -> a
     let _ = std::fs::remove_dir_all(&cache);
     let mut server = serve(args, &dir, &config(&dir, &cache, 1)?, "tiers-under-compile")?;
     server.wait_ready("echo", Expect::Echo, Duration::from_secs(60)).await?;
-    let bases = [
-        std::fs::read(args.root.join("plugins/js_weather.wasm"))?,
-        std::fs::read(args.root.join("plugins/py_faq.wasm"))?,
-    ];
+    let read = |name: &str| std::fs::read(args.root.join(format!("plugins/{name}")));
+    let (go, go_manifest) = (read("go_world_clock.wasm")?, String::from_utf8(read("go_world_clock.toml")?)?);
+    let mut files =
+        vec![("large00".to_owned(), read("js_weather.wasm")?), ("large01".to_owned(), read("py_faq.wasm")?)];
+    for i in 2..plugins {
+        let name = format!("large{i:02}");
+        let manifest = go_manifest.replace("name = \"local_time\"", &format!("name = \"local_time_{i}\""));
+        std::fs::write(dir.join(format!("{name}.toml")), manifest)?;
+        files.push((name, with_custom_section(&go, "switchboard-bench", format!("large {i}").as_bytes())));
+    }
     let mut result = EchoWhileCompiling { plugins, ..Default::default() };
-    let files: Vec<(String, Vec<u8>)> = (0..plugins)
-        .map(|i| {
-            let bytes = with_custom_section(&bases[i % 2], "switchboard-bench", format!("large {i}").as_bytes());
-            (format!("large{i:02}"), bytes)
-        })
-        .collect();
     result.plugin_bytes = files.iter().map(|(_, b)| b.len()).sum::<usize>() / plugins.max(1);
     for (name, bytes) in &files {
         replace_file(&dir.join(format!("{name}.wasm")), bytes)?;
@@ -384,6 +387,7 @@ async fn echo_while_compiling(args: &Args, plugins: usize, limit: Duration) -> a
             last_poll = Instant::now();
             let tiers = tiers(&server).await;
             let large: Vec<&String> = tiers.iter().filter(|(n, _)| n.starts_with("large")).map(|(_, t)| t).collect();
+            anyhow::ensure!(large.len() <= plugins, "unexpected plugins: {tiers:?}");
             if !all_loaded && large.len() == plugins {
                 all_loaded = true;
                 result.baseline_phase_s = t0.elapsed().as_secs_f64();
@@ -447,7 +451,7 @@ pub async fn tiers_section(args: &Args) -> anyhow::Result<TiersResult> {
         result.languages.push(language(args, example, &meteo, calls).await?);
     }
     restart_all_cached(args, &meteo, &mut result).await?;
-    let (plugins, limit) = if args.quick { (4, 60) } else { (10, 420) };
+    let (plugins, limit) = if args.quick { (4, 60) } else { (10, 240) };
     result.under_compile = echo_while_compiling(args, plugins, Duration::from_secs(limit)).await?;
     Ok(result)
 }
