@@ -13,26 +13,7 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-// mimalloc's own setter, from the static library the `mimalloc` crate links.
-unsafe extern "C" {
-    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
-}
-
-/// `mi_option_purge_delay` in mimalloc v3's `mi_option_e` (libmimalloc-sys
-/// 0.1.49 builds v3; its Rust bindings do not name this option).
-const MI_OPTION_PURGE_DELAY: std::ffi::c_int = 15;
-
-/// mimalloc hands freed memory back to the kernel 10 ms after it is freed by
-/// default. Compiling a large plugin frees and allocates hundreds of MB in
-/// bursts, and handing pages back then faulting them in again cost 4 s of
-/// kernel time (of 6 s) for the 13 MB JavaScript example. A second still
-/// returns memory soon after a compile ends.
-const PURGE_DELAY_MS: std::ffi::c_long = 1000;
-
 fn main() -> ExitCode {
-    // SAFETY: sets one of mimalloc's options (an atomic store in mimalloc),
-    // before any other thread exists.
-    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
     let cli = cli::Cli::parse();
     // The server logs what it loads and serves, and what plugins log (target
     // `plugin`); the one-shot commands keep stdout clean and log only
