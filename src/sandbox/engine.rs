@@ -25,6 +25,11 @@ use crate::types::{Limits, ToolFailure};
 /// executor on every tick and is interrupted at the first tick past its deadline.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
 
+/// Plugins smaller than this compile in well under a second (a Rust
+/// component is 100-250 KB): they compile at normal priority, as a reload
+/// always did, rather than on the compile pool behind large ones.
+const QUICK_COMPILE_BYTES: usize = 1 << 20;
+
 /// Why a plugin could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum LoadError {
@@ -148,7 +153,8 @@ impl WasmEngine {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
         let cached = self.is_cached(&bytes);
         let _turn = self.take_turn(cached).await;
-        self.compile_off_thread(cached, move || match &cache {
+        let quick = cached || bytes.len() < QUICK_COMPILE_BYTES;
+        self.compile_off_thread(quick, move || match &cache {
             Some(cache) => cache.component(&bytes),
             None => Component::new(&engine, &*bytes),
         })
@@ -161,7 +167,8 @@ impl WasmEngine {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
         let cached = self.is_cached(&bytes);
         let _turn = self.take_turn(cached).await;
-        self.compile_off_thread(cached, move || match &cache {
+        let quick = cached || bytes.len() < QUICK_COMPILE_BYTES;
+        self.compile_off_thread(quick, move || match &cache {
             Some(cache) => cache.module(&bytes),
             None => Module::new(&engine, &*bytes),
         })
@@ -177,15 +184,17 @@ impl WasmEngine {
         self.turns.acquire().await.ok()
     }
 
-    /// Runs `compile` on the compile pool; code from the cache (mapped from
-    /// its file, milliseconds) on a blocking thread instead, so that it never
-    /// waits behind a compile and cached plugins are ready first.
+    /// Runs `compile` on the compile pool; a `quick` one (code from the
+    /// cache, mapped from its file, or a small plugin: milliseconds) on a
+    /// blocking thread at normal priority instead, so that it never waits
+    /// behind a large compile: cached plugins are ready first, and a small
+    /// plugin reloads as fast as ever.
     async fn compile_off_thread<T: Send + 'static>(
         &self,
-        cached: bool,
+        quick: bool,
         compile: impl FnOnce() -> wasmtime::Result<T> + Send + 'static,
     ) -> Result<T, LoadError> {
-        if cached && !self.in_background {
+        if quick && !self.in_background {
             return tokio::task::spawn_blocking(compile)
                 .await
                 .map_err(|e| LoadError::Compile(format!("compiler thread failed: {e}")))?
