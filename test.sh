@@ -7,7 +7,10 @@
 # official MCP client of tests/it/mcp.rs); then builds the plugins the
 # tests load (the example plugins in every language, into plugins/, and the
 # Rust test and example plugins, into target/test-plugins/all/: the tests
-# only read files, they build nothing).
+# only read files, they build nothing). tests/it/scaffold.rs is the exception:
+# it runs `switchboard new` for each language and builds each project with
+# the toolchain the project installs itself (npm, PyPI, rustup), its
+# downloads cached in target/scaffold-cache/.
 #
 #   ./test.sh [extra cargo test arguments]
 set -euo pipefail

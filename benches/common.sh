@@ -9,9 +9,24 @@ cargo_target_dir() {
 
 # Builds switchboard, the load generator (bench `suite`) and the native
 # baseline in release mode, logging cargo's messages to WORK/build.json, and
-# sets $switchboard, $suite and $native to their executables.
+# sets $switchboard, $suite and $native to their executables; and a second
+# switchboard with the bench-no-plugin-call feature (the edge alone), copied
+# to $switchboard_edge (built first, so the plain one is the one cargo keeps).
 build_bench_executables() {
     local work=$1
+    cargo build --release --bin switchboard --features bench-no-plugin-call \
+        --message-format=json-render-diagnostics >"$work/build-edge.json"
+    switchboard_edge="$work/switchboard-edge"
+    cp "$(python3 -c '
+import json, sys
+for line in open(sys.argv[1]):
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        continue
+    if msg.get("reason") == "compiler-artifact" and msg.get("executable"):
+        print(msg["executable"])
+' "$work/build-edge.json")" "$switchboard_edge"
     cargo build --release --bin switchboard --bench suite --bench native_baseline \
         --message-format=json-render-diagnostics >"$work/build.json"
     local found

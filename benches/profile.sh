@@ -3,7 +3,8 @@
 #
 #   benches/profile.sh [SERVER] [SECONDS]
 #
-#   SERVER    switchboard-echo (default), switchboard-echo_command or native
+#   SERVER    switchboard-echo (default), switchboard-echo-reuse, switchboard-edge,
+#             switchboard-echo_command or native
 #   SECONDS   how long to record (default 4), inside a 10 s measured window
 #
 # Runs the suite's load generator at 16 connections against SERVER and, in the
@@ -35,7 +36,7 @@ mkdir -p "$work"
 build_bench_executables "$work"
 
 unset RUST_BACKTRACE RUST_LIB_BACKTRACE RUST_LOG
-"$suite" --root . --switchboard "$switchboard" --native "$native" \
+"$suite" --root . --switchboard "$switchboard" --switchboard-edge "$switchboard_edge" --native "$native" \
     --node-modules "$deps/node/node_modules" --venv "$deps/venv" \
     --misbehave unused --probe-a unused --probe-b unused \
     --work "$work" --out "$work/BENCHMARKS.md" --quick --only http --servers "$server" \

@@ -8,10 +8,12 @@
 #   --out FILE       where to write the report (default: BENCHMARKS.md at the
 #                    repository root for a full run).
 #   --only LIST      comma-separated sections: http, instantiation (the in-process
-#                    figures), reload, memory, startup, tiers (default: all).
+#                    figures), reload, memory, startup, tiers (default: all); the
+#                    others keep the figures of the last run in the same work folder.
 #   --servers LIST   comma-separated servers for the http section:
-#                    switchboard-echo, switchboard-echo_command, native, express,
-#                    express-cluster, fastapi, flask (default: all).
+#                    switchboard-echo, switchboard-echo-reuse, switchboard-edge,
+#                    switchboard-echo_command, native, express, express-cluster,
+#                    fastapi, flask (default: all).
 #   --render-only    measure nothing: rewrite the report from the last run's
 #                    results.json (after editing its wording).
 #
@@ -45,7 +47,7 @@ while [[ $# -gt 0 ]]; do
             shift
             ;;
         -h | --help)
-            sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -130,6 +132,7 @@ command_line="benches/run.sh"
 args=(
     --root "$root"
     --switchboard "$switchboard"
+    --switchboard-edge "$switchboard_edge"
     --native "$native"
     --node "$(command -v node)"
     --node-modules "$deps/node/node_modules"

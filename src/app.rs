@@ -478,3 +478,22 @@ pub async fn serve(
     switchboard.core.finish_background_work(switchboard.shutdown_grace).await;
     served
 }
+
+/// Serves the operator endpoints ([`Switchboard::admin_router`]) on a
+/// listener of their own (`--admin-listen`) until `shutdown` completes,
+/// with the same connection cap and timeouts as [`serve`]: a slow or idle
+/// client holds an operator's port no longer than it would the webhook's.
+///
+/// ```no_run
+/// # async fn run(switchboard: switchboard::Switchboard) -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:9090").await?;
+/// switchboard::serve_admin(listener, &switchboard, std::future::pending()).await
+/// # }
+/// ```
+pub async fn serve_admin(
+    listener: TcpListener,
+    switchboard: &Switchboard,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    crate::doors::http::serve(listener, switchboard.admin_router(), switchboard.server, shutdown).await
+}

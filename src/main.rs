@@ -4,6 +4,7 @@
 
 mod cli;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -15,20 +16,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    // The server logs what it loads and serves, and what plugins log (target
-    // `plugin`); the one-shot commands keep stdout clean and log only
-    // problems. RUST_LOG overrides both.
-    let default_filter = match cli.command {
-        cli::Command::Serve(_) | cli::Command::Mcp(_) => "switchboard=info,plugin=info,warn",
-        _ => "warn",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging(&cli);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -42,5 +30,30 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Logs to stderr, as text (coloured only on a terminal) or JSON lines.
+///
+/// The server logs what it loads and serves, and what plugins log (target
+/// `plugin`); `call` shows the plugin's log lines too, as the author's
+/// console; the other one-shot commands keep stdout clean and log only
+/// problems. RUST_LOG overrides these.
+fn init_logging(cli: &cli::Cli) {
+    let default_filter = match cli.command {
+        cli::Command::Serve(_) | cli::Command::Mcp(_) => "switchboard=info,plugin=info,warn",
+        cli::Command::Call(_) => "plugin=trace,warn",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        cli::LogFormat::Json => builder.json().init(),
+        // `call`'s log is the plugin's console: no timestamps.
+        cli::LogFormat::Text if matches!(cli.command, cli::Command::Call(_)) => {
+            builder.with_ansi(std::io::stderr().is_terminal()).without_time().init()
+        }
+        cli::LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
     }
 }

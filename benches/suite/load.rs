@@ -30,6 +30,8 @@ const STOP: u8 = 2;
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
     pub tool: String,
+    /// What a correct answer looks like.
+    pub expect: Expect,
     pub concurrency: usize,
     pub warmup: Duration,
     pub measure: Duration,
@@ -238,7 +240,7 @@ async fn worker(
         seq += 1;
         let id = format!("{prefix}_{seq}");
         let sent = Instant::now();
-        let outcome = client::call_tool(&mut conn, &ep, &spec.tool, &id, seq, Expect::Echo).await;
+        let outcome = client::call_tool(&mut conn, &ep, &spec.tool, &id, seq, spec.expect).await;
         let elapsed = sent.elapsed();
         stats.total += 1;
         match outcome {

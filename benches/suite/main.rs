@@ -13,6 +13,7 @@ mod load;
 mod procfs;
 mod report;
 mod servers;
+mod soak;
 mod tiers;
 
 use std::future::Future;
@@ -39,6 +40,9 @@ struct Args {
     /// The release `switchboard` binary.
     #[arg(long)]
     switchboard: PathBuf,
+    /// The same, built with the `bench-no-plugin-call` feature: the edge alone.
+    #[arg(long)]
+    switchboard_edge: Option<PathBuf>,
     /// The native axum baseline binary.
     #[arg(long)]
     native: PathBuf,
@@ -88,6 +92,19 @@ struct Args {
     /// Override the closed-loop concurrency levels.
     #[arg(long, value_delimiter = ',')]
     concurrency: Vec<usize>,
+    /// Run the soak for this many minutes instead of the sections
+    /// (benches/soak.sh).
+    #[arg(long)]
+    soak_minutes: Option<f64>,
+    /// How often the soak restarts Redis, in seconds.
+    #[arg(long, default_value_t = 300.0)]
+    soak_redis_every_secs: f64,
+    /// How often the soak replaces its plugin, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    soak_reload_every_ms: u64,
+    /// `redis-server`, for the soak.
+    #[arg(long)]
+    redis_server: Option<PathBuf>,
 }
 
 /// Closed-loop concurrency levels.
@@ -106,8 +123,10 @@ pub struct Durations {
 /// The servers of the HTTP table: key, label, tool, and whether to also run
 /// at 50% of its best throughput.
 pub type Server = (&'static str, &'static str, &'static str, bool);
-const SERVERS: [Server; 7] = [
-    ("switchboard-echo", "Switchboard, echo (component)", "echo", true),
+const SERVERS: [Server; 9] = [
+    ("switchboard-echo", "Switchboard, echo (component, a fresh instance per call)", "echo", true),
+    ("switchboard-echo-reuse", "Switchboard, echo with max_instance_reuse = 256", "echo", true),
+    ("switchboard-edge", "Switchboard's edge alone (no plugin call; bench-no-plugin-call build)", "echo", false),
     ("switchboard-echo_command", "Switchboard, echo_command (WASI command)", "echo_command", true),
     ("native", "native Rust axum (ceiling)", "echo", true),
     ("express", "Express, 1 process", "echo", false),
@@ -257,6 +276,18 @@ fn server_command(args: &Args, key: &str, port: u16) -> (Command, String) {
             c.arg("serve").arg("--plugins").arg(args.work.join("plugins-http")).args(["--listen", &address]);
             (c, "`switchboard serve` (release build, default settings)".into())
         }
+        "switchboard-echo-reuse" => {
+            let mut c = Command::new(&args.switchboard);
+            c.arg("serve").arg("--plugins").arg(args.work.join("plugins-http-reuse")).args(["--listen", &address]);
+            (c, "`switchboard serve`, `echo.toml`: `max_instance_reuse = 256`".into())
+        }
+        "switchboard-edge" => {
+            // Without the edge-only build the server fails to start, and the report says so.
+            let binary = args.switchboard_edge.clone().unwrap_or_else(|| args.work.join("no-switchboard-edge-build"));
+            let mut c = Command::new(binary);
+            c.arg("serve").arg("--plugins").arg(args.work.join("plugins-http")).args(["--listen", &address]);
+            (c, "`switchboard serve` built with `--features bench-no-plugin-call`".into())
+        }
         "native" => {
             let mut c = Command::new(&args.native);
             c.args(["--listen", &address]);
@@ -346,6 +377,7 @@ async fn bench_servers(servers: Vec<Server>, args: &Args, d: Durations) -> Vec<S
             let w = window(round);
             Some(LoadSpec {
                 tool: entry.tool.into(),
+                expect: Expect::Echo,
                 concurrency,
                 warmup: w.warmup,
                 measure: w.measure,
@@ -382,6 +414,7 @@ async fn bench_servers(servers: Vec<Server>, args: &Args, d: Durations) -> Vec<S
         let w = window(round);
         (entry.half_rate && max > 0.0).then(|| LoadSpec {
             tool: entry.tool.into(),
+            expect: Expect::Echo,
             concurrency: RATE_CONCURRENCY,
             warmup: w.warmup,
             measure: w.measure,
@@ -467,7 +500,41 @@ async fn section<T: std::fmt::Debug>(
     Some(outcome.map_err(|e| format!("{e:#}")))
 }
 
+/// Memory growth is judged in soak runs at least this long: a shorter run is
+/// still warming up after its first sixth.
+const SOAK_MEMORY_JUDGED_FROM_MINUTES: f64 = 10.0;
+
+/// The soak run: writes its figures, and fails when an answer failed or was
+/// wrong (or, in a long run, memory grew by 10 % or more).
+async fn run_soak(args: &Args, minutes: f64) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.work)?;
+    let plan = soak::SoakPlan {
+        duration: Duration::from_secs_f64(minutes * 60.0),
+        reload_every: Duration::from_millis(args.soak_reload_every_ms),
+        redis_restart_every: Duration::from_secs_f64(args.soak_redis_every_secs),
+    };
+    let result = soak::soak(args, plan).await?;
+    std::fs::write(args.work.join("soak.json"), serde_json::to_string_pretty(&result)?)?;
+    let text = soak::render(&result, plan);
+    std::fs::write(&args.out, &text)?;
+    println!("{text}");
+    anyhow::ensure!(
+        result.answered > 0 && result.errors == 0,
+        "the soak saw {} failed or wrong answers",
+        result.errors
+    );
+    anyhow::ensure!(
+        minutes < SOAK_MEMORY_JUDGED_FROM_MINUTES || result.rss_growth_pct < 10.0,
+        "resident memory grew by {:.1} % after the first sixth of the soak",
+        result.rss_growth_pct
+    );
+    Ok(())
+}
+
 async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(minutes) = args.soak_minutes {
+        return run_soak(&args, minutes).await;
+    }
     std::fs::create_dir_all(&args.work)?;
     let results_json = args.work.join("results.json");
     if args.render_only {
@@ -497,6 +564,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     results.in_process = section(&args, &mut results, "instantiation", extras::in_process(&args, &plugins)).await;
     if section_on(&args, "http") {
         extras::plugins_dir(&args, "plugins-http", &[&echo, &echo_command])?;
+        let reuse = extras::plugins_dir(&args, "plugins-http-reuse", &[&echo])?;
+        std::fs::write(reuse.join("echo.toml"), "max_instance_reuse = 256\n")?;
         let servers: Vec<Server> =
             SERVERS.into_iter().filter(|s| args.servers.is_empty() || args.servers.iter().any(|k| k == s.0)).collect();
         wait_for_quiet(&mut results, "http").await;
@@ -507,10 +576,29 @@ async fn run(args: Args) -> anyhow::Result<()> {
     results.startup = section(&args, &mut results, "startup", extras::startup(&args)).await;
     results.tiers = section(&args, &mut results, "tiers", tiers::tiers_section(&args)).await;
 
+    // With --only, the sections not run keep the figures of the last run.
+    let last = || std::fs::read_to_string(&results_json).ok().and_then(|t| serde_json::from_str::<Results>(&t).ok());
+    if !args.only.is_empty()
+        && let Some(last) = last()
+    {
+        keep_unmeasured(&mut results, last);
+    }
     std::fs::write(&results_json, serde_json::to_string_pretty(&results)?)?;
     std::fs::write(&args.out, report::render(&results))?;
     eprintln!("wrote {} (raw figures: {})", args.out.display(), results_json.display());
     Ok(())
+}
+
+/// Takes from `last` every section this run did not measure.
+fn keep_unmeasured(results: &mut Results, last: Results) {
+    if results.http.is_empty() {
+        results.http = last.http;
+    }
+    results.in_process = results.in_process.take().or(last.in_process);
+    results.reload = results.reload.take().or(last.reload);
+    results.memory = results.memory.take().or(last.memory);
+    results.startup = results.startup.take().or(last.startup);
+    results.tiers = results.tiers.take().or(last.tiers);
 }
 
 fn main() -> anyhow::Result<()> {

@@ -6,16 +6,21 @@ A Switchboard component plugin in Python, built with componentize-py against
 the WIT world `tool-plugin` (plugin-sdk/wit/world.wit); see
 docs/plugins/python.md. The FAQ is built in, and an operator can replace it
 without rebuilding: the manifest's `[config] faq` holds a JSON list of
-`{"topic", "keywords", "answer"}` (read through wasi:config).
+`{"topic", "keywords", "answer"}` (read through wasi:config), or `[config]
+faq_url` names where to GET that list, over outbound HTTP (wasi:http; the
+host must be granted in `[http] allowed_hosts`). `http_get` below is the
+whole of a GET in Python under componentize-py: copy it.
 """
 
 import difflib
 import json
 import re
+from urllib.parse import urlsplit
 
-from componentize_py_types import Err
+from componentize_py_types import Err, Ok
 from wit_world import exports
-from wit_world.imports import logging, store
+from wit_world.imports import logging, outgoing_handler, store, streams
+from wit_world.imports.wasi_http_types import Fields, Method_Get, OutgoingRequest, Scheme_Http, Scheme_Https
 from wit_world.imports.switchboard_plugin_types import (
     CallContext,
     ToolDefinition,
@@ -88,12 +93,64 @@ def score(question_words: list[str], entry: dict) -> float:
     return sum(max((similarity(w, k) for k in entry["keywords"]), default=0.0) for w in question_words)
 
 
-def load_faq() -> list[dict]:
-    """The FAQ from `[config] faq` when the manifest sets it, else the built-in one."""
+def http_get(url: str, headers: list[tuple[str, str]]) -> tuple[int, bytes]:
+    """GETs `url` over wasi:http: the status and the body. Raises Err(ToolError_Failed)
+    when the request fails (a host the manifest does not grant, a refused
+    connection, the call's time running out)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise Err(ToolError_Failed(f"not an http(s) URL: {url}"))
+    request = OutgoingRequest(Fields.from_list([(k, v.encode()) for k, v in headers]))
+    request.set_method(Method_Get())
+    request.set_scheme(Scheme_Https() if parts.scheme == "https" else Scheme_Http())
+    request.set_authority(parts.netloc)
+    request.set_path_with_query((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
     try:
-        text = store.get("faq")
+        future = outgoing_handler.handle(request, None)
+    except Err as e:
+        raise Err(ToolError_Failed(f"GET {url} was refused: {e.value}"))
+    with future:
+        with future.subscribe() as ready:
+            ready.block()
+        outcome = future.get()
+    # Some(Ok(Ok(response))), or the request's error code.
+    if outcome is None or not isinstance(outcome, Ok) or not isinstance(outcome.value, Ok):
+        error = outcome.value.value if outcome is not None and isinstance(outcome, Ok) else outcome
+        raise Err(ToolError_Failed(f"GET {url} failed: {error}"))
+    # Resources are dropped child first: the stream, the body, the response.
+    with outcome.value.value as response:
+        status = response.status()
+        with response.consume() as body:
+            with body.stream() as stream:
+                chunks = []
+                while True:
+                    try:
+                        chunks.append(stream.blocking_read(64 * 1024))
+                    except Err as e:
+                        if isinstance(e.value, streams.StreamError_Closed):
+                            break
+                        raise Err(ToolError_Failed(f"reading the answer to GET {url} failed: {e.value}"))
+    return status, b"".join(chunks)
+
+
+def config(key: str) -> str | None:
+    """A `[config]` value of the manifest, or None."""
+    try:
+        return store.get(key)
     except Err as e:
         raise Err(ToolError_Failed(f"configuration is unavailable: {e.value}"))
+
+
+def load_faq() -> list[dict]:
+    """The FAQ from `[config] faq`, or from `[config] faq_url` over HTTP, else the built-in one."""
+    text = config("faq")
+    url = config("faq_url")
+    if text is None and url is not None:
+        status, body = http_get(url, [("accept", "application/json")])
+        if status != 200:
+            raise Err(ToolError_Failed(f"the FAQ service answered {status}"))
+        logging.log(logging.Level.INFO, "py_faq", f"FAQ fetched from {url} ({len(body)} bytes)")
+        text = body.decode("utf-8", errors="replace")
     if text is None:
         return DEFAULT_FAQ
     try:
@@ -110,10 +167,11 @@ def answer(question: str) -> dict:
     question_words = words(question)
     if not question_words:
         raise Err(ToolError_InvalidArguments('"question" has no words to look up'))
-    ranked = sorted(((score(question_words, e), e) for e in load_faq()), key=lambda pair: -pair[0])
+    faq = load_faq()
+    ranked = sorted(((score(question_words, e), e) for e in faq), key=lambda pair: -pair[0])
     best_score, best = ranked[0]
     if best_score < THRESHOLD:
-        topics = ", ".join(e["topic"] for e in load_faq())
+        topics = ", ".join(e["topic"] for e in faq)
         raise Err(ToolError_NotFound(f"no FAQ entry answers that; the FAQ covers: {topics}"))
     logging.log(logging.Level.INFO, "py_faq", f"matched {best['topic']!r} (score {best_score:.2f})")
     return {"topic": best["topic"], "answer": best["answer"], "score": round(best_score, 2)}

@@ -21,11 +21,12 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Compile(args) => compile(args).await,
         Command::Sign(args) => sign_body(args),
         Command::Send(args) => send(args).await,
+        Command::New(args) => super::new::run(args).map(|()| ExitCode::SUCCESS),
     }
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let (listen, settings) = resolve(&Overrides {
+    let (listen, mut settings) = resolve(&Overrides {
         listen: args.listen,
         plugins: args.plugins.plugins,
         config: args.plugins.config,
@@ -41,6 +42,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         idle_timeout_secs: args.idle_timeout_secs,
         max_connections: args.max_connections,
     })?;
+    if args.dev {
+        settings.dedup = None;
+        tracing::info!("development mode (--dev): duplicate suppression is off; every request runs its plugin");
+    }
     raise_open_file_limit();
     if settings.insecure_no_verify {
         tracing::warn!("INSECURE: --insecure-no-verify is set; webhook signatures will NOT be checked");
@@ -64,8 +69,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("cannot listen on {address} (--admin-listen)"))?;
             tracing::info!(address = %admin.local_addr()?, "operator endpoints listening: /metrics, /tools, /plugins");
-            let (router, stopped) = (switchboard.admin_router(), stop.clone().cancelled_owned());
-            Some(tokio::spawn(async move { axum::serve(admin, router).with_graceful_shutdown(stopped).await }))
+            let (switchboard, stopped) = (switchboard.clone(), stop.clone().cancelled_owned());
+            Some(tokio::spawn(async move { switchboard::serve_admin(admin, &switchboard, stopped).await }))
         }
         None => None,
     };
@@ -173,6 +178,12 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     if !tools.iter().any(|tool| tool.name == args.tool) {
         let known: Vec<_> = tools.into_iter().map(|t| t.name).collect();
         eprintln!("error: no loaded plugin provides tool {:?}; loaded tools: {}", args.tool, known.join(", "));
+        // The plugin meant may be one that failed to load: say why.
+        for plugin in switchboard.plugins() {
+            if let Err(error) = plugin.loaded {
+                eprintln!("       {} did not load: {error}", plugin.name);
+            }
+        }
         return Ok(ExitCode::from(1));
     }
     let context = CallContext {
@@ -192,9 +203,7 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
     let elapsed = started.elapsed();
     match result {
         Ok(output) => {
-            let pretty = serde_json::from_str::<serde_json::Value>(&output)
-                .map(|v| serde_json::to_string_pretty(&v).expect("values serialize"))
-                .unwrap_or(output);
+            let pretty = pretty_json(&output).unwrap_or(output);
             println!("{pretty}");
             let plugin = switchboard.plugins().into_iter().find_map(|p| {
                 let loaded = p.loaded.ok()?;
@@ -205,6 +214,7 @@ async fn call(args: CallArgs) -> anyhow::Result<ExitCode> {
         }
         Err(e) => {
             eprintln!("error: {e}");
+            eprintln!("failed: {} in {:.1} ms", args.tool, ms(elapsed));
             Ok(ExitCode::from(1))
         }
     }
@@ -328,14 +338,37 @@ async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
     };
     let status = response.status();
     let text = response.text().await.unwrap_or_default();
-    let pretty = serde_json::from_str::<serde_json::Value>(&text)
-        .map(|v| serde_json::to_string_pretty(&v).expect("values serialize"))
-        .unwrap_or(text);
+    let pretty = pretty_json(&text).unwrap_or(text);
     eprintln!("HTTP {status} in {:.1} ms", ms(started.elapsed()));
     println!("{pretty}");
     Ok(if status.is_success() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
+/// `json` indented, its keys in the plugin's order (a `Value` would sort them).
+fn pretty_json(json: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(json.len() * 2);
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    serde_transcode::transcode(&mut deserializer, &mut serde_json::Serializer::pretty(&mut out)).ok()?;
+    deserializer.end().ok()?;
+    String::from_utf8(out).ok()
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn results_are_printed_with_the_plugins_key_order() {
+        let pretty = pretty_json(r#"{"zebra":1,"apple":{"y":[2],"b":null}}"#).unwrap();
+        assert_eq!(
+            pretty,
+            "{\n  \"zebra\": 1,\n  \"apple\": {\n    \"y\": [\n      2\n    ],\n    \"b\": null\n  }\n}"
+        );
+        assert_eq!(pretty_json("not json"), None);
+        assert_eq!(pretty_json("{} trailing"), None);
+    }
 }

@@ -25,6 +25,8 @@ pub const ENV_ADMIN_TOKEN: &str = "SWITCHBOARD_ADMIN_TOKEN";
 pub const ENV_ADMIN_LISTEN: &str = "SWITCHBOARD_ADMIN_LISTEN";
 /// `SWITCHBOARD_MCP_TOKENS`: bearer tokens of the MCP door, comma-separated.
 pub const ENV_MCP_TOKENS: &str = "SWITCHBOARD_MCP_TOKENS";
+/// The look of log lines, `text` or `json` (`--log-format`).
+pub const ENV_LOG_FORMAT: &str = "SWITCHBOARD_LOG_FORMAT";
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";

@@ -4,12 +4,15 @@
 
 pub mod commands;
 pub mod config;
+pub mod new;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
-use config::{ENV_ADMIN_LISTEN, ENV_ADMIN_TOKEN, ENV_CONFIG, ENV_LISTEN, ENV_MCP_TOKENS, ENV_PLUGINS, ENV_SECRET};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use config::{
+    ENV_ADMIN_LISTEN, ENV_ADMIN_TOKEN, ENV_CONFIG, ENV_LISTEN, ENV_LOG_FORMAT, ENV_MCP_TOKENS, ENV_PLUGINS, ENV_SECRET,
+};
 
 /// Switchboard: verified voice-AI webhooks in, sandboxed WebAssembly plugin results out.
 #[derive(Debug, Parser)]
@@ -18,6 +21,20 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// How log lines (on stderr) look: `text` for people, `json` (one
+    /// object a line) for log collectors. Colour only when stderr is a
+    /// terminal. RUST_LOG chooses what is logged.
+    #[arg(long, global = true, env = ENV_LOG_FORMAT, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The look of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One line per event, for people.
+    Text,
+    /// One JSON object per event, for log collectors.
+    Json,
 }
 
 /// Subcommands.
@@ -51,6 +68,46 @@ pub enum Command {
     Sign(SignArgs),
     /// Sign a body as the platform would and POST it to a Switchboard.
     Send(SendArgs),
+    /// Create a plugin project in a folder of its own: a working tool, its
+    /// JSON Schema, a manifest, `build.sh`, unit tests and a README.
+    ///
+    /// The tool, named NAME, answers `{"name": "Ada"}` with
+    /// `{"message": "Hello, Ada!"}`. `./build.sh` installs the language's
+    /// pinned toolchain inside the project and writes `dist/NAME.wasm` and
+    /// `dist/NAME.toml`; `switchboard call NAME '{"name": "Ada"}' --plugins
+    /// NAME/dist` calls it.
+    New(NewArgs),
+}
+
+/// `switchboard new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The plugin's language.
+    pub lang: Lang,
+    /// The plugin's name: the tool's, the folder's and the package's
+    /// (lower-case letters, digits and underscores).
+    pub name: String,
+    /// Create NAME/ in this folder [default: the current one].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// The languages `switchboard new` writes projects in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Lang {
+    /// Rust, with the plugin SDK (a component).
+    Rust,
+    /// JavaScript, with componentize-js (a component).
+    #[value(alias = "javascript")]
+    Js,
+    /// TypeScript, with tsc and componentize-js (a component).
+    #[value(alias = "typescript")]
+    Ts,
+    /// Python, with componentize-py (a component).
+    #[value(alias = "py")]
+    Python,
+    /// Go, as a WASI command (GOOS=wasip1).
+    Go,
 }
 
 /// Where the plugins and configuration are.
@@ -94,6 +151,11 @@ pub struct ServeArgs {
     /// Do not watch the plugins folder; load plugins once at start.
     #[arg(long)]
     pub no_watch: bool,
+    /// Development: no duplicate suppression (the same request sent again
+    /// runs the new plugin version instead of replaying the first answer).
+    /// Reloads are logged as they start and end in every mode.
+    #[arg(long, conflicts_with = "no_watch")]
+    pub dev: bool,
     /// Largest accepted webhook body, in bytes [default: 1048576].
     #[arg(long, value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,

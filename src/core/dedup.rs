@@ -1,8 +1,8 @@
 //! Duplicate tool calls: the same `tool_call_id` gets the same answer, once.
 //!
 //! A retried "book_appointment" must not book twice. The first call with a
-//! key (the call id, the tool call id and a digest of the tool name and
-//! arguments, see `dispatch`) runs; a later duplicate within the TTL gets the stored answer without
+//! [`DedupKey`] (a digest of the call id, the tool call id, the tool name
+//! and the arguments) runs; a later duplicate within the TTL gets the stored answer without
 //! running the plugin, and a duplicate that arrives while the first is still
 //! running waits for its answer. The store is in memory by default; with
 //! several replicas behind a load balancer, Redis shares it, and a call whose
@@ -19,6 +19,41 @@ use tokio::sync::OnceCell;
 
 /// A call's answer: its JSON result, or the message the LLM sees.
 pub type Answer = Result<Box<RawValue>, String>;
+
+/// What identifies a call for de-duplication: the first 16 bytes of a
+/// SHA-256 over the platform's call id, the tool call id, the tool's name
+/// and its arguments. A retry repeats all four; a model that reuses short
+/// ids (`call_0`) across turns asks something else, and runs. Fixed-size, so
+/// the store keeps and hashes 16 bytes per answer, whatever the ids.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DedupKey([u8; 16]);
+
+impl DedupKey {
+    /// The key of `tool` called with `arguments` as `tool_call_id` in call `call_id`.
+    pub fn new(call_id: &str, tool_call_id: &str, tool: &str, arguments: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut digest = Sha256::new();
+        // Each part after its length, so no two different calls digest the same bytes.
+        for part in [call_id, tool_call_id, tool, arguments] {
+            digest.update((part.len() as u64).to_le_bytes());
+            digest.update(part);
+        }
+        let mut key = [0; 16];
+        key.copy_from_slice(&digest.finalize()[..16]);
+        Self(key)
+    }
+
+    /// The key's Redis name.
+    fn redis_key(&self) -> String {
+        format!("switchboard:tool-call:{}", hex::encode(self.0))
+    }
+}
+
+impl std::fmt::Debug for DedupKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DedupKey({})", hex::encode(self.0))
+    }
+}
 
 /// Where answers are remembered.
 #[derive(Debug, Clone)]
@@ -59,7 +94,7 @@ impl Dedup {
 
     /// Runs `run` for the first call with `key`; returns its answer, and
     /// whether this call was a duplicate answered from the store.
-    pub async fn once(&self, key: String, deadline: Instant, run: impl Future<Output = Answer>) -> (Answer, bool) {
+    pub async fn once(&self, key: DedupKey, deadline: Instant, run: impl Future<Output = Answer>) -> (Answer, bool) {
         match self {
             Dedup::Memory(store) => store.once(key, run).await,
             Dedup::Redis(store) => store.once(key, deadline, run).await,
@@ -77,9 +112,9 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct MemoryInner {
-    slots: HashMap<String, Slot>,
+    slots: HashMap<DedupKey, Slot>,
     /// Keys in insertion order; with one TTL this is also expiry order.
-    order: VecDeque<(Instant, String)>,
+    order: VecDeque<(Instant, DedupKey)>,
     /// Bytes of the answers kept, with their keys ([`Slot::bytes`] summed).
     bytes: usize,
 }
@@ -91,9 +126,14 @@ struct Slot {
     bytes: usize,
 }
 
-/// What keeping one answer costs besides its key and its text: the map and
-/// queue entries, the cell, the key's second copy (an estimate).
-const SLOT_OVERHEAD: usize = 128;
+/// What keeping one answer costs besides its text: the map and queue
+/// entries with their keys, and the cell (an estimate).
+const SLOT_OVERHEAD: usize = 160;
+
+/// Answers the in-memory store makes room for at start: at most its
+/// `max_entries`, so a store sized for a busy server does not grow its
+/// table (rehashing it, and touching fresh pages) while it fills.
+const PRESIZED_ENTRIES: usize = 1 << 17;
 
 impl MemoryInner {
     /// Drops the oldest answer; false when there is none.
@@ -110,10 +150,14 @@ impl MemoryStore {
     /// A store remembering answers for `ttl`, at most `max_entries` of them
     /// and at most `max_bytes` of answers and keys.
     pub fn new(ttl: Duration, max_entries: usize, max_bytes: usize) -> Self {
-        Self { ttl, max_entries: max_entries.max(1), max_bytes, inner: Mutex::default() }
+        let max_entries = max_entries.max(1);
+        let presized = max_entries.min(PRESIZED_ENTRIES);
+        let inner =
+            MemoryInner { slots: HashMap::with_capacity(presized), order: VecDeque::with_capacity(presized), bytes: 0 };
+        Self { ttl, max_entries, max_bytes, inner: Mutex::new(inner) }
     }
 
-    async fn once(&self, key: String, run: impl Future<Output = Answer>) -> (Answer, bool) {
+    async fn once(&self, key: DedupKey, run: impl Future<Output = Answer>) -> (Answer, bool) {
         let cell = {
             let mut inner = self.inner.lock().expect("dedup lock");
             let now = Instant::now();
@@ -127,8 +171,8 @@ impl MemoryStore {
                 Some(slot) => slot.cell.clone(),
                 None => {
                     let cell = Arc::new(OnceCell::new());
-                    inner.slots.insert(key.clone(), Slot { cell: cell.clone(), bytes: 0 });
-                    inner.order.push_back((now, key.clone()));
+                    inner.slots.insert(key, Slot { cell: cell.clone(), bytes: 0 });
+                    inner.order.push_back((now, key));
                     cell
                 }
             }
@@ -141,7 +185,7 @@ impl MemoryStore {
             })
             .await;
         if ran {
-            self.count(&key, &cell, answer);
+            self.count(key, &cell, answer);
         }
         (answer.clone(), !ran)
     }
@@ -149,22 +193,21 @@ impl MemoryStore {
     /// Counts a new answer's bytes, then drops the oldest answers while the
     /// store holds more than `max_bytes`. An answer larger than that alone is
     /// not kept (its duplicates run again).
-    fn count(&self, key: &str, cell: &Arc<OnceCell<Answer>>, answer: &Answer) {
+    fn count(&self, key: DedupKey, cell: &Arc<OnceCell<Answer>>, answer: &Answer) {
         let bytes = SLOT_OVERHEAD
-            + 2 * key.len()
             + match answer {
                 Ok(result) => result.get().len(),
                 Err(message) => message.len(),
             };
         let mut inner = self.inner.lock().expect("dedup lock");
         // The slot may be gone already (expired or dropped while the call ran).
-        match inner.slots.get_mut(key) {
+        match inner.slots.get_mut(&key) {
             Some(slot) if Arc::ptr_eq(&slot.cell, cell) => slot.bytes = bytes,
             _ => return,
         }
         if bytes > self.max_bytes {
             // Its place in `order` stays; dropping it later finds nothing (or a newer slot, early).
-            inner.slots.remove(key);
+            inner.slots.remove(&key);
             return;
         }
         inner.bytes += bytes;
@@ -251,8 +294,8 @@ impl RedisStore {
         Ok(Self { connection, ttl })
     }
 
-    async fn once(&self, key: String, deadline: Instant, run: impl Future<Output = Answer>) -> (Answer, bool) {
-        let key = format!("switchboard:tool-call:{key}");
+    async fn once(&self, key: DedupKey, deadline: Instant, run: impl Future<Output = Answer>) -> (Answer, bool) {
+        let key = key.redis_key();
         let claim = format!("{PENDING}:{}", owner_token());
         let mut conn = self.connection.clone();
         match try_claim(&mut conn, &key, &claim).await {
@@ -408,6 +451,24 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    impl From<&str> for DedupKey {
+        fn from(id: &str) -> Self {
+            DedupKey::new("call", id, "tool", "{}")
+        }
+    }
+
+    #[test]
+    fn keys_differ_whenever_a_part_differs_and_parts_cannot_run_together() {
+        let key = DedupKey::new("call-1", "t-1", "book", r#"{"at":9}"#);
+        assert_eq!(key, DedupKey::new("call-1", "t-1", "book", r#"{"at":9}"#));
+        assert_ne!(key, DedupKey::new("call-2", "t-1", "book", r#"{"at":9}"#));
+        assert_ne!(key, DedupKey::new("call-1", "t-2", "book", r#"{"at":9}"#));
+        assert_ne!(key, DedupKey::new("call-1", "t-1", "cancel", r#"{"at":9}"#));
+        assert_ne!(key, DedupKey::new("call-1", "t-1", "book", r#"{"at":10}"#));
+        assert_ne!(DedupKey::new("ab", "c", "t", "{}"), DedupKey::new("a", "bc", "t", "{}"));
+        assert!(key.redis_key().starts_with("switchboard:tool-call:") && key.redis_key().len() == 22 + 32);
+    }
+
     fn raw(text: &str) -> Box<RawValue> {
         RawValue::from_string(text.to_owned()).unwrap()
     }
@@ -450,7 +511,7 @@ mod tests {
     #[tokio::test]
     async fn memory_keeps_at_most_max_bytes_of_answers() {
         let answer = |size: usize| async move { Ok(raw(&format!("\"{}\"", "x".repeat(size - 2)))) };
-        let slot = |size: usize| SLOT_OVERHEAD + 2 + size;
+        let slot = |size: usize| SLOT_OVERHEAD + size;
         let store = MemoryStore::new(Duration::from_secs(60), 100, slot(1000) * 3);
         for key in ["a", "b", "c"] {
             assert!(!store.once(key.into(), answer(1000)).await.1);
@@ -514,10 +575,13 @@ mod tests {
         }
     }
 
-    const STORED: &str = "switchboard:tool-call:k";
+    /// Where key `k` of the tests lives in Redis.
+    fn stored() -> String {
+        DedupKey::from("k").redis_key()
+    }
 
     async fn get(conn: &mut redis::aio::MultiplexedConnection) -> Option<String> {
-        redis::cmd("GET").arg(STORED).query_async(conn).await.unwrap()
+        redis::cmd("GET").arg(stored()).query_async(conn).await.unwrap()
     }
 
     /// Polls until `k` holds a claim.
@@ -605,7 +669,7 @@ mod tests {
         claimed(&mut conn).await;
         // As if a's lease lapsed (a stalled) and another replica claimed the call.
         let _: () = redis::cmd("SET")
-            .arg(STORED)
+            .arg(stored())
             .arg("pending:other")
             .arg("PX")
             .arg(1000)
@@ -615,7 +679,7 @@ mod tests {
         tokio::time::sleep(LEASE + Duration::from_millis(200)).await;
         assert_eq!(get(&mut conn).await, None, "a did not renew the other replica's claim");
         // The other replica answers first; a, finishing later, keeps it.
-        let _: () = redis::cmd("SET").arg(STORED).arg(r#"{"ok":"theirs"}"#).query_async(&mut conn).await.unwrap();
+        let _: () = redis::cmd("SET").arg(stored()).arg(r#"{"ok":"theirs"}"#).query_async(&mut conn).await.unwrap();
         finish.send(()).unwrap();
         let (mine, duplicate) = owner.await.unwrap();
         assert!(!duplicate);
@@ -631,8 +695,14 @@ mod tests {
         let b = redis.replica().await;
         let mut conn = redis.raw().await;
         // A dead replica's claim, lapsing in 200 ms; b has 600 ms left: too little to run the call.
-        let _: () =
-            redis::cmd("SET").arg(STORED).arg("pending:dead").arg("PX").arg(200).query_async(&mut conn).await.unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(stored())
+            .arg("pending:dead")
+            .arg("PX")
+            .arg(200)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
         let ran = AtomicUsize::new(0);
         let deadline = Instant::now() + Duration::from_millis(600);
         let (answer, _) = b

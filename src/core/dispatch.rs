@@ -17,7 +17,7 @@ use futures::FutureExt;
 
 use serde_json::value::RawValue;
 
-use super::dedup::{Answer, Dedup};
+use super::dedup::{Answer, Dedup, DedupKey};
 use super::metrics::Metrics;
 use super::shutdown::{Shutdown, Work};
 use crate::plugins::{Plugin, PluginSet};
@@ -70,6 +70,9 @@ pub(crate) struct ToolCallOutcome {
     pub id: String,
     /// The result as JSON, or a message for the LLM.
     pub result: Answer,
+    /// The answer is the first one to the same call, replayed from the
+    /// duplicate store: the plugin did not run again.
+    pub replayed: bool,
 }
 
 /// Runs tool calls against the loaded plugins.
@@ -164,8 +167,10 @@ impl Dispatcher {
             let id = call.id.clone();
             let run = AssertUnwindSafe(answer_call(call)).catch_unwind().map(|r| r.map_err(panic_message));
             let waited = time_left(deadline);
-            let result = outcome(&id, tokio::time::timeout(waited, run).await, waited);
-            return vec![ToolCallOutcome { id, result }];
+            let finished = tokio::time::timeout(waited, run).await;
+            let replayed = matches!(finished, Ok(Ok((_, true))));
+            let result = outcome(&id, finished.map(|r| r.map(|(answer, _)| answer)), waited);
+            return vec![ToolCallOutcome { id, result, replayed }];
         }
         // Several calls run as tasks of their own, in parallel across threads.
         let tasks: Vec<_> = calls.into_iter().map(|call| (call.id.clone(), tokio::spawn(answer_call(call)))).collect();
@@ -173,8 +178,10 @@ impl Dispatcher {
         for (id, handle) in tasks {
             let waited = time_left(deadline);
             let finished = tokio::time::timeout(waited, handle).await;
-            let result = outcome(&id, finished.map(|joined| joined.map_err(|e| e.to_string())), waited);
-            outcomes.push(ToolCallOutcome { id, result });
+            let replayed = matches!(finished, Ok(Ok((_, true))));
+            let finished = finished.map(|joined| joined.map(|(answer, _)| answer).map_err(|e| e.to_string()));
+            let result = outcome(&id, finished, waited);
+            outcomes.push(ToolCallOutcome { id, result, replayed });
         }
         outcomes
     }
@@ -191,7 +198,7 @@ impl Dispatcher {
             "not run: the request has {total} tool calls, and only the first {} of a request run (max_tool_calls_per_request)",
             self.max_calls
         );
-        ToolCallOutcome { id: call.id, result: Err(message) }
+        ToolCallOutcome { id: call.id, result: Err(message), replayed: false }
     }
 }
 
@@ -227,7 +234,8 @@ fn outcome(
 }
 
 /// Answers one call: checks it, runs it once (duplicates share the first
-/// answer), and records its outcome.
+/// answer), and records its outcome; `true` with an answer replayed from
+/// the duplicate store.
 async fn answer(
     call: ToolCallRequest,
     target: Option<Arc<Plugin>>,
@@ -235,24 +243,28 @@ async fn answer(
     metrics: Arc<Metrics>,
     dedup: Option<Arc<Dedup>>,
     shutdown: Shutdown,
-) -> Answer {
+) -> (Answer, bool) {
     // Only calls that reach a plugin are de-duplicated: an unknown tool or
     // invalid arguments ran nothing, so a retry may succeed.
     let (plugin, arguments) = match prepare(&call, target) {
         Ok(prepared) => prepared,
-        Err(failure) => return Err(refuse(&call, failure, &metrics).to_string()),
+        Err(failure) => return (Err(refuse(&call, failure, &metrics).to_string()), false),
     };
-    let key = dedup.as_ref().map(|_| dedup_key(&call, &arguments));
+    let key = dedup.as_ref().map(|_| DedupKey::new(&call.context.call_id, &call.id, &call.name, &arguments));
     let run = async { execute(&call, plugin, arguments, cutoff, &metrics, &shutdown).await.map_err(|f| f.to_string()) };
     let (Some(dedup), Some(key)) = (dedup, key) else {
-        return run.await;
+        return (run.await, false);
     };
     let (answer, duplicate) = dedup.once(key, cutoff, run).await;
     if duplicate {
-        tracing::info!(tool = %call.name, tool_call_id = %call.id, "duplicate tool call answered from the first");
+        tracing::info!(
+            tool = %call.name, tool_call_id = %call.id, call_id = %call.context.call_id,
+            "duplicate tool call: the first answer to this call is replayed from the duplicate store, \
+             the plugin does not run (serve --dev turns this off)"
+        );
         metrics.record_duplicate();
     }
-    answer
+    (answer, duplicate)
 }
 
 /// Runs one call on its plugin (or starts it, for an async tool) and records its outcome.
@@ -289,15 +301,6 @@ fn refuse(call: &ToolCallRequest, failure: ToolFailure, metrics: &Metrics) -> To
     metrics.record_tool_call(if known { &call.name } else { "<unknown>" }, call.door.label(), "error", Duration::ZERO);
     tracing::info!(tool = %call.name, tool_call_id = %call.id, call_id = %call.context.call_id, error = %failure, "tool call refused");
     failure
-}
-
-/// Identifies a call for de-duplication: the platform's call and tool-call ids,
-/// plus a digest of what is asked. A retry repeats all three; a model that
-/// reuses short ids (`call_0`) across turns asks something else and runs.
-fn dedup_key(call: &ToolCallRequest, arguments: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::new().chain_update(call.name.as_bytes()).chain_update([0]).chain_update(arguments).finalize();
-    format!("{}/{}/{}", call.context.call_id, call.id, hex::encode(&digest[..12]))
 }
 
 /// Finds the plugin and checks the arguments against the tool's schema.

@@ -43,7 +43,7 @@ impl EncodeLabelValue for LabelText {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct WebhookLabels {
-    event: LabelText,
+    event: &'static str,
     status: u16,
 }
 
@@ -143,9 +143,9 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Counts one webhook request.
-    pub fn record_webhook(&self, event: &str, status: u16) {
-        self.webhooks.get_or_create(&WebhookLabels { event: LabelText::new(event), status }).inc();
+    /// Counts one webhook request (`event`: the event's name, or `rejected`).
+    pub fn record_webhook(&self, event: &'static str, status: u16) {
+        self.webhooks.get_or_create(&WebhookLabels { event, status }).inc();
     }
 
     /// Counts one tool call (by tool, door and outcome) and its duration.

@@ -106,7 +106,7 @@ impl PluginFolder {
         }
         let version = version_of(&bytes);
         let Loaded { guest, described, tier } = runtime
-            .load(Arc::new(bytes), manifest.command_tools(name), capabilities.clone())
+            .load(Arc::new(bytes), manifest.command_tools(name), capabilities.clone(), manifest.reuse())
             .await
             .map_err(|e| fail(e.to_string()))?;
         let (mut tools, subscriptions) = (described.tools, described.subscriptions);
@@ -119,6 +119,11 @@ impl PluginFolder {
                     many => format!("{} are", many.join(", ")),
                 }
             )));
+        }
+        if matches!(guest, Guest::Command(_)) && manifest.reuse().enabled() {
+            return Err(in_manifest(
+                &"max_instance_reuse is above 1, but a command plugin's instance ends when its program exits, so every call runs in a fresh one; remove the key, or build a component to reuse instances",
+            ));
         }
         if tools.is_empty() && subscriptions.is_empty() {
             return Err(fail("it offers no tools and handles no events".into()));
@@ -156,6 +161,7 @@ impl PluginFolder {
             files_read,
             guest,
             tier,
+            reuse: manifest.reuse(),
         })
     }
 }

@@ -116,7 +116,12 @@ impl PluginSet {
             return ReloadOutcome::Removed;
         }
         let current = self.current.load_full();
+        // A large component takes seconds to compile: say so as it starts.
+        let started = std::time::Instant::now();
+        let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        tracing::info!(plugin = %name, bytes, "plugin changed: reloading");
         let loaded = self.folder.load(&self.runtime, name, self.defaults).await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
         let mut next = Snapshot::clone(&current);
         let failure = match loaded {
             Ok(plugin) => {
@@ -127,6 +132,7 @@ impl PluginSet {
                     && old.capabilities.grants() == plugin.capabilities.grants()
                     && !current.failures().contains_key(name)
                 {
+                    tracing::info!(plugin = %name, elapsed_ms, "plugin reloaded: unchanged");
                     return ReloadOutcome::Unchanged;
                 }
                 match next.conflict(&plugin) {
@@ -139,7 +145,7 @@ impl PluginSet {
                     },
                     None => {
                         let (version, tier) = (plugin.version.clone(), plugin.tier);
-                        tracing::info!(plugin = %name, kind = plugin.guest.kind(), %version, tier = tier.as_str(), "plugin loaded");
+                        tracing::info!(plugin = %name, kind = plugin.guest.kind(), %version, tier = tier.as_str(), elapsed_ms, "plugin loaded");
                         next.insert(name.to_owned(), Arc::new(plugin));
                         self.swap(next);
                         if tier == Tier::Baseline {
@@ -156,7 +162,7 @@ impl PluginSet {
         };
         let error = failure.error.clone();
         let serving = next.plugin(name).map(|p| p.version.clone());
-        tracing::error!(plugin = %name, %error, previous_version_serving = ?serving, "plugin reload failed");
+        tracing::error!(plugin = %name, %error, previous_version_serving = ?serving, elapsed_ms, "plugin reload failed");
         next.record_failure(name.to_owned(), failure);
         self.swap(next);
         ReloadOutcome::Failed(error)

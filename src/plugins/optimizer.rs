@@ -61,7 +61,7 @@ pub(super) async fn optimize(plugins: &PluginSet, name: &str) -> OptimizeOutcome
         _ => return OptimizeOutcome::Skipped,
     };
     let started = std::time::Instant::now();
-    let guest = match plugins.runtime.optimize(Arc::new(bytes), plugin.capabilities.clone()).await {
+    let guest = match plugins.runtime.optimize(Arc::new(bytes), plugin.capabilities.clone(), plugin.reuse).await {
         Ok(guest) => guest,
         Err(e) => {
             tracing::warn!(plugin = %name, error = %e, "cannot compile optimised code; the baseline code keeps serving");

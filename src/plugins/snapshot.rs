@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use super::schema::ArgumentValidator;
 use crate::sandbox::capabilities::Capabilities;
-use crate::sandbox::{Guest, Tier};
+use crate::sandbox::{Guest, Reuse, Tier};
 use crate::types::{CallContext, EventKind, Limits, ToolDefinition, ToolFailure};
 
 /// One loaded version of one plugin file.
@@ -45,6 +45,9 @@ pub(crate) struct Plugin {
     /// The compiler that made it: a large plugin first serves on the
     /// baseline tier, then on optimised code swapped in behind it.
     pub tier: Tier,
+    /// Whether its instances serve several calls (its manifest's
+    /// `max_instance_reuse`), for the code of another tier.
+    pub reuse: Reuse,
 }
 
 impl Plugin {
@@ -67,6 +70,7 @@ impl Plugin {
             files_read: self.files_read.clone(),
             guest,
             tier,
+            reuse: self.reuse,
         }
     }
 

@@ -21,6 +21,7 @@ use super::engine::{self, LoadError, WasmEngine};
 use super::limits::MemoryLimiter;
 use super::pool::{self, InstancePool};
 use crate::sandbox::capabilities::Capabilities;
+use crate::sandbox::capabilities::logging::{CallLog, Stream};
 use crate::types::{CallContext, Limits, ToolFailure};
 
 /// Longest stderr message passed on to the LLM.
@@ -162,6 +163,12 @@ impl CommandPlugin {
             return Err(failure);
         }
         drop(store);
+        if exit == 0 {
+            // What a command wrote on stderr while succeeding goes to the
+            // log, as a component's output does (capped and redacted there).
+            let log = CallLog::new(self.capabilities.clone(), name, &context.call_id, limits.output_bytes);
+            log.write(Stream::Stderr, &stderr.contents());
+        }
         if exit != 0 {
             let message = String::from_utf8_lossy(&stderr.contents()).trim().to_owned();
             let message = if message.is_empty() {

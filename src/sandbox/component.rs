@@ -3,7 +3,11 @@
 //! (the WIT worlds in `plugin-sdk/wit/`).
 //!
 //! Each plugin version is compiled and linked once (an `InstancePre`); every
-//! call gets a fresh store and instance, so no state survives between calls.
+//! call gets a fresh store and instance, so no state survives between calls,
+//! unless the plugin opts in to instances that serve several calls
+//! ([`super::reuse`]): then a call may get an idle instance of the same
+//! version, with a new call's state (limits, log, outbound budget) set in
+//! its store.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,8 +21,9 @@ use super::engine::{self, LoadError, WasmEngine};
 use super::host_limits::{self, HeldOutside, HttpHostState};
 use super::limits::MemoryLimiter;
 use super::pool::{self, InstancePool};
+use super::reuse::{Idle, Lease, Reuse};
 use crate::sandbox::capabilities::Capabilities;
-use crate::sandbox::capabilities::logging::{self, CallLog, LogOutput, Stream};
+use crate::sandbox::capabilities::logging::{self, CallLog, CurrentLog, LogOutput, Stream};
 use crate::sandbox::capabilities::outbound::OutboundHttp;
 use crate::types::{CallContext, Limits, ToolDefinition, ToolFailure, check_tool_name};
 
@@ -61,6 +66,9 @@ pub struct CallState {
     held_outside: HeldOutside,
     capabilities: Arc<Capabilities>,
     log: Arc<CallLog>,
+    /// Where stdout and stderr write, once the WASI context is built: the
+    /// current call's log.
+    stdio: Option<CurrentLog>,
 }
 
 /// What a store runs, for the log: a tool call, or (`-`) loading or a hook.
@@ -74,8 +82,8 @@ pub(super) struct CallTag<'a> {
 
 impl WasiView for CallState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        let log = &self.log;
-        let wasi = self.wasi.get_or_insert_with(|| deny_all_wasi(log));
+        let (log, stdio) = (&self.log, &mut self.stdio);
+        let wasi = self.wasi.get_or_insert_with(|| deny_all_wasi(stdio.insert(CurrentLog::new(log.clone()))));
         WasiCtxView { ctx: wasi, table: &mut self.table }
     }
 }
@@ -125,14 +133,31 @@ impl CallState {
             held_outside,
             capabilities: capabilities.clone(),
             log,
+            stdio: None,
         }
+    }
+
+    /// Sets up a reused instance's store for a new call: the call's memory
+    /// cap (the memory the instance has still counts), log (with its own
+    /// budget, and stdout and stderr writing to it) and outbound-request
+    /// budget. The instance keeps its WASI context (clocks, randomness, the
+    /// streams it holds) and its resource table.
+    fn begin_call(&mut self, limits: Limits, tag: CallTag<'_>) {
+        self.limiter.begin_call(limits.memory_bytes);
+        self.log = Arc::new(CallLog::new(self.capabilities.clone(), tag.tool, tag.call_id, LOG_BYTES_PER_CALL));
+        if let Some(stdio) = &self.stdio {
+            stdio.set(self.log.clone());
+        }
+        self.held_outside = HeldOutside::default();
+        let http_deadline = tokio::time::Instant::now() + outbound_budget(limits.timeout);
+        self.outbound = OutboundHttp::new(self.capabilities.clone(), http_deadline, self.held_outside.clone());
     }
 }
 
 /// The WASI context of a call: no files, no environment, no sockets, no
 /// arguments; stdout and stderr go to the call's log. Clocks and randomness
 /// are WASI's own.
-fn deny_all_wasi(log: &Arc<CallLog>) -> WasiCtx {
+fn deny_all_wasi(log: &CurrentLog) -> WasiCtx {
     WasiCtx::builder()
         .stdout(LogOutput::new(log.clone(), Stream::Stdout))
         .stderr(LogOutput::new(log.clone(), Stream::Stderr))
@@ -160,10 +185,20 @@ pub(super) fn linker(engine: &wasmtime::Engine) -> anyhow::Result<Linker<CallSta
     Ok(linker)
 }
 
+/// An instance with its store, and the places in the instance pool it takes.
+struct Warm {
+    // Dropped in this order: the store before the places it holds.
+    store: Store<CallState>,
+    instance: Instance,
+    _places: tokio::sync::OwnedSemaphorePermit,
+}
+
 /// A compiled, linked component plugin. Cheap to clone.
 #[derive(Clone)]
 pub struct ComponentPlugin {
     pre: InstancePre<CallState>,
+    /// Idle instances, when the plugin lets an instance serve several calls.
+    idle: Option<Idle<Warm>>,
     tools: Arc<tools::GuestIndices>,
     hooks: Option<Arc<hooks::GuestIndices>>,
     capabilities: Arc<Capabilities>,
@@ -175,17 +210,19 @@ pub struct ComponentPlugin {
 
 impl ComponentPlugin {
     /// Compiles (or loads from the code cache) and links `bytes`; its calls
-    /// get `capabilities`.
+    /// get `capabilities`, and its instances are reused under `reuse`.
     pub(super) async fn load(
         engine: &WasmEngine,
         linker: &Linker<CallState>,
         bytes: Arc<Vec<u8>>,
         capabilities: Arc<Capabilities>,
+        reuse: Reuse,
     ) -> Result<Self, LoadError> {
         let component = engine.compile_component(bytes.clone()).await.map_err(explain_compile_error)?;
         let pool_cost = pool::component_cost(&component, bytes).await;
         let mut plugin = Self::link(linker, component, capabilities, engine.pool().clone(), pool_cost)?;
         plugin.fuel_metering = engine.fuel_metering();
+        plugin.idle = Idle::new(reuse, engine.pool());
         Ok(plugin)
     }
 
@@ -204,7 +241,7 @@ impl ComponentPlugin {
         })?;
         // Hooks are optional: components from other toolchains often have tools only.
         let hooks = hooks::GuestIndices::new(&pre).ok().map(Arc::new);
-        Ok(Self { pre, tools: Arc::new(tools), hooks, capabilities, fuel_metering: false, pool, pool_cost })
+        Ok(Self { pre, idle: None, tools: Arc::new(tools), hooks, capabilities, fuel_metering: false, pool, pool_cost })
     }
 
     /// The places of the instance pool one instance takes.
@@ -217,13 +254,22 @@ impl ComponentPlugin {
         let limits = Limits { timeout: LIST_TIMEOUT, ..Limits::default() };
         // What a plugin says about itself is shown by endpoints and logs: redacted too.
         let values = self.capabilities.values();
+        // What the plugin printed before it failed: its words usually name
+        // the cause that a trap does not.
+        let output = std::sync::Mutex::new(Vec::new());
         let invalid = |what: &str, e: ToolFailure| {
-            LoadError::Invalid(format!("{what} failed: {}", engine::redact_failure(values, e)))
+            let output = output.lock().unwrap_or_else(|e| e.into_inner());
+            LoadError::Invalid(format!("{what} failed: {}{}", engine::redact_failure(values, e), quote_output(&output)))
         };
+        // Fresh instances, never kept: an instance counts the calls it serves.
         let listed = self
-            .run(limits, async |store, instance, this| {
+            .run_fresh(limits, async |store, instance, this| {
                 let tools = this.tools.load(&mut *store, instance)?;
-                tools.call_list(&mut *store).await
+                let listed = tools.call_list(&mut *store).await;
+                if listed.is_err() {
+                    *output.lock().unwrap_or_else(|e| e.into_inner()) = store.data().log.recent();
+                }
+                listed
             })
             .await
             .map_err(|e| invalid("listing its tools", e))?;
@@ -243,7 +289,7 @@ impl ComponentPlugin {
         let subscriptions = match &self.hooks {
             None => Vec::new(),
             Some(hooks) => self
-                .run(limits, async |store, instance, _| {
+                .run_fresh(limits, async |store, instance, _| {
                     hooks.load(&mut *store, instance)?.call_subscriptions(&mut *store).await
                 })
                 .await
@@ -255,44 +301,90 @@ impl ComponentPlugin {
         Ok((tools, subscriptions))
     }
 
-    /// Runs `body` against a fresh instance under `limits`; traps, memory
-    /// exhaustion and timeouts become [`ToolFailure`]s.
+    /// Runs `body` against a fresh instance (or, when the plugin reuses
+    /// instances, an idle one) under `limits`; traps, memory exhaustion and
+    /// timeouts become [`ToolFailure`]s.
     async fn run<R>(
         &self,
         limits: Limits,
         body: impl AsyncFnOnce(&mut Store<CallState>, &Instance, &Self) -> wasmtime::Result<R>,
     ) -> Result<R, ToolFailure> {
-        self.run_tagged(CallTag { tool: "-", call_id: "-" }, limits, body).await
+        self.run_tagged(CallTag { tool: "-", call_id: "-" }, limits, self.idle.as_ref(), body).await
     }
 
-    /// [`Self::run`], with the tool and call id that tag the call's log.
+    /// [`Self::run`] in a fresh instance, dropped afterwards, whatever the
+    /// plugin's reuse.
+    async fn run_fresh<R>(
+        &self,
+        limits: Limits,
+        body: impl AsyncFnOnce(&mut Store<CallState>, &Instance, &Self) -> wasmtime::Result<R>,
+    ) -> Result<R, ToolFailure> {
+        self.run_tagged(CallTag { tool: "-", call_id: "-" }, limits, None, body).await
+    }
+
+    /// [`Self::run`], with the tool and call id that tag the call's log, and
+    /// the idle instances to take from and return to (`None`: a fresh
+    /// instance, dropped afterwards).
     async fn run_tagged<R>(
         &self,
         tag: CallTag<'_>,
         mut limits: Limits,
+        idle: Option<&Idle<Warm>>,
         body: impl AsyncFnOnce(&mut Store<CallState>, &Instance, &Self) -> wasmtime::Result<R>,
     ) -> Result<R, ToolFailure> {
-        // Room in the instance pool, within the call's time; held until the
-        // store (declared after it, so dropped first) is gone.
-        let _places = self.pool.enter(self.pool_cost, &mut limits).await?;
+        let reused = idle.and_then(Idle::take);
+        // Room in the instance pool for a new instance, within the call's
+        // time; held with the store (an idle instance holds its own).
+        let places = match reused {
+            Some(_) => None,
+            None => Some(self.pool.enter(self.pool_cost, &mut limits).await?),
+        };
         let run = async {
-            let mut store = Store::new(self.pre.engine(), CallState::new(&self.capabilities, limits, tag));
-            engine::prepare_store(&mut store, limits, self.fuel_metering, |s| &mut s.limiter);
-            let outcome = match self.pre.instantiate_async(&mut store).await {
-                Ok(instance) => body(&mut store, &instance, self).await,
-                Err(e) => Err(e),
+            let mut lease = match (reused, places) {
+                (Some(mut lease), _) => {
+                    lease.instance.store.data_mut().begin_call(limits, tag);
+                    engine::prepare_store(&mut lease.instance.store, limits, self.fuel_metering, |s| &mut s.limiter);
+                    lease
+                }
+                (None, places) => {
+                    let mut store = Store::new(self.pre.engine(), CallState::new(&self.capabilities, limits, tag));
+                    engine::prepare_store(&mut store, limits, self.fuel_metering, |s| &mut s.limiter);
+                    let instance = match self.pre.instantiate_async(&mut store).await {
+                        Ok(instance) => instance,
+                        Err(e) => return Err(self.failure(&e, &store, limits)),
+                    };
+                    let places = places.expect("a new instance has its places");
+                    Lease::fresh(Warm { store, instance, _places: places })
+                }
             };
-            outcome.map_err(|e| {
-                tracing::debug!(error = ?e, "component trapped");
-                engine::classify_error(&e, &store.data().limiter, limits)
-            })
+            let Warm { store, instance, .. } = &mut lease.instance;
+            let outcome = body(store, instance, self).await;
+            match (outcome, idle) {
+                (Ok(result), Some(idle)) => {
+                    // The call returned: its log ends now, and the instance
+                    // may serve the next call.
+                    store.data().log.flush();
+                    idle.put(lease);
+                    Ok(result)
+                }
+                (Ok(result), None) => Ok(result),
+                // Trapped, out of memory or fuel: the instance is dropped.
+                (Err(e), _) => Err(self.failure(&e, store, limits)),
+            }
         };
         // The epoch deadline cuts guest code; this timeout also cuts time spent
-        // waiting in host calls (sleeps, I/O).
+        // waiting in host calls (sleeps, I/O). Either way the instance is
+        // dropped with the future, never reused.
         tokio::time::timeout(limits.timeout, run).await.unwrap_or(Err(ToolFailure::TimedOut(limits.timeout)))
     }
 
-    /// Runs one tool call in a fresh instance, cut at `limits.timeout`.
+    /// The failure an error from guest code means.
+    fn failure(&self, error: &wasmtime::Error, store: &Store<CallState>, limits: Limits) -> ToolFailure {
+        tracing::debug!(error = ?error, "component trapped");
+        engine::classify_error(error, &store.data().limiter, limits)
+    }
+
+    /// Runs one tool call, cut at `limits.timeout`.
     pub(super) async fn call(
         &self,
         name: &str,
@@ -311,7 +403,7 @@ impl ComponentPlugin {
         };
         let tag = CallTag { tool: name, call_id: &context.call_id };
         let outcome = self
-            .run_tagged(tag, limits, async |store, instance, this| {
+            .run_tagged(tag, limits, self.idle.as_ref(), async |store, instance, this| {
                 this.tools.load(&mut *store, instance)?.call_call(&mut *store, name, arguments, &context).await
             })
             .await;
@@ -369,12 +461,59 @@ fn explain_compile_error(error: LoadError) -> LoadError {
     }
 }
 
+/// The plugin's last output lines for an error message, with a hint when
+/// they show a known mistake.
+fn quote_output(lines: &[String]) -> String {
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut quoted = format!("; the plugin's last output: {}", lines.join(" | "));
+    // A tool definition's field missing or not text, as componentize-js and
+    // componentize-py say it when they lower `list`'s records.
+    let missing_or_not_text = |l: &String| {
+        l.contains("expected a string, received [undefined]") || l.contains("object is not an instance of 'str'")
+    };
+    if lines.iter().any(missing_or_not_text) {
+        quoted.push_str(
+            "; hint: each tool definition needs `name`, `description` and the JSON Schema as JSON text, \
+             spelled so (JavaScript: `parametersSchema`, from `JSON.stringify(schema)`; Python: \
+             `parameters_schema`, from `json.dumps(schema)`)",
+        );
+    }
+    quoted
+}
+
 /// Checks what a plugin says about a tool before anyone relies on it.
 fn validate_tool(tool: &ToolDefinition) -> Result<(), LoadError> {
     check_tool_name(&tool.name).map_err(LoadError::Invalid)?;
     match serde_json::from_str::<serde_json::Value>(&tool.parameters_schema) {
         Ok(schema) if schema.is_object() => Ok(()),
-        Ok(_) => Err(LoadError::Invalid(format!("tool {:?}: parameters schema is not a JSON object", tool.name))),
-        Err(e) => Err(LoadError::Invalid(format!("tool {:?}: parameters schema is not JSON: {e}", tool.name))),
+        Ok(_) => Err(LoadError::Invalid(format!(
+            "tool {:?}: its parameters-schema (JS `parametersSchema`, Python `parameters_schema`) is not a JSON object",
+            tool.name
+        ))),
+        Err(e) => Err(LoadError::Invalid(format!(
+            "tool {:?}: its parameters-schema (JS `parametersSchema`, Python `parameters_schema`) is not JSON text: {e}",
+            tool.name
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_errors_quote_the_plugins_output_and_name_the_fields_it_points_at() {
+        assert_eq!(quote_output(&[]), "");
+        let plain = quote_output(&["config missing: api_key".into()]);
+        assert_eq!(plain, "; the plugin's last output: config missing: api_key");
+        for said in
+            ["expected a string, received [undefined]", "TypeError(\"'dict' object is not an instance of 'str'\")"]
+        {
+            let quoted = quote_output(&["Stack:".into(), said.into()]);
+            assert!(quoted.contains(said) && quoted.contains("`parametersSchema`"), "{quoted}");
+            assert!(quoted.contains("`parameters_schema`"), "{quoted}");
+        }
     }
 }

@@ -18,6 +18,13 @@ impl MemoryLimiter {
         Self { limit, used: 0, exceeded: false }
     }
 
+    /// A new call in the same instance, allowed `limit` bytes in total: the
+    /// memory the instance already has still counts.
+    pub fn begin_call(&mut self, limit: usize) {
+        self.limit = limit;
+        self.exceeded = false;
+    }
+
     /// Whether a growth was refused because of the cap.
     pub fn exceeded(&self) -> bool {
         self.exceeded

@@ -15,7 +15,8 @@
 //! what the host may hold on one call's behalf (resources, HTTP header
 //! fields, request bodies) is capped in [`host_limits`]; and every
 //! instantiation waits for room in the instance pool within its call's time
-//! ([`pool`]) rather than fail when it is full.
+//! ([`pool`]) rather than fail when it is full. A plugin may opt in to
+//! instances that serve several calls ([`reuse`]).
 //!
 //! Large plugins are first compiled fast and later optimised ([`tiers`]).
 
@@ -27,6 +28,7 @@ pub(crate) mod engine;
 pub(crate) mod host_limits;
 mod limits;
 pub(crate) mod pool;
+pub(crate) mod reuse;
 pub(crate) mod tiers;
 
 use std::sync::Arc;
@@ -35,6 +37,7 @@ use crate::types::{CallContext, EventKind, Limits, ToolDefinition, ToolFailure};
 use capabilities::Capabilities;
 use engine::{EpochTicker, WasmEngine};
 pub(crate) use engine::{LoadError, RuntimeOptions};
+pub(crate) use reuse::Reuse;
 use tiers::CompilePool;
 pub(crate) use tiers::{Tier, TierOptions};
 
@@ -82,6 +85,10 @@ impl Guest {
         context: &CallContext,
         limits: Limits,
     ) -> Result<String, ToolFailure> {
+        // The benchmarks' edge-only build (see Cargo.toml).
+        if cfg!(feature = "bench-no-plugin-call") {
+            return Ok(format!("{{\"echo\":{arguments}}}"));
+        }
         // Boxed: wasmtime's instantiate and call futures are large, and every
         // future that awaits this one (dispatch, dedup, the handler) would
         // otherwise embed them and copy them each time it is moved.
@@ -153,9 +160,11 @@ impl Compiler {
         engine: &WasmEngine,
         bytes: Arc<Vec<u8>>,
         capabilities: Arc<Capabilities>,
+        reuse: Reuse,
     ) -> Result<Guest, LoadError> {
         if is_component(&bytes) {
-            let guest = component::ComponentPlugin::load(engine, &self.component_linker, bytes, capabilities).await?;
+            let guest =
+                component::ComponentPlugin::load(engine, &self.component_linker, bytes, capabilities, reuse).await?;
             Ok(Guest::Component(guest))
         } else if bytes.starts_with(b"\0asm") {
             let guest = command::CommandPlugin::load(engine, &self.command_linker, bytes, capabilities).await?;
@@ -219,27 +228,32 @@ impl Runtime {
     ///
     /// `command_tools` names the tools of a command plugin (which cannot list
     /// its own); it is ignored for components. Every call of the plugin (and
-    /// listing its tools) runs with `capabilities`.
+    /// listing its tools) runs with `capabilities`. A component's instances
+    /// serve calls as `reuse` says; a command's instance ends when its
+    /// program exits, so every call of a command runs in a fresh one.
     pub async fn load(
         &self,
         bytes: Arc<Vec<u8>>,
         command_tools: Vec<ToolDefinition>,
         capabilities: Arc<Capabilities>,
+        reuse: Reuse,
     ) -> Result<Loaded, LoadError> {
         let RuntimeInner { optimized, baseline, .. } = &*self.inner;
         let baseline = baseline
             .as_ref()
             .filter(|(_, tiers)| bytes.len() >= tiers.baseline_min_bytes && !optimized.engine.is_cached(&bytes));
         let (guest, tier) = match baseline {
-            Some((baseline, _)) => match baseline.link(&baseline.engine, bytes.clone(), capabilities.clone()).await {
-                Ok(guest) => (guest, Tier::Baseline),
-                Err(LoadError::Compile(e)) => {
-                    tracing::info!(error = %e, "the baseline compiler cannot compile this plugin; compiling it optimised");
-                    (optimized.link(&optimized.engine, bytes, capabilities).await?, Tier::Optimized)
+            Some((baseline, _)) => {
+                match baseline.link(&baseline.engine, bytes.clone(), capabilities.clone(), reuse).await {
+                    Ok(guest) => (guest, Tier::Baseline),
+                    Err(LoadError::Compile(e)) => {
+                        tracing::info!(error = %e, "the baseline compiler cannot compile this plugin; compiling it optimised");
+                        (optimized.link(&optimized.engine, bytes, capabilities, reuse).await?, Tier::Optimized)
+                    }
+                    Err(e) => return Err(e),
                 }
-                Err(e) => return Err(e),
-            },
-            None => (optimized.link(&optimized.engine, bytes, capabilities).await?, Tier::Optimized),
+            }
+            None => (optimized.link(&optimized.engine, bytes, capabilities, reuse).await?, Tier::Optimized),
         };
         let described = match &guest {
             Guest::Component(plugin) => {
@@ -265,12 +279,17 @@ impl Runtime {
     /// threads (writing the code cache) and links them: the
     /// [`Tier::Optimized`] code of a plugin loaded on the baseline tier.
     /// Its tools are those the baseline code described (same bytes).
-    pub async fn optimize(&self, bytes: Arc<Vec<u8>>, capabilities: Arc<Capabilities>) -> Result<Guest, LoadError> {
+    pub async fn optimize(
+        &self,
+        bytes: Arc<Vec<u8>>,
+        capabilities: Arc<Capabilities>,
+        reuse: Reuse,
+    ) -> Result<Guest, LoadError> {
         let RuntimeInner { optimized, background, .. } = &*self.inner;
         let background = background
             .as_ref()
             .ok_or_else(|| LoadError::Compile("no background compile threads are configured".into()))?;
-        optimized.link(&optimized.engine.in_background(background), bytes, capabilities).await
+        optimized.link(&optimized.engine.in_background(background), bytes, capabilities, reuse).await
     }
 }
 

@@ -14,11 +14,15 @@
 //!
 //! A plugin's `max_concurrent_calls` (by default a quarter of the places, at
 //! its cost) keeps one plugin from taking them all (`plugins/snapshot.rs`).
+//!
+//! An idle instance kept for reuse ([`super::reuse`]) keeps its places. When
+//! a call finds no room, every idle instance is dropped first, so instances
+//! kept for later never make a call wait.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::wasmparser::{Instance, Parser, Payload};
 
 use crate::types::{Limits, ToolFailure};
@@ -51,24 +55,53 @@ const _: () = {
 #[derive(Clone)]
 pub(crate) struct InstancePool {
     places: Arc<Semaphore>,
+    /// The idle lists of plugins that reuse instances, to empty when full.
+    idle: Arc<Mutex<Vec<Weak<dyn Reclaim>>>>,
+}
+
+/// Something holding idle instances (and so places) that it can let go.
+pub(crate) trait Reclaim: Send + Sync {
+    /// Drops every idle instance; returns how many.
+    fn drop_idle(&self) -> usize;
 }
 
 impl InstancePool {
     /// A pool with [`PLACES`] places.
     pub fn new() -> Self {
-        Self { places: Arc::new(Semaphore::new(PLACES as usize)) }
+        Self { places: Arc::new(Semaphore::new(PLACES as usize)), idle: Arc::default() }
+    }
+
+    /// Lets the pool drop `idle`'s instances when a call finds no room.
+    pub fn register_idle(&self, idle: Weak<dyn Reclaim>) {
+        let mut lists = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        lists.retain(|list| list.strong_count() > 0);
+        lists.push(idle);
+    }
+
+    /// Drops every idle instance of every plugin; returns how many.
+    fn drop_idle(&self) -> usize {
+        let lists: Vec<_> =
+            self.idle.lock().unwrap_or_else(|e| e.into_inner()).iter().filter_map(Weak::upgrade).collect();
+        lists.iter().map(|list| list.drop_idle()).sum()
     }
 
     /// Takes `cost` places for one instance, waiting at most `limits.timeout`
     /// (and taking what it waited from `limits.timeout`). Held until dropped:
-    /// drop it after the instance's store.
-    pub async fn enter(&self, cost: u32, limits: &mut Limits) -> Result<SemaphorePermit<'_>, ToolFailure> {
-        if let Ok(places) = self.places.try_acquire_many(cost) {
+    /// keep it with the instance's store, and drop it after the store.
+    pub async fn enter(&self, cost: u32, limits: &mut Limits) -> Result<OwnedSemaphorePermit, ToolFailure> {
+        if let Ok(places) = self.places.clone().try_acquire_many_owned(cost) {
             return Ok(places);
+        }
+        let dropped = self.drop_idle();
+        if dropped > 0 {
+            tracing::debug!(dropped, "the instance pool is full: idle instances dropped to make room");
+            if let Ok(places) = self.places.clone().try_acquire_many_owned(cost) {
+                return Ok(places);
+            }
         }
         let started = tokio::time::Instant::now();
         tracing::debug!(cost, "the instance pool is full: the call waits for room");
-        match tokio::time::timeout(limits.timeout, self.places.acquire_many(cost)).await {
+        match tokio::time::timeout(limits.timeout, self.places.clone().acquire_many_owned(cost)).await {
             Ok(places) => {
                 limits.timeout = limits.timeout.saturating_sub(started.elapsed());
                 Ok(places.expect("the pool's semaphore is never closed"))
@@ -149,5 +182,19 @@ mod tests {
         let mut limits = Limits::default();
         let places = pool.enter(5, &mut limits).await.unwrap();
         assert_eq!((places.num_permits(), limits.timeout), (5, Limits::default().timeout), "no wait, no time taken");
+    }
+
+    #[tokio::test]
+    async fn a_full_pool_drops_idle_instances_before_a_call_waits() {
+        use crate::sandbox::reuse::{Idle, Lease, Reuse};
+        let pool = InstancePool::new();
+        let reuse = Reuse { max_calls: 10, idle_timeout: Duration::from_secs(60) };
+        let idle = Idle::new(reuse, &pool).unwrap();
+        // An idle "instance" holding every place but one.
+        let mut limits = Limits::default();
+        idle.put(Lease::fresh(pool.enter(PLACES - 1, &mut limits).await.unwrap()));
+        let places = pool.enter(MIN_COST, &mut limits).await.unwrap();
+        assert_eq!((places.num_permits(), limits.timeout), (MIN_COST as usize, Limits::default().timeout));
+        assert!(idle.take().is_none(), "the idle instance was dropped to make room");
     }
 }

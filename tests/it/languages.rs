@@ -261,6 +261,42 @@ async fn python_faq_plugin_answers_from_its_faq_or_the_configured_one() {
     assert!(error_of(&failed).starts_with("the FAQ in the configuration is malformed"), "{failed}");
 }
 
+#[tokio::test]
+async fn python_faq_plugin_fetches_its_faq_over_http_from_the_granted_host_only() {
+    let served = Arc::new(Mutex::new(Vec::<String>::new()));
+    let app = axum::Router::new()
+        .route(
+            "/faq.json",
+            axum::routing::get(async |State(seen): State<Arc<Mutex<Vec<String>>>>, headers: axum::http::HeaderMap| {
+                let accept = headers.get("accept").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+                seen.lock().unwrap().push(accept);
+                Json(json!([{"topic": "pets", "keywords": ["dog", "dogs", "pet"], "answer": "Dogs are welcome."}]))
+            }),
+        )
+        .with_state(served.clone());
+    let (addr, _stop) = crate::common::serve_upstream(app).await;
+    let upstream = format!("http://127.0.0.1:{}", addr.port());
+    let manifest = |granted: &str| {
+        format!(
+            "timeout_ms = 5000\n[http]\nallowed_hosts = [\"{granted}\"]\n[config]\nfaq_url = \"{upstream}/faq.json\"\n"
+        )
+    };
+
+    let server = TestServer::serve_dir(dir_with("py_faq", "python", Some(&manifest(&upstream))), |_| {}).await;
+    let dogs = call(&server, "answer_faq", json!({"question": "Can I bring my dog?"})).await;
+    assert_eq!(dogs["result"], json!({"topic": "pets", "answer": "Dogs are welcome.", "score": 1.0}), "{dogs}");
+    assert_eq!(*served.lock().unwrap(), ["application/json"], "one GET, with its header");
+
+    // The same plugin, its manifest granting another host: the GET is refused.
+    let denied =
+        TestServer::serve_dir(dir_with("py_faq", "python", Some(&manifest("https://faq.example.com"))), |_| {}).await;
+    let refused = call(&denied, "answer_faq", json!({"question": "Can I bring my dog?"})).await;
+    let error = error_of(&refused);
+    assert!(error.starts_with(&format!("GET {upstream}/faq.json ")), "{refused}");
+    assert!(error.contains("HTTP-request-denied") || error.contains("HttpRequestDenied"), "{refused}");
+    assert_eq!(served.lock().unwrap().len(), 1, "the denied request never left");
+}
+
 // ---- Host tolerance and the code cache ------------------------------------
 
 /// The names a component exports at its top level, read from its binary.

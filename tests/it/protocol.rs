@@ -191,6 +191,21 @@ async fn duplicate_ids_run_the_plugin_once_in_memory() {
 }
 
 #[tokio::test]
+async fn a_replayed_answer_says_so_in_a_header() {
+    let server = TestServer::start(&["echo"]).await;
+    let body = tool_calls(&[("replay-1", "echo", json!({"n": 1}))]);
+    let first = server.send(&body).await;
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().get("switchboard-replayed").is_none(), "{:?}", first.headers());
+    let again = server.send(&body).await;
+    assert_eq!(again.headers().get("switchboard-replayed").map(|v| v.to_str().unwrap()), Some("true"));
+    assert_eq!(first.json::<Value>().await.unwrap(), again.json::<Value>().await.unwrap());
+    // A new tool-call id runs the plugin: no header.
+    let fresh = server.send(&tool_calls(&[("replay-2", "echo", json!({"n": 1}))])).await;
+    assert!(fresh.headers().get("switchboard-replayed").is_none());
+}
+
+#[tokio::test]
 async fn duplicate_ids_run_once_across_replicas_sharing_redis() {
     let redis = RedisServer::start().await;
     let settings = |s: &mut switchboard::Settings| {

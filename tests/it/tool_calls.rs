@@ -33,6 +33,16 @@ async fn several_calls_answer_in_request_order() {
 }
 
 #[tokio::test]
+async fn results_keep_the_plugins_key_order() {
+    // lookup_contact answers {"name", "email", "phone"}: not in alphabetical order.
+    let server = TestServer::start(&["lookup_contact"]).await;
+    let response = server.send(&tool_calls(&[("who", "lookup_contact", json!({"query": "John"}))])).await;
+    let body = response.text().await.unwrap();
+    let (name, email, phone) = (body.find(r#""name""#), body.find(r#""email""#), body.find(r#""phone""#));
+    assert!(name.is_some() && name < email && email < phone, "{body}");
+}
+
+#[tokio::test]
 async fn calls_in_one_request_run_concurrently() {
     // Three 600 ms calls under a 1.5 s budget only all succeed if they overlap.
     let server = TestServer::start_with(&["misbehave"], |s| s.tool_calls_budget = Duration::from_millis(1500)).await;

@@ -200,7 +200,9 @@ fn tool_result(result: Result<String, ToolFailure>) -> CallToolResult {
     match serde_json::from_str::<Value>(&output) {
         Ok(Value::String(text)) => CallToolResult::success(vec![ContentBlock::text(text)]),
         Ok(value) => {
-            let mut result = CallToolResult::success(vec![ContentBlock::text(value.to_string())]);
+            // The text keeps the plugin's key order (the Value sorts them).
+            let text = compact_json(&output).unwrap_or_else(|| value.to_string());
+            let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
             if value.is_object() {
                 result.structured_content = Some(value);
             }
@@ -211,9 +213,24 @@ fn tool_result(result: Result<String, ToolFailure>) -> CallToolResult {
     }
 }
 
+/// `json` without insignificant whitespace, its keys in their order.
+fn compact_json(json: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(json.len());
+    let mut deserializer = serde_json::Deserializer::from_str(json);
+    serde_transcode::transcode(&mut deserializer, &mut serde_json::Serializer::new(&mut out)).ok()?;
+    deserializer.end().ok()?;
+    String::from_utf8(out).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_results_keep_the_plugins_key_order() {
+        let result = as_json(&tool_result(Ok(r#"{"zebra": 1, "apple": {"y": 2, "b": 3}}"#.into())));
+        assert_eq!(result["content"][0]["text"], r#"{"zebra":1,"apple":{"y":2,"b":3}}"#);
+    }
 
     fn as_json(result: &CallToolResult) -> Value {
         serde_json::to_value(result).unwrap()

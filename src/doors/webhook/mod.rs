@@ -69,7 +69,11 @@ async fn receive(State(app): State<Arc<WebhookDoor>>, headers: HeaderMap, body: 
             // 5 KB), and the handler's future is moved through several
             // service layers.
             let outcomes = Box::pin(app.core.tool_calls(tool_call_requests(calls), deadline)).await;
-            json_response(&ToolCallsResponse::new(&outcomes))
+            let mut response = json_response(&ToolCallsResponse::new(&outcomes));
+            if outcomes.iter().any(|o| o.replayed) {
+                response.headers_mut().insert(REPLAYED_HEADER, header::HeaderValue::from_static("true"));
+            }
+            response
         }
         Event::AssistantRequest(request) => {
             let common = &request.common;
@@ -225,6 +229,11 @@ impl<'a> ToolCallsResponse<'a> {
         Self { results }
     }
 }
+
+/// Set on a tool-calls answer when one of its results is replayed from the
+/// duplicate store (the same call was answered before; its plugin did not
+/// run again).
+pub(crate) const REPLAYED_HEADER: header::HeaderName = header::HeaderName::from_static("switchboard-replayed");
 
 fn json_response<T: Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {

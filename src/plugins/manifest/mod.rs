@@ -12,6 +12,8 @@
 //! memory_mib = 64
 //! max_result_bytes = 65536      # largest result (default: the config's, 1 MiB)
 //! max_concurrent_calls = 32     # calls of this plugin at once; more wait
+//! max_instance_reuse = 256      # calls one instance serves (default 1: a fresh one each)
+//! instance_idle_ms = 10000      # how long an idle instance is kept for reuse
 //!
 //! [http]
 //! allowed_hosts = [
@@ -44,11 +46,13 @@ mod grants;
 mod tools;
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::sandbox::Reuse;
 use crate::sandbox::capabilities::{AllowedHost, ValueSource};
 use crate::types::Limits;
 
@@ -67,6 +71,13 @@ pub(crate) struct Manifest {
     pub max_result_bytes: Option<usize>,
     /// Most calls of this plugin running at once; more wait for a place.
     pub max_concurrent_calls: Option<usize>,
+    /// Calls one instance may serve, one after another (default 1: a fresh
+    /// instance per call). Above 1, the plugin's memory and globals carry
+    /// over from one call, and one caller, to the next.
+    pub max_instance_reuse: Option<NonZeroU32>,
+    /// How long an instance kept for reuse may wait idle, in milliseconds
+    /// (default 10,000).
+    pub instance_idle_ms: Option<u64>,
     /// `[http]`: outbound HTTP grants.
     #[serde(default)]
     pub http: HttpSection,
@@ -163,6 +174,15 @@ impl Manifest {
         toml::from_str(text).map_err(|e| parse_error(text, &e))
     }
 
+    /// How the plugin's instances serve calls.
+    pub fn reuse(&self) -> Reuse {
+        let default = Reuse::default();
+        Reuse {
+            max_calls: self.max_instance_reuse.map_or(default.max_calls, NonZeroU32::get),
+            idle_timeout: self.instance_idle_ms.map_or(default.idle_timeout, Duration::from_millis),
+        }
+    }
+
     /// The limits for calls to this plugin, starting from `defaults`.
     pub fn limits(&self, defaults: Limits) -> Limits {
         Limits {
@@ -252,6 +272,16 @@ mod tests {
         assert_eq!(limits.memory_bytes, 32 << 20);
         assert_eq!((limits.max_result_bytes, limits.max_concurrent_calls), (4096, Some(3)));
         assert_eq!(m.tools[0].name, "add");
+    }
+
+    #[test]
+    fn instance_reuse_is_opt_in() {
+        assert_eq!(Manifest::parse("").unwrap().reuse(), Reuse::default());
+        assert!(!Reuse::default().enabled(), "a fresh instance per call by default");
+        let m = Manifest::parse("max_instance_reuse = 256\ninstance_idle_ms = 50\n").unwrap();
+        assert_eq!(m.reuse(), Reuse { max_calls: 256, idle_timeout: Duration::from_millis(50) });
+        let err = Manifest::parse("max_instance_reuse = 0\n").unwrap_err();
+        assert!(err.starts_with("line 1, column 22: "), "{err}");
     }
 
     #[test]

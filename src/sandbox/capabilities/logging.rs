@@ -27,6 +27,10 @@ const MAX_CONTEXT_BYTES: usize = 256;
 /// What each record costs against the budget on top of its text, so a flood
 /// of empty records runs out too.
 const RECORD_OVERHEAD: usize = 64;
+/// How many of the last lines a log keeps for [`CallLog::recent`].
+const RECENT_LINES: usize = 8;
+/// How much of each of them.
+const RECENT_LINE_BYTES: usize = 300;
 
 /// The severity of a plugin's log record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +76,8 @@ struct State {
     dropped_bytes: usize,
     stdout: LineBuffer,
     stderr: LineBuffer,
+    /// The last non-blank lines and records let through, redacted and cut.
+    recent: std::collections::VecDeque<String>,
 }
 
 /// The unfinished line of one stream.
@@ -166,6 +172,13 @@ impl CallLog {
         }
     }
 
+    /// The last few lines and records the plugin logged (redacted, cut),
+    /// oldest first: what a load error quotes, since the plugin's own words
+    /// usually name the cause that a trap does not.
+    pub fn recent(&self) -> Vec<String> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).recent.iter().cloned().collect()
+    }
+
     /// Counts a record against the budget; `false` when it is over.
     fn admit(&self, len: usize) -> bool {
         let cost = len.min(MAX_LINE_BYTES) + RECORD_OVERHEAD;
@@ -195,6 +208,13 @@ impl CallLog {
         let redactor = self.capabilities.values().redactor();
         let message = redactor.redact_cut(message, MAX_LINE_BYTES);
         let context = redactor.redact_cut(context, MAX_CONTEXT_BYTES);
+        if !message.trim().is_empty() {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if state.recent.len() == RECENT_LINES {
+                state.recent.pop_front();
+            }
+            state.recent.push_back(redactor.redact_cut(message.trim_end(), RECENT_LINE_BYTES));
+        }
         let (plugin, tool, call_id) = (self.capabilities.plugin(), &self.tool, &self.call_id);
         macro_rules! event {
             ($level:expr) => {
@@ -211,39 +231,76 @@ impl CallLog {
     }
 }
 
-impl Drop for CallLog {
-    /// Logs unfinished lines, and how much was dropped.
-    fn drop(&mut self) {
-        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
-        let (stdout, stderr) = (std::mem::take(&mut state.stdout.line), std::mem::take(&mut state.stderr.line));
+impl CallLog {
+    /// Logs the unfinished lines, and how much was dropped: the end of a
+    /// call. Dropping the log does it too; an instance that serves another
+    /// call ([`super::super::reuse`]) keeps the log until the next call's
+    /// replaces it, so it flushes when the call ends.
+    pub fn flush(&self) {
+        let (stdout, stderr) = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            (std::mem::take(&mut state.stdout.line), std::mem::take(&mut state.stderr.line))
+        };
         if !stdout.is_empty() {
             self.line(Stream::Stdout, &stdout);
         }
         if !stderr.is_empty() {
             self.line(Stream::Stderr, &stderr);
         }
-        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
-        if state.dropped_records > 0 {
+        let (dropped_records, dropped_bytes) = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            (std::mem::take(&mut state.dropped_records), std::mem::take(&mut state.dropped_bytes))
+        };
+        if dropped_records > 0 {
             tracing::warn!(
                 target: "plugin",
                 plugin = %self.capabilities.plugin(), tool = %self.tool, call_id = %self.call_id,
-                dropped_records = state.dropped_records, dropped_bytes = state.dropped_bytes,
+                dropped_records, dropped_bytes,
                 "plugin output over the per-call limit was dropped"
             );
         }
     }
 }
 
+impl Drop for CallLog {
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+/// The log of the call an instance is running: what its stdout and stderr
+/// write to. A fresh instance serves one call, so this never changes; an
+/// instance that serves several gets each call's log set here.
+#[derive(Clone)]
+pub struct CurrentLog(Arc<Mutex<Arc<CallLog>>>);
+
+impl CurrentLog {
+    /// Starting with `log`.
+    pub fn new(log: Arc<CallLog>) -> Self {
+        Self(Arc::new(Mutex::new(log)))
+    }
+
+    /// From now on, output goes to `log`.
+    pub fn set(&self, log: Arc<CallLog>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = log;
+    }
+
+    fn write(&self, stream: Stream, bytes: &[u8]) {
+        let log = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        log.write(stream, bytes);
+    }
+}
+
 /// A component's stdout or stderr, feeding a [`CallLog`].
 #[derive(Clone)]
 pub struct LogOutput {
-    log: Arc<CallLog>,
+    log: CurrentLog,
     stream: Stream,
 }
 
 impl LogOutput {
     /// `stream` of the call logged by `log`.
-    pub fn new(log: Arc<CallLog>, stream: Stream) -> Self {
+    pub fn new(log: CurrentLog, stream: Stream) -> Self {
         Self { log, stream }
     }
 }

@@ -29,6 +29,7 @@
 //! | `resource_flood` | `{"count": N}` | holds N `wasi:clocks` pollables (resource-table entries) |
 //! | `body_flood`   | `{"requests": N}` | holds N outgoing requests, each body filled as far as the host takes it |
 //! | `big_result`   | `{"count": N}` | answers a JSON string of N bytes                  |
+//! | `remember_caller` | `{"then"?: "trap" \| "loop"}` | keeps the caller's number in a global; answers `{"previous": <the number kept before>, "calls": <calls this instance served>}`, or then traps or loops |
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -436,6 +437,31 @@ fn secret_long_log(args: LongLog, _: &CallContext) -> Result<Value, ToolError> {
     Ok(json!({ "logged": line.len() }))
 }
 
+/// What `remember_caller` does after keeping the number.
+#[derive(Deserialize, JsonSchema)]
+struct Remember {
+    /// `trap` or `loop`, to end the call badly after keeping the number
+    #[serde(default)]
+    then: Option<String>,
+}
+
+/// The last caller's number and the calls this instance served: state that
+/// survives from one call to the next only in an instance that is reused.
+static REMEMBERED: std::sync::Mutex<(Option<String>, u64)> = std::sync::Mutex::new((None, 0));
+
+fn remember_caller(args: Remember, ctx: &CallContext) -> Result<Value, ToolError> {
+    let (previous, calls) = {
+        let mut kept = REMEMBERED.lock().unwrap_or_else(|e| e.into_inner());
+        kept.1 += 1;
+        (std::mem::replace(&mut kept.0, ctx.customer_number.clone()), kept.1)
+    };
+    match args.then.as_deref() {
+        Some("trap") => panic!("deliberate trap after keeping the number"),
+        Some("loop") => loop_forever(Value::Null, ctx),
+        _ => Ok(json!({ "previous": previous, "calls": calls })),
+    }
+}
+
 switchboard_sdk::plugin! {
     tool "ok" => ok, "Answer {\"ok\": true, \"args\": <arguments>}";
     tool "context" => context, "Answer the call context as JSON";
@@ -463,6 +489,7 @@ switchboard_sdk::plugin! {
     tool "resource_flood" => raw::resource_flood, "Hold many host resources";
     tool "body_flood" => raw::body_flood, "Hold many outgoing request bodies, filled";
     tool "big_result" => big_result, "Answer a string of `count` bytes";
+    tool "remember_caller" => remember_caller, "Keep the caller's number; answer the one kept before";
 }
 
 #[cfg(test)]
