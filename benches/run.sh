@@ -8,8 +8,8 @@
 #   --out FILE       where to write the report (default: BENCHMARKS.md at the
 #                    repository root for a full run).
 #   --only LIST      comma-separated sections: http, instantiation (the in-process
-#                    figures), reload, memory, startup (default: all); the others
-#                    keep the figures of the last run in the same work folder.
+#                    figures), reload, memory, startup, tiers (default: all); the
+#                    others keep the figures of the last run in the same work folder.
 #   --servers LIST   comma-separated servers for the http section:
 #                    switchboard-echo, switchboard-echo-reuse, switchboard-edge,
 #                    switchboard-echo_command, native, express, express-cluster,

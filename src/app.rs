@@ -21,9 +21,9 @@ use crate::doors::http::ServerOptions;
 use crate::doors::mcp::{AccessRule, McpDoor};
 use crate::doors::webhook::WebhookDoor;
 use crate::doors::webhook::signature::Verifier;
-use crate::plugins::PluginSet;
 use crate::plugins::watcher::{self, WatchGuard};
-use crate::sandbox::{Runtime, RuntimeOptions};
+use crate::plugins::{PluginSet, optimizer};
+use crate::sandbox::{Runtime, RuntimeOptions, TierOptions};
 use crate::types::{CallContext, Limits, ToolDefinition, ToolFailure};
 
 /// Everything a Switchboard needs to start. `Default` gives the documented
@@ -44,6 +44,8 @@ pub struct Settings {
     pub tool_calls_budget: Duration,
     /// Folder for precompiled plugin code; `None` for no cache.
     pub cache_dir: Option<PathBuf>,
+    /// How plugin code is compiled: large plugins first on a fast tier.
+    pub compile: CompileSettings,
     /// Limits for plugins whose manifest does not set them. A `fuel` here
     /// turns fuel metering on (slower guest code; off by default).
     pub plugin_defaults: Limits,
@@ -104,6 +106,7 @@ impl Default for Settings {
             timestamp_tolerance: Duration::from_secs(300),
             tool_calls_budget: Duration::from_secs(9),
             cache_dir: None,
+            compile: CompileSettings::default(),
             plugin_defaults: Limits::default(),
             watch: true,
             public_url: None,
@@ -120,6 +123,36 @@ impl Default for Settings {
             shutdown_delay: Duration::ZERO,
             shutdown_grace: Duration::from_secs(10),
         }
+    }
+}
+
+/// How plugin code is compiled.
+///
+/// Wasmtime's optimising compiler (Cranelift) takes seconds of CPU for a
+/// large plugin (about 10 s on 2 cores for a 13 MB JavaScript component).
+/// With `tiered`, a plugin of at least `baseline_min_bytes` whose optimised
+/// code is not in the code cache first serves on code from the baseline
+/// compiler (Winch: ready in a fraction of the time and memory, runs slower),
+/// while its optimised code compiles in the background, on
+/// `background_threads` low-priority threads, one plugin at a time; it is
+/// then swapped in like a reload. The code cache keeps both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompileSettings {
+    /// Start large plugins on the baseline tier (default on). Off: every
+    /// plugin compiles optimised before it serves.
+    pub tiered: bool,
+    /// Plugins at least this large start on the baseline tier (default 1 MiB;
+    /// smaller ones compile optimised in well under a second).
+    pub baseline_min_bytes: usize,
+    /// Threads compiling optimised code in the background (default 1). 0:
+    /// none; a plugin then stays on the baseline tier until its optimised
+    /// code is in the code cache (`switchboard compile`) when it is loaded.
+    pub background_threads: usize,
+}
+
+impl Default for CompileSettings {
+    fn default() -> Self {
+        Self { tiered: true, baseline_min_bytes: 1 << 20, background_threads: 1 }
     }
 }
 
@@ -238,15 +271,21 @@ impl Switchboard {
     /// # Ok(()) }
     /// ```
     pub async fn start_local(settings: Settings) -> Result<Self, StartError> {
+        let compile = settings.compile;
         let runtime = Runtime::new(&RuntimeOptions {
             cache_dir: settings.cache_dir.clone(),
             fuel_metering: settings.plugin_defaults.fuel.is_some(),
+            tiers: compile.tiered.then_some(TierOptions {
+                baseline_min_bytes: compile.baseline_min_bytes,
+                background_threads: compile.background_threads,
+            }),
         })
         .map_err(|e| StartError::Runtime(format!("{e:#}")))?;
         let plugins = PluginSet::load(runtime, &settings.plugins_dir, settings.plugin_defaults)
             .await
             .map_err(|source| StartError::PluginsDir { path: settings.plugins_dir.clone(), source })?;
         let plugins = Arc::new(plugins);
+        optimizer::start(&plugins);
         let watch = match settings.watch {
             true => Some(Arc::new(watcher::watch(plugins.clone()).map_err(|e| StartError::Watch(e.to_string()))?)),
             false => None,
@@ -353,6 +392,7 @@ impl Switchboard {
             path: p.path.clone(),
             loaded: Ok(LoadedPlugin {
                 kind: p.guest.kind(),
+                tier: p.tier.as_str(),
                 version: p.version.clone(),
                 tools: p.tools.iter().map(|t| t.name.clone()).collect(),
             }),
@@ -390,6 +430,9 @@ pub struct PluginStatus {
 pub struct LoadedPlugin {
     /// `component` or `command`.
     pub kind: &'static str,
+    /// The compile tier its code comes from: `baseline` (fast to compile,
+    /// while the optimised code compiles in the background) or `optimized`.
+    pub tier: &'static str,
     /// First 12 hex digits of the SHA-256 of the wasm bytes.
     pub version: String,
     /// The tools it offers.

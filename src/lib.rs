@@ -48,7 +48,9 @@ mod types;
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub use app::{LoadedPlugin, McpSettings, PluginStatus, Settings, StartError, Switchboard, serve, serve_admin};
+pub use app::{
+    CompileSettings, LoadedPlugin, McpSettings, PluginStatus, Settings, StartError, Switchboard, serve, serve_admin,
+};
 pub use core::assistant::{AssistantRoute, AssistantSettings};
 pub use core::dedup::DedupSettings;
 pub use doors::webhook::signature::{sign, unix_now};

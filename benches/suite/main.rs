@@ -1,6 +1,7 @@
 //! The benchmark suite behind `benches/run.sh`: starts each server under
 //! test, drives it with the load generator, measures the extra figures
-//! (in-process calls, hot reload, memory, start-up) and writes BENCHMARKS.md.
+//! (in-process calls, hot reload, memory, start-up, compile tiers) and
+//! writes BENCHMARKS.md.
 //!
 //! Built as a `harness = false` bench target; `benches/run.sh` installs the
 //! baselines, builds everything and passes the paths. Run it through that
@@ -13,6 +14,7 @@ mod procfs;
 mod report;
 mod servers;
 mod soak;
+mod tiers;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -70,7 +72,7 @@ struct Args {
     /// The command line to quote in the report.
     #[arg(long, default_value = "benches/run.sh")]
     command_line: String,
-    /// Only these sections: http, instantiation, reload, memory, startup.
+    /// Only these sections: http, instantiation, reload, memory, startup, tiers.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Only these servers in the http section.
@@ -164,6 +166,9 @@ pub struct Results {
     pub reload: Figure<extras::ReloadResult>,
     pub memory: Figure<extras::MemoryResult>,
     pub startup: Figure<extras::StartupResult>,
+    /// Compile tiers per example language (absent in older results.json).
+    #[serde(default)]
+    pub tiers: Figure<tiers::TiersResult>,
     /// Waits for the machine to be quiet before each block: (block, seconds waited, other load then).
     pub quiet_waits: Vec<(String, f64, f64)>,
 }
@@ -569,6 +574,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     results.reload = section(&args, &mut results, "reload", extras::reload(&args)).await;
     results.memory = section(&args, &mut results, "memory", extras::memory(&args)).await;
     results.startup = section(&args, &mut results, "startup", extras::startup(&args)).await;
+    results.tiers = section(&args, &mut results, "tiers", tiers::tiers_section(&args)).await;
 
     // With --only, the sections not run keep the figures of the last run.
     let last = || std::fs::read_to_string(&results_json).ok().and_then(|t| serde_json::from_str::<Results>(&t).ok());
@@ -592,6 +598,7 @@ fn keep_unmeasured(results: &mut Results, last: Results) {
     results.reload = results.reload.take().or(last.reload);
     results.memory = results.memory.take().or(last.memory);
     results.startup = results.startup.take().or(last.startup);
+    results.tiers = results.tiers.take().or(last.tiers);
 }
 
 fn main() -> anyhow::Result<()> {

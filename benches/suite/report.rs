@@ -291,7 +291,96 @@ pub fn render(r: &Results) -> String {
             list(&s.warm_ms)
         );
     });
+    tiers_section(m, r);
     md
+}
+
+fn tiers_section(m: &mut String, r: &Results) {
+    section(m, "Compile tiers: from a file landing to its first answer", &r.tiers, |m, t| {
+        let opt_ms = |v: Option<f64>| v.map(|v| num(v / 1e3, 1)).unwrap_or_else(|| "not within 600 s".into());
+        let call_ms = |t: &Option<Timings>| {
+            t.as_ref().map(|t| format!("{} / {}", num(t.p50_us / 1e3, 2), num(t.p99_us / 1e3, 2))).unwrap_or("–".into())
+        };
+        let _ = writeln!(
+            m,
+            "Each example plugin lands (its manifest, then the `.wasm` renamed in) in the folder of a running \
+             `switchboard serve` that does not have it yet; the clock starts at the rename and stops at the first \
+             correct answer to a signed tool call (polled back to back). *Cold*: empty code cache, background \
+             compiles off, so the figures and the peak memory are those of the first tier alone; *optimised \
+             after*: a second cold landing with one background compile thread, until GET /plugins shows \
+             `optimized`; *warm*: a third landing with both tiers in the cache. Calls: one at a time over HTTP \
+             (webhook, signature, JSON), p50 / p99 in ms, on each tier. Peak memory: the server's VmHWM. \
+             Plugins under 1 MiB compile optimised straight away (`[compile] baseline_min_kib`).\n\n\
+             | language | plugin | MB | cold: first answer s | tier | optimised after s | warm: first answer s | tier | \
+             baseline call ms | optimised call ms | idle MiB | peak to first answer MiB | peak to optimised MiB |\n\
+             |---|---|---:|---:|---|---:|---:|---|---:|---:|---:|---:|---:|"
+        );
+        for l in &t.languages {
+            let _ = writeln!(
+                m,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                l.language,
+                l.plugin,
+                num(l.bytes as f64 / 1e6, 1),
+                num(l.cold_first_answer_ms / 1e3, 2),
+                l.cold_tier,
+                opt_ms(l.optimized_after_ms),
+                num(l.warm_first_answer_ms / 1e3, 3),
+                l.warm_tier,
+                call_ms(&l.baseline_calls),
+                call_ms(&l.optimized_calls),
+                num(l.idle_rss_mib, 0),
+                num(l.peak_first_answer_mib, 0),
+                num(l.peak_until_optimized_mib, 0),
+            );
+        }
+        let u = &t.under_compile;
+        let phase = |p: &Option<Timings>| {
+            p.as_ref()
+                .map(|p| {
+                    format!(
+                        "{} calls, p50 {} ms, p99 {} ms, max {} ms",
+                        p.count,
+                        num(p.p50_us / 1e3, 2),
+                        num(p.p99_us / 1e3, 2),
+                        num(p.max_us / 1e3, 1)
+                    )
+                })
+                .unwrap_or("none".into())
+        };
+        let _ = writeln!(
+            m,
+            "\n**Echo while {} large plugins compile.** A server serving `echo` gets {} new large plugins at once \
+             (js_weather, py_faq and copies of go_world_clock, each copy naming its own tool in its manifest; {} MB \
+             on average; empty cache), while one client calls echo one call at a time (5 ms apart). Baseline compiles (until all {} answer, {} s): {}. Background \
+             optimised compiles (the next {} s, {} of {} optimised by then): {}. Failed calls: {}. Peak memory {} MiB.\n",
+            u.plugins,
+            u.plugins,
+            num(u.plugin_bytes as f64 / 1e6, 1),
+            u.plugins,
+            num(u.baseline_phase_s, 1),
+            phase(&u.baseline_phase),
+            num(u.background_phase_s, 0),
+            u.optimized,
+            u.plugins,
+            phase(&u.background_phase),
+            u.failed,
+            num(u.peak_rss_mib, 0),
+        );
+        let list = |v: &[f64]| v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(
+            m,
+            "**Restart with every example cached.** `switchboard compile` filled an empty cache with the optimised \
+             code of all {} examples in {} s; then `switchboard serve` on that cache, from spawning it to GET /readyz \
+             with all {} loaded: median {} ms (samples: {}). Tiers right after: {}.\n",
+            t.restart_plugins,
+            num(t.compile_all_s, 1),
+            t.restart_plugins,
+            num(t.restart_median_ms, 0),
+            list(&t.restart_ms),
+            t.restart_tiers.join(", "),
+        );
+    });
 }
 
 fn timings_table(m: &mut String, rows: &[Timings], count: &str) {

@@ -8,7 +8,7 @@ use anyhow::Context;
 use switchboard::{CallContext, Settings, Switchboard, sign, unix_now};
 
 use super::config::{Overrides, resolve};
-use super::{CallArgs, Command, McpArgs, PluginArgs, SendArgs, ServeArgs, SignArgs};
+use super::{CallArgs, Command, CompileArgs, McpArgs, PluginArgs, SendArgs, ServeArgs, SignArgs};
 
 /// Runs one subcommand. `Err` is a usage or configuration error (exit 2).
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -18,6 +18,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Call(args) => call(args).await,
         Command::Tools(args) => tools(args).await,
         Command::Check(args) => check(args).await,
+        Command::Compile(args) => compile(args).await,
         Command::Sign(args) => sign_body(args),
         Command::Send(args) => send(args).await,
         Command::New(args) => super::new::run(args).map(|()| ExitCode::SUCCESS),
@@ -145,7 +146,9 @@ async fn shutdown_signal() {
 /// no watcher, no duplicate store.
 async fn load_plugins(args: PluginArgs) -> anyhow::Result<(Settings, Switchboard)> {
     let (_, settings) = resolve(&Overrides { plugins: args.plugins, config: args.config, ..Default::default() })?;
-    let local = Settings { watch: false, dedup: None, ..settings.clone() };
+    // No background compiles: the command exits before they would finish.
+    let mut local = Settings { watch: false, dedup: None, ..settings.clone() };
+    local.compile.background_threads = 0;
     let switchboard = Switchboard::start_local(local).await?;
     Ok((settings, switchboard))
 }
@@ -230,15 +233,50 @@ async fn check(args: PluginArgs) -> anyhow::Result<ExitCode> {
     let plugins = switchboard.plugins();
     for plugin in &plugins {
         if let Ok(loaded) = &plugin.loaded {
-            println!("  ok     {} ({}, v{}): {}", plugin.name, loaded.kind, loaded.version, loaded.tools.join(", "));
+            println!(
+                "  ok     {} ({}, v{}, {}): {}",
+                plugin.name,
+                loaded.kind,
+                loaded.version,
+                loaded.tier,
+                loaded.tools.join(", ")
+            );
         }
     }
-    for plugin in &plugins {
+    report_failures(&plugins)
+}
+
+/// Prints the plugins that failed to load; exit status 1 when any did.
+fn report_failures(plugins: &[switchboard::PluginStatus]) -> anyhow::Result<ExitCode> {
+    for plugin in plugins {
         if let Err(error) = &plugin.loaded {
             println!("  FAILED {}: {error}", plugin.name);
         }
     }
     if plugins.iter().all(|p| p.loaded.is_ok()) { Ok(ExitCode::SUCCESS) } else { Ok(ExitCode::from(1)) }
+}
+
+async fn compile(args: CompileArgs) -> anyhow::Result<ExitCode> {
+    let (_, mut settings) =
+        resolve(&Overrides { plugins: args.plugins.plugins, config: args.plugins.config, ..Default::default() })?;
+    if let Some(dir) = args.cache_dir {
+        settings.cache_dir = Some(dir);
+    }
+    let cache_dir = settings.cache_dir.clone().context("no code cache folder")?;
+    // Optimised code only, compiled now: the tier a server starts on.
+    settings.compile.tiered = false;
+    let started = std::time::Instant::now();
+    let switchboard = Switchboard::start_local(Settings { watch: false, dedup: None, ..settings.clone() }).await?;
+    println!("plugins folder: {}", settings.plugins_dir.display());
+    println!("code cache:     {}", cache_dir.display());
+    let plugins = switchboard.plugins();
+    for plugin in &plugins {
+        if let Ok(loaded) = &plugin.loaded {
+            println!("  ok     {} ({}, v{}, {})", plugin.name, loaded.kind, loaded.version, loaded.tier);
+        }
+    }
+    eprintln!("compiled in {:.1} s", started.elapsed().as_secs_f64());
+    report_failures(&plugins)
 }
 
 fn read_body(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use switchboard::{AssistantRoute, AssistantSettings, DedupSettings, McpSettings, Settings};
+use switchboard::{AssistantRoute, AssistantSettings, CompileSettings, DedupSettings, McpSettings, Settings};
 
 /// `SWITCHBOARD_LISTEN`: address to listen on.
 pub const ENV_LISTEN: &str = "SWITCHBOARD_LISTEN";
@@ -89,6 +89,21 @@ pub struct FileConfig {
     /// `[mcp]`: the MCP door.
     #[serde(default)]
     pub mcp: McpConfig,
+    /// `[compile]`: compile tiers.
+    #[serde(default)]
+    pub compile: CompileConfig,
+}
+
+/// `[compile]` in the configuration file (see [`CompileSettings`]).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompileConfig {
+    /// Start large plugins on the fast baseline tier (default true).
+    pub tiered: Option<bool>,
+    /// Plugins at least this large, in KiB, start on the baseline tier (default 1024).
+    pub baseline_min_kib: Option<usize>,
+    /// Threads compiling optimised code in the background (default 1; 0: none).
+    pub background_threads: Option<usize>,
 }
 
 /// `[mcp]` in the configuration file.
@@ -267,7 +282,18 @@ pub fn resolve(overrides: &Overrides) -> anyhow::Result<(SocketAddr, Settings)> 
         allowed_origins: file.mcp.allowed_origins,
         call_timeout: file.mcp.call_timeout_ms.map(Duration::from_millis),
     };
+    let compile_defaults = defaults.compile;
+    let compile = CompileSettings {
+        tiered: file.compile.tiered.unwrap_or(compile_defaults.tiered),
+        baseline_min_bytes: file
+            .compile
+            .baseline_min_kib
+            .map(|kib| kib.saturating_mul(1 << 10))
+            .unwrap_or(compile_defaults.baseline_min_bytes),
+        background_threads: file.compile.background_threads.unwrap_or(compile_defaults.background_threads),
+    };
     let settings = Settings {
+        compile,
         cache_dir: Some(file.cache_dir.map(|d| base_dir.join(d)).unwrap_or_else(|| plugins_dir.join(".cache"))),
         plugins_dir,
         secrets,
@@ -338,6 +364,26 @@ mod tests {
         let (_, from_file) = resolve(&Overrides { config: Some(path), ..Default::default() }).unwrap();
         assert_eq!(from_file.shutdown_grace, Duration::from_millis(2500));
         assert_eq!(from_file.shutdown_delay, Duration::from_millis(300));
+    }
+
+    #[test]
+    fn compile_tiers_come_from_the_file_or_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("switchboard.toml");
+        std::fs::write(&path, "[compile]\ntiered = false\nbaseline_min_kib = 4096\nbackground_threads = 0\n").unwrap();
+        let (_, defaults) = resolve(&Overrides::default()).unwrap();
+        assert_eq!(
+            defaults.compile,
+            CompileSettings { tiered: true, baseline_min_bytes: 1 << 20, background_threads: 1 }
+        );
+        let (_, from_file) = resolve(&Overrides { config: Some(path.clone()), ..Default::default() }).unwrap();
+        assert_eq!(
+            from_file.compile,
+            CompileSettings { tiered: false, baseline_min_bytes: 4 << 20, background_threads: 0 }
+        );
+        std::fs::write(&path, "[compile]\nbaseline_min_mib = 4\n").unwrap();
+        let error = resolve(&Overrides { config: Some(path), ..Default::default() }).unwrap_err();
+        assert!(format!("{error:#}").contains("unknown field `baseline_min_mib`"), "{error:#}");
     }
 
     #[test]

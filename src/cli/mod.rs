@@ -56,6 +56,14 @@ pub enum Command {
     /// Exit status 0 when everything loads, 1 when a plugin fails, 2 on a
     /// configuration error.
     Check(PluginArgs),
+    /// Compile every plugin's optimised code into the code cache, and exit.
+    ///
+    /// For building an image or a release directory: a server started on the
+    /// same cache then loads every plugin optimised at once, and never
+    /// compiles on the request path. The cache must be made by the same
+    /// Switchboard build on a machine with the same CPU features, or the
+    /// server compiles again. Exit status as for `check`.
+    Compile(CompileArgs),
     /// Print the headers that sign a body as the platform would.
     Sign(SignArgs),
     /// Sign a body as the platform would and POST it to a Switchboard.
@@ -111,6 +119,16 @@ pub struct PluginArgs {
     /// Configuration file (TOML).
     #[arg(long, env = ENV_CONFIG, value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+/// `switchboard compile`.
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    #[command(flatten)]
+    pub plugins: PluginArgs,
+    /// Code cache folder to fill [default: the configuration's `cache_dir`, or PLUGINS/.cache].
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// `switchboard serve`.

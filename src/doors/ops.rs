@@ -88,6 +88,7 @@ async fn plugins(State(core): State<Arc<Core>>) -> Json<Value> {
             json!({
                 "name": p.name,
                 "kind": p.guest.kind(),
+                "tier": p.tier.as_str(),
                 "version": p.version,
                 "path": p.path,
                 "loaded_at": p.loaded_at.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),

@@ -17,7 +17,7 @@ use super::manifest::Manifest;
 use super::schema::ArgumentValidator;
 use super::snapshot::{LoadFailure, Plugin};
 use crate::sandbox::capabilities::Capabilities;
-use crate::sandbox::{Guest, Runtime, is_component};
+use crate::sandbox::{Guest, Loaded, Runtime, is_component};
 use crate::types::Limits;
 
 /// A folder of plugins.
@@ -104,8 +104,8 @@ impl PluginFolder {
                 false => in_manifest(&e),
             })?;
         }
-        let version = hex::encode(&Sha256::digest(&bytes)[..6]);
-        let (guest, described) = runtime
+        let version = version_of(&bytes);
+        let Loaded { guest, described, tier } = runtime
             .load(Arc::new(bytes), manifest.command_tools(name), capabilities.clone(), manifest.reuse())
             .await
             .map_err(|e| fail(e.to_string()))?;
@@ -154,14 +154,21 @@ impl PluginFolder {
             loaded_at: SystemTime::now(),
             tools,
             subscriptions,
-            validators,
+            validators: Arc::new(validators),
             limits,
             calls: tokio::sync::Semaphore::new(max_calls),
             capabilities,
             files_read,
             guest,
+            tier,
+            reuse: manifest.reuse(),
         })
     }
+}
+
+/// A plugin version's name: the first 12 hex digits of the SHA-256 of its bytes.
+pub(super) fn version_of(bytes: &[u8]) -> String {
+    hex::encode(&Sha256::digest(bytes)[..6])
 }
 
 /// The plugin a path belongs to (`NAME.wasm` or `NAME.toml`), or `None` for

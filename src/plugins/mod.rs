@@ -4,7 +4,9 @@
 //! - [`manifest`]: a plugin's optional `NAME.toml` (limits, grants, tool options);
 //! - [`schema`]: each tool's compiled argument schema;
 //! - [`snapshot`]: the immutable view calls read, swapped whole on reload;
-//! - [`watcher`]: hot reload, from file events to [`PluginSet::reload`].
+//! - [`watcher`]: hot reload, from file events to [`PluginSet::reload`];
+//! - [`optimizer`]: optimised code swapped in behind plugins that started on
+//!   the baseline compile tier.
 //!
 //! Loading builds a complete new [`Snapshot`] off to the side and swaps it in
 //! with one pointer store; readers never wait, and a call keeps the version it
@@ -12,6 +14,7 @@
 
 pub(crate) mod loader;
 pub(crate) mod manifest;
+pub(crate) mod optimizer;
 pub(crate) mod schema;
 pub(crate) mod snapshot;
 pub(crate) mod watcher;
@@ -21,7 +24,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::sandbox::Runtime;
+use crate::sandbox::{Runtime, Tier};
 use crate::types::Limits;
 use loader::{PluginFolder, file_stamp};
 pub(crate) use snapshot::{LoadFailure, Plugin, Snapshot};
@@ -54,6 +57,8 @@ pub(crate) struct PluginSet {
     write: tokio::sync::Mutex<()>,
     /// Counts the snapshots swapped in, for those who follow changes.
     changes: tokio::sync::watch::Sender<u64>,
+    /// Plugins serving on the baseline tier, waiting for optimised code.
+    optimize: OptimizeQueue,
 }
 
 impl PluginSet {
@@ -73,9 +78,13 @@ impl PluginSet {
         for (name, failure) in snapshot.failures() {
             tracing::error!(plugin = %name, error = %failure.error, "plugin not loaded");
         }
+        let optimize = OptimizeQueue::new();
         for plugin in snapshot.plugins() {
             let tools: Vec<&str> = plugin.tools.iter().map(|t| t.name.as_str()).collect();
-            tracing::info!(plugin = %plugin.name, kind = plugin.guest.kind(), version = %plugin.version, ?tools, "plugin loaded");
+            tracing::info!(plugin = %plugin.name, kind = plugin.guest.kind(), version = %plugin.version, tier = plugin.tier.as_str(), ?tools, "plugin loaded");
+            if plugin.tier == Tier::Baseline {
+                optimize.push(&plugin.name);
+            }
         }
         Ok(Self {
             runtime,
@@ -84,6 +93,7 @@ impl PluginSet {
             current: ArcSwap::from_pointee(snapshot),
             write: tokio::sync::Mutex::new(()),
             changes: tokio::sync::watch::Sender::new(0),
+            optimize,
         })
     }
 
@@ -134,10 +144,13 @@ impl PluginSet {
                         files_read: plugin.files_read.clone(),
                     },
                     None => {
-                        let version = plugin.version.clone();
-                        tracing::info!(plugin = %name, kind = plugin.guest.kind(), %version, elapsed_ms, "plugin loaded");
+                        let (version, tier) = (plugin.version.clone(), plugin.tier);
+                        tracing::info!(plugin = %name, kind = plugin.guest.kind(), %version, tier = tier.as_str(), elapsed_ms, "plugin loaded");
                         next.insert(name.to_owned(), Arc::new(plugin));
                         self.swap(next);
+                        if tier == Tier::Baseline {
+                            self.optimize.push(name);
+                        }
                         return ReloadOutcome::Loaded { version };
                     }
                 }
@@ -174,5 +187,29 @@ impl PluginSet {
     /// The folder plugins are loaded from.
     pub fn folder(&self) -> &PluginFolder {
         &self.folder
+    }
+}
+
+/// Plugins serving on the baseline tier, waiting for [`optimizer`]: names,
+/// in the order they were loaded.
+struct OptimizeQueue {
+    tx: tokio::sync::mpsc::UnboundedSender<String>,
+    rx: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<String>>>,
+}
+
+impl OptimizeQueue {
+    fn new() -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        Self { tx, rx: std::sync::Mutex::new(Some(rx)) }
+    }
+
+    /// Queues plugin `name` (its version serving now).
+    fn push(&self, name: &str) {
+        let _ = self.tx.send(name.to_owned());
+    }
+
+    /// The receiving end, for the one task that takes the queue.
+    fn take_receiver(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<String>> {
+        self.rx.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
     }
 }

@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::schema::ArgumentValidator;
-use crate::sandbox::Guest;
 use crate::sandbox::capabilities::Capabilities;
+use crate::sandbox::{Guest, Reuse, Tier};
 use crate::types::{CallContext, EventKind, Limits, ToolDefinition, ToolFailure};
 
 /// One loaded version of one plugin file.
@@ -30,7 +30,7 @@ pub(crate) struct Plugin {
     /// Webhook events it handles: assistant-request, status-update, end-of-call-report.
     pub subscriptions: Vec<EventKind>,
     /// The compiled parameter schema of each tool, by tool name.
-    pub validators: HashMap<String, ArgumentValidator>,
+    pub validators: Arc<HashMap<String, ArgumentValidator>>,
     /// Limits for each call; `max_concurrent_calls` is always set (resolved at load).
     pub limits: Limits,
     /// Places for the plugin's calls running at once (`max_concurrent_calls`).
@@ -42,9 +42,38 @@ pub(crate) struct Plugin {
     pub files_read: Vec<PathBuf>,
     /// The compiled code.
     pub guest: Guest,
+    /// The compiler that made it: a large plugin first serves on the
+    /// baseline tier, then on optimised code swapped in behind it.
+    pub tier: Tier,
+    /// Whether its instances serve several calls (its manifest's
+    /// `max_instance_reuse`), for the code of another tier.
+    pub reuse: Reuse,
 }
 
 impl Plugin {
+    /// This version running `guest`, compiled on `tier`: the same bytes, so
+    /// the same tools, limits and grants. Its calls get places of their own
+    /// (calls in flight on `self` keep theirs until they finish).
+    pub fn on_tier(&self, guest: Guest, tier: Tier) -> Plugin {
+        let places = self.limits.max_concurrent_calls.unwrap_or(1).min(tokio::sync::Semaphore::MAX_PERMITS);
+        Plugin {
+            name: self.name.clone(),
+            path: self.path.clone(),
+            version: self.version.clone(),
+            loaded_at: self.loaded_at,
+            tools: self.tools.clone(),
+            subscriptions: self.subscriptions.clone(),
+            validators: self.validators.clone(),
+            limits: self.limits,
+            calls: tokio::sync::Semaphore::new(places),
+            capabilities: self.capabilities.clone(),
+            files_read: self.files_read.clone(),
+            guest,
+            tier,
+            reuse: self.reuse,
+        }
+    }
+
     /// Checks `arguments` (JSON object text) against the schema of `tool`.
     pub fn check_arguments(&self, tool: &str, arguments: &str) -> Result<(), ToolFailure> {
         match self.validators.get(tool) {

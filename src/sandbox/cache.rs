@@ -64,7 +64,7 @@ impl CodeCache {
         &self,
         bytes: &[u8],
         precompile: impl FnOnce(&Engine, &[u8]) -> wasmtime::Result<Vec<u8>>,
-        from_file: impl FnOnce(&Engine, &Path) -> wasmtime::Result<T>,
+        from_file: impl Fn(&Engine, &Path) -> wasmtime::Result<T>,
         from_code: impl FnOnce(&Engine, &[u8]) -> wasmtime::Result<T>,
     ) -> wasmtime::Result<T> {
         let path = self.path_for(bytes);
@@ -80,8 +80,13 @@ impl CodeCache {
         let compiled = precompile(&self.engine, bytes)?;
         if let Err(e) = write_atomically(&path, &compiled) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write code cache entry");
+            return from_code(&self.engine, &compiled);
         }
-        from_code(&self.engine, &compiled)
+        // From the file just written, with the compiled bytes dropped first:
+        // mapping the file costs no second copy of tens of MB of code in
+        // memory, which a large plugin's load would add to its peak.
+        drop(compiled);
+        from_file(&self.engine, &path)
     }
 }
 

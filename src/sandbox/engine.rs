@@ -1,6 +1,7 @@
-//! The wasmtime engine every plugin shares, and how one call's store is set
-//! up and its failures named: the epoch ticker that cuts deadlines, the
-//! pooling allocator, the code cache, fuel, memory limits, redaction.
+//! The wasmtime engines plugins share (one per compile tier, see
+//! [`super::tiers`]), and how one call's store is set up and its failures
+//! named: the epoch ticker that cuts deadlines, the pooling allocator, the
+//! code cache, fuel, memory limits, redaction.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,18 +9,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::Component;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig, Store, UpdateDeadline};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig, Store, Strategy, UpdateDeadline,
+};
 
 use super::cache::CodeCache;
 use super::capabilities::Values;
 use super::host_limits::HostLimitExceeded;
 use super::limits::MemoryLimiter;
 use super::pool::{InstancePool, MAX_CORE_INSTANCES_PER_COMPONENT, POOL_COMPONENT_INSTANCES, POOL_CORE_INSTANCES};
+use super::tiers::{CompilePool, Tier, TierOptions};
 use crate::types::{Limits, ToolFailure};
 
 /// How often the epoch ticker advances. Guest code yields to the async
 /// executor on every tick and is interrupted at the first tick past its deadline.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
+
+/// Plugins smaller than this compile in well under a second (a Rust
+/// component is 100-250 KB): they compile at normal priority, as a reload
+/// always did, rather than on the compile pool behind large ones.
+const QUICK_COMPILE_BYTES: usize = 1 << 20;
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,7 +44,7 @@ pub(crate) enum LoadError {
     Invalid(String),
 }
 
-/// Options for building a [`Runtime`].
+/// Options for building a [`Runtime`](super::Runtime).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RuntimeOptions {
     /// Folder for precompiled code; `None` disables the cache.
@@ -44,40 +53,88 @@ pub(crate) struct RuntimeOptions {
     /// Off by default: the counting slows all guest code down (epochs
     /// already cut calls at their deadline), and precompiled code differs.
     pub fuel_metering: bool,
+    /// Large plugins start on the baseline tier (see [`super::tiers`]);
+    /// `None`: every plugin compiles optimised before it serves.
+    pub tiers: Option<TierOptions>,
 }
 
-/// The engine, its code cache and its epoch ticker.
+/// One compiler's wasmtime engine and its code cache.
 pub(crate) struct WasmEngine {
     engine: Engine,
     cache: Option<CodeCache>,
     fuel_metering: bool,
     pool: InstancePool,
-    _ticker: EpochTicker,
+    /// Compiles that are waited for (not in the background) take turns, so
+    /// that several at once (ten plugins at start) do not add up their memory.
+    turns: Arc<tokio::sync::Semaphore>,
+    /// Where this engine's compiles run.
+    compiler: CompilePool,
+    /// Whether this is a background view (see [`Self::in_background`]).
+    in_background: bool,
 }
 
 impl WasmEngine {
-    /// Builds the engine (pooling allocator when the address space allows it)
-    /// and starts the epoch ticker.
-    pub fn new(options: &RuntimeOptions) -> anyhow::Result<Self> {
+    /// Builds the engine for `tier`, sharing `pool` (the instance pool's
+    /// places), `turns` and `compiler` (where compiles run) with the other
+    /// tier. The optimising engine uses
+    /// the pooling allocator when the address space allows it; the baseline
+    /// one, whose code runs only until the optimised code is ready, allocates
+    /// on demand and reserves nothing.
+    pub fn new(
+        options: &RuntimeOptions,
+        tier: Tier,
+        pool: InstancePool,
+        turns: Arc<tokio::sync::Semaphore>,
+        compiler: CompilePool,
+    ) -> anyhow::Result<Self> {
         let base_config = || {
             let mut config = base_config();
             config.consume_fuel(options.fuel_metering);
+            if tier == Tier::Baseline {
+                // Winch leaves out the proposals it cannot compile (GC, tail
+                // calls, exceptions): a plugin using one fails here and is
+                // compiled optimised instead (`Runtime::load`).
+                config.strategy(Strategy::Winch);
+            }
             config
         };
-        let mut config = base_config();
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config()));
-        let engine = Engine::new(&config).or_else(|e| {
-            tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand allocation");
-            Engine::new(&base_config())
-        })?;
+        let engine = match tier {
+            Tier::Baseline => Engine::new(&base_config())?,
+            Tier::Optimized => {
+                let mut config = base_config();
+                config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling_config()));
+                Engine::new(&config).or_else(|e| {
+                    tracing::warn!(error = %e, "pooling allocator unavailable; using on-demand allocation");
+                    Engine::new(&base_config())
+                })?
+            }
+        };
         let cache = options.cache_dir.clone().map(|dir| CodeCache::new(dir, &engine));
-        let ticker = EpochTicker::start(engine.clone());
-        Ok(Self { engine, cache, fuel_metering: options.fuel_metering, pool: InstancePool::new(), _ticker: ticker })
+        Ok(Self { engine, cache, fuel_metering: options.fuel_metering, pool, turns, compiler, in_background: false })
+    }
+
+    /// The same engine and cache, compiling on `compiler`'s threads (of
+    /// lower priority) without taking turns.
+    pub fn in_background(&self, compiler: &CompilePool) -> Self {
+        Self {
+            engine: self.engine.clone(),
+            cache: self.cache.clone(),
+            fuel_metering: self.fuel_metering,
+            pool: self.pool.clone(),
+            turns: self.turns.clone(),
+            compiler: compiler.clone(),
+            in_background: true,
+        }
     }
 
     /// The wasmtime engine.
     pub fn wasmtime(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Whether the code cache holds this engine's code for `bytes`.
+    pub fn is_cached(&self, bytes: &[u8]) -> bool {
+        self.cache.as_ref().is_some_and(|cache| cache.path_for(bytes).is_file())
     }
 
     /// Whether fuel is counted (see [`RuntimeOptions::fuel_metering`]).
@@ -90,36 +147,65 @@ impl WasmEngine {
         &self.pool
     }
 
-    /// Compiles a component (or loads it from the code cache) on a blocking
-    /// thread, off the request path.
+    /// Compiles a component (or loads it from the code cache) off the
+    /// request path, on the compile pool's threads.
     pub async fn compile_component(&self, bytes: Arc<Vec<u8>>) -> Result<Component, LoadError> {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
-        compile_off_thread(move || match &cache {
+        let cached = self.is_cached(&bytes);
+        let _turn = self.take_turn(cached).await;
+        let quick = cached || bytes.len() < QUICK_COMPILE_BYTES;
+        self.compile_off_thread(quick, move || match &cache {
             Some(cache) => cache.component(&bytes),
             None => Component::new(&engine, &*bytes),
         })
         .await
     }
 
-    /// Compiles a core module (or loads it from the code cache) on a blocking
-    /// thread, off the request path.
+    /// Compiles a core module (or loads it from the code cache) off the
+    /// request path, on the compile pool's threads.
     pub async fn compile_module(&self, bytes: Arc<Vec<u8>>) -> Result<Module, LoadError> {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
-        compile_off_thread(move || match &cache {
+        let cached = self.is_cached(&bytes);
+        let _turn = self.take_turn(cached).await;
+        let quick = cached || bytes.len() < QUICK_COMPILE_BYTES;
+        self.compile_off_thread(quick, move || match &cache {
             Some(cache) => cache.module(&bytes),
             None => Module::new(&engine, &*bytes),
         })
         .await
     }
-}
 
-async fn compile_off_thread<T: Send + 'static>(
-    compile: impl FnOnce() -> wasmtime::Result<T> + Send + 'static,
-) -> Result<T, LoadError> {
-    tokio::task::spawn_blocking(compile)
-        .await
-        .map_err(|e| LoadError::Compile(format!("compiler thread failed: {e}")))?
-        .map_err(|e| LoadError::Compile(format!("{e:#}")))
+    /// Waits for this compile's turn, unless it runs in the background
+    /// (which takes one plugin at a time anyway) or comes from the cache.
+    async fn take_turn(&self, cached: bool) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        if self.in_background || cached {
+            return None;
+        }
+        self.turns.acquire().await.ok()
+    }
+
+    /// Runs `compile` on the compile pool; a `quick` one (code from the
+    /// cache, mapped from its file, or a small plugin: milliseconds) on a
+    /// blocking thread at normal priority instead, so that it never waits
+    /// behind a large compile: cached plugins are ready first, and a small
+    /// plugin reloads as fast as ever.
+    async fn compile_off_thread<T: Send + 'static>(
+        &self,
+        quick: bool,
+        compile: impl FnOnce() -> wasmtime::Result<T> + Send + 'static,
+    ) -> Result<T, LoadError> {
+        if quick && !self.in_background {
+            return tokio::task::spawn_blocking(compile)
+                .await
+                .map_err(|e| LoadError::Compile(format!("compiler thread failed: {e}")))?
+                .map_err(|e| LoadError::Compile(format!("{e:#}")));
+        }
+        self.compiler
+            .run(compile)
+            .await
+            .ok_or_else(|| LoadError::Compile("compiler thread failed".into()))?
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))
+    }
 }
 
 fn base_config() -> Config {
@@ -244,15 +330,16 @@ pub(super) fn classify_error(error: &wasmtime::Error, limiter: &MemoryLimiter, l
     }
 }
 
-/// A thread that advances the engine's epoch every [`EPOCH_TICK`]; stopped
+/// A thread that advances the engines' epochs every [`EPOCH_TICK`]; stopped
 /// and joined when dropped.
-struct EpochTicker {
+pub(super) struct EpochTicker {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl EpochTicker {
-    fn start(engine: Engine) -> Self {
+    /// Starts ticking for `engines` (one per compile tier).
+    pub fn start(engines: Vec<Engine>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
@@ -260,7 +347,9 @@ impl EpochTicker {
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
+                    for engine in &engines {
+                        engine.increment_epoch();
+                    }
                 }
             })
             .expect("spawn epoch ticker thread");

@@ -17,6 +17,8 @@
 //! instantiation waits for room in the instance pool within its call's time
 //! ([`pool`]) rather than fail when it is full. A plugin may opt in to
 //! instances that serve several calls ([`reuse`]).
+//!
+//! Large plugins are first compiled fast and later optimised ([`tiers`]).
 
 pub(crate) mod cache;
 pub(crate) mod capabilities;
@@ -27,14 +29,17 @@ pub(crate) mod host_limits;
 mod limits;
 pub(crate) mod pool;
 pub(crate) mod reuse;
+pub(crate) mod tiers;
 
 use std::sync::Arc;
 
 use crate::types::{CallContext, EventKind, Limits, ToolDefinition, ToolFailure};
 use capabilities::Capabilities;
-use engine::WasmEngine;
+use engine::{EpochTicker, WasmEngine};
 pub(crate) use engine::{LoadError, RuntimeOptions};
 pub(crate) use reuse::Reuse;
+use tiers::CompilePool;
+pub(crate) use tiers::{Tier, TierOptions};
 
 /// What a freshly loaded guest says about itself.
 pub(crate) struct Described {
@@ -110,35 +115,116 @@ impl Guest {
     }
 }
 
-/// What every plugin shares: the engine (with its epoch ticker and code
-/// cache) and a linker per plugin style. Cheap to clone.
+/// What every plugin shares: the engines (one per compile tier, with their
+/// code cache and one epoch ticker) and a linker per engine and plugin
+/// style. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Runtime {
     inner: Arc<RuntimeInner>,
 }
 
 struct RuntimeInner {
+    optimized: Compiler,
+    /// The baseline tier, with when to use it; `None`: optimised only.
+    baseline: Option<(Compiler, TierOptions)>,
+    /// Threads compiling optimised code behind the baseline tier.
+    background: Option<CompilePool>,
+    _ticker: EpochTicker,
+}
+
+/// One compile tier's engine, and the linkers of both plugin styles for it.
+struct Compiler {
     engine: WasmEngine,
     component_linker: wasmtime::component::Linker<component::CallState>,
     command_linker: wasmtime::Linker<command::CommandState>,
 }
 
-impl Runtime {
-    /// Builds the engine and the linkers every plugin of one style shares.
-    pub fn new(options: &RuntimeOptions) -> anyhow::Result<Self> {
-        let engine = WasmEngine::new(options)?;
+impl Compiler {
+    fn new(
+        options: &RuntimeOptions,
+        tier: Tier,
+        pool: &pool::InstancePool,
+        turns: &Arc<tokio::sync::Semaphore>,
+        compiler: &CompilePool,
+    ) -> anyhow::Result<Self> {
+        let engine = WasmEngine::new(options, tier, pool.clone(), turns.clone(), compiler.clone())?;
         let component_linker = component::linker(engine.wasmtime())?;
         let command_linker = command::linker(engine.wasmtime())?;
-        Ok(Self { inner: Arc::new(RuntimeInner { engine, component_linker, command_linker }) })
+        Ok(Self { engine, component_linker, command_linker })
+    }
+
+    /// Compiles `bytes` (or loads them from the cache) with `engine` (this
+    /// compiler's, or a background view of it) and links them.
+    async fn link(
+        &self,
+        engine: &WasmEngine,
+        bytes: Arc<Vec<u8>>,
+        capabilities: Arc<Capabilities>,
+        reuse: Reuse,
+    ) -> Result<Guest, LoadError> {
+        if is_component(&bytes) {
+            let guest =
+                component::ComponentPlugin::load(engine, &self.component_linker, bytes, capabilities, reuse).await?;
+            Ok(Guest::Component(guest))
+        } else if bytes.starts_with(b"\0asm") {
+            let guest = command::CommandPlugin::load(engine, &self.command_linker, bytes, capabilities).await?;
+            Ok(Guest::Command(guest))
+        } else {
+            Err(LoadError::Compile("not a WebAssembly module or component (bad magic number)".into()))
+        }
+    }
+}
+
+/// A plugin's code, loaded and described, and the tier it runs on.
+pub(crate) struct Loaded {
+    /// The code.
+    pub guest: Guest,
+    /// What it says about itself.
+    pub described: Described,
+    /// The compiler that made it.
+    pub tier: Tier,
+}
+
+impl Runtime {
+    /// Builds the engines and the linkers every plugin of one style shares.
+    pub fn new(options: &RuntimeOptions) -> anyhow::Result<Self> {
+        let pool = pool::InstancePool::new();
+        let turns = Arc::new(tokio::sync::Semaphore::new(1));
+        let foreground = CompilePool::foreground()?;
+        let optimized = Compiler::new(options, Tier::Optimized, &pool, &turns, &foreground)?;
+        let baseline = match options.tiers {
+            Some(tiers) => Some((Compiler::new(options, Tier::Baseline, &pool, &turns, &foreground)?, tiers)),
+            None => None,
+        };
+        let background = match options.tiers {
+            Some(tiers) if tiers.background_threads > 0 => {
+                Some(CompilePool::new("switchboard-optimize", tiers.background_threads, tiers::BACKGROUND_NICE)?)
+            }
+            _ => None,
+        };
+        let mut engines = vec![optimized.engine.wasmtime().clone()];
+        engines.extend(baseline.iter().map(|(compiler, _)| compiler.engine.wasmtime().clone()));
+        let ticker = EpochTicker::start(engines);
+        Ok(Self { inner: Arc::new(RuntimeInner { optimized, baseline, background, _ticker: ticker }) })
     }
 
     /// Whether fuel is counted (see [`RuntimeOptions::fuel_metering`]).
     pub fn fuel_metering(&self) -> bool {
-        self.inner.engine.fuel_metering()
+        self.inner.optimized.engine.fuel_metering()
+    }
+
+    /// Whether plugins loaded on the baseline tier should be handed to
+    /// [`Self::optimize`]: there are threads to compile them.
+    pub fn optimizes_in_background(&self) -> bool {
+        self.inner.background.is_some()
     }
 
     /// Compiles (or loads from the cache) and links a plugin, then reads its
-    /// tool list. Compilation runs on a blocking thread, off the request path.
+    /// tool list. Compilation runs on the compile pool, off the request path.
+    ///
+    /// A plugin of at least [`TierOptions::baseline_min_bytes`] whose
+    /// optimised code is not cached is compiled on the baseline tier, unless
+    /// the baseline compiler cannot compile it; any other, optimised.
     ///
     /// `command_tools` names the tools of a command plugin (which cannot list
     /// its own); it is ignored for components. Every call of the plugin (and
@@ -151,28 +237,59 @@ impl Runtime {
         command_tools: Vec<ToolDefinition>,
         capabilities: Arc<Capabilities>,
         reuse: Reuse,
-    ) -> Result<(Guest, Described), LoadError> {
-        let RuntimeInner { engine, component_linker, command_linker } = &*self.inner;
-        if is_component(&bytes) {
-            let guest = component::ComponentPlugin::load(engine, component_linker, bytes, capabilities, reuse).await?;
-            let (tools, names) = guest.describe().await?;
-            let subscriptions = names
-                .iter()
-                .filter_map(|name| match name.parse::<EventKind>() {
-                    Ok(EventKind::ToolCalls) | Err(_) => {
-                        tracing::warn!(event = %name, "a plugin subscribes to an event it cannot receive; ignored");
-                        None
+    ) -> Result<Loaded, LoadError> {
+        let RuntimeInner { optimized, baseline, .. } = &*self.inner;
+        let baseline = baseline
+            .as_ref()
+            .filter(|(_, tiers)| bytes.len() >= tiers.baseline_min_bytes && !optimized.engine.is_cached(&bytes));
+        let (guest, tier) = match baseline {
+            Some((baseline, _)) => {
+                match baseline.link(&baseline.engine, bytes.clone(), capabilities.clone(), reuse).await {
+                    Ok(guest) => (guest, Tier::Baseline),
+                    Err(LoadError::Compile(e)) => {
+                        tracing::info!(error = %e, "the baseline compiler cannot compile this plugin; compiling it optimised");
+                        (optimized.link(&optimized.engine, bytes, capabilities, reuse).await?, Tier::Optimized)
                     }
-                    Ok(kind) => Some(kind),
-                })
-                .collect();
-            Ok((Guest::Component(guest), Described { tools, subscriptions }))
-        } else if bytes.starts_with(b"\0asm") {
-            let guest = command::CommandPlugin::load(engine, command_linker, bytes, capabilities).await?;
-            Ok((Guest::Command(guest), Described { tools: command_tools, subscriptions: Vec::new() }))
-        } else {
-            Err(LoadError::Compile("not a WebAssembly module or component (bad magic number)".into()))
-        }
+                    Err(e) => return Err(e),
+                }
+            }
+            None => (optimized.link(&optimized.engine, bytes, capabilities, reuse).await?, Tier::Optimized),
+        };
+        let described = match &guest {
+            Guest::Component(plugin) => {
+                let (tools, names) = plugin.describe().await?;
+                let subscriptions = names
+                    .iter()
+                    .filter_map(|name| match name.parse::<EventKind>() {
+                        Ok(EventKind::ToolCalls) | Err(_) => {
+                            tracing::warn!(event = %name, "a plugin subscribes to an event it cannot receive; ignored");
+                            None
+                        }
+                        Ok(kind) => Some(kind),
+                    })
+                    .collect();
+                Described { tools, subscriptions }
+            }
+            Guest::Command(_) => Described { tools: command_tools, subscriptions: Vec::new() },
+        };
+        Ok(Loaded { guest, described, tier })
+    }
+
+    /// Compiles `bytes` optimised on the background compiler's low-priority
+    /// threads (writing the code cache) and links them: the
+    /// [`Tier::Optimized`] code of a plugin loaded on the baseline tier.
+    /// Its tools are those the baseline code described (same bytes).
+    pub async fn optimize(
+        &self,
+        bytes: Arc<Vec<u8>>,
+        capabilities: Arc<Capabilities>,
+        reuse: Reuse,
+    ) -> Result<Guest, LoadError> {
+        let RuntimeInner { optimized, background, .. } = &*self.inner;
+        let background = background
+            .as_ref()
+            .ok_or_else(|| LoadError::Compile("no background compile threads are configured".into()))?;
+        optimized.link(&optimized.engine.in_background(background), bytes, capabilities, reuse).await
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use axum::Json;
 use axum::extract::{Query, State};
 use serde_json::{Value, json};
-use switchboard::{Settings, Switchboard};
+use switchboard::{CompileSettings, Settings, Switchboard};
 
 use crate::common::{TestServer, cache_entries, call, code_cache, plugins_dir};
 
@@ -68,6 +68,8 @@ async fn load_local(dir: &Path) -> Switchboard {
         cache_dir: Some(code_cache()),
         watch: false,
         dedup: None,
+        // As TestServer: no background compiles of optimised code.
+        compile: CompileSettings { background_threads: 0, ..CompileSettings::default() },
         ..Settings::default()
     };
     Switchboard::start_local(settings).await.unwrap()

@@ -17,5 +17,6 @@ mod reuse;
 mod scaffold;
 mod security;
 mod shutdown;
+mod tiers;
 mod tool_calls;
 mod webhook;

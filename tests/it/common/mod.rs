@@ -6,7 +6,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use switchboard::{Settings, Switchboard, sign, unix_now};
+use switchboard::{CompileSettings, Settings, Switchboard, sign, unix_now};
 use tempfile::TempDir;
 
 pub const SECRET: &str = "whsec_test_secret_12345";
@@ -103,6 +103,10 @@ impl TestServer {
             plugins_dir: dir.path().to_owned(),
             secrets: vec![SECRET.to_owned()],
             cache_dir: Some(code_cache()),
+            // No background compiles of optimised code, unless a test asks:
+            // large plugins serve on baseline code (from the shared cache),
+            // and no test pays for another's 20 s Cranelift compiles.
+            compile: CompileSettings { background_threads: 0, ..CompileSettings::default() },
             ..Settings::default()
         };
         configure(&mut settings);

@@ -1,0 +1,165 @@
+//! Compile tiers: a plugin first serves on baseline (Winch) code, then on
+//! optimised (Cranelift) code compiled in the background and swapped in;
+//! the code cache keeps both, and `switchboard compile` fills it.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use serde_json::{Value, json};
+use switchboard::CompileSettings;
+
+use crate::common::{TestServer, cache_entries, call, eventually, plugins_dir};
+use crate::languages::example;
+
+/// Every plugin, however small, starts on the baseline tier unless its
+/// optimised code is cached; `background_threads` compile the optimised code.
+fn every_plugin_tiered(background_threads: usize) -> CompileSettings {
+    CompileSettings { tiered: true, baseline_min_bytes: 0, background_threads }
+}
+
+/// The tier `/plugins` shows for plugin `name`, and its version.
+async fn tier_of(server: &TestServer, name: &str) -> (String, String) {
+    let plugins = server.get_json("/plugins").await;
+    let plugin = plugins["plugins"].as_array().unwrap().iter().find(|p| p["name"] == name).cloned();
+    let plugin = plugin.unwrap_or_else(|| panic!("{name} is not loaded: {plugins}"));
+    (plugin["tier"].as_str().unwrap().to_owned(), plugin["version"].as_str().unwrap().to_owned())
+}
+
+/// A server on `cache` serving `echo` with `compile`.
+async fn echo_server(cache: &Path, compile: CompileSettings) -> TestServer {
+    let cache = cache.to_owned();
+    TestServer::start_with(&["echo"], move |s| {
+        s.cache_dir = Some(cache);
+        s.compile = compile;
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_plugin_serves_on_the_baseline_tier_then_optimized_and_a_restart_serves_optimized_at_once() {
+    let cache = tempfile::tempdir().unwrap();
+
+    // No background compiles: the plugin serves, and stays, on baseline code.
+    let server = echo_server(cache.path(), every_plugin_tiered(0)).await;
+    let (tier, version) = tier_of(&server, "echo").await;
+    assert_eq!(tier, "baseline");
+    assert_eq!(call(&server, "echo", json!({"i": 1})).await["result"], json!({"echo": {"i": 1}}));
+    assert_eq!(cache_entries(cache.path()).len(), 1, "the baseline code is cached");
+    drop(server);
+
+    // With a background compile thread, the optimised code is compiled and
+    // swapped in while calls keep coming: every one answered, correctly.
+    let server = Arc::new(echo_server(cache.path(), every_plugin_tiered(1)).await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let workers: Vec<_> = (0..4)
+        .map(|w| {
+            let (server, stop, answered) = (server.clone(), stop.clone(), answered.clone());
+            tokio::spawn(async move {
+                let mut i = w * 1_000_000;
+                while !stop.load(Ordering::Relaxed) {
+                    i += 1;
+                    let entry = call(&server, "echo", json!({"i": i})).await;
+                    assert_eq!(entry["result"], json!({"echo": {"i": i}}), "a call across the swap: {entry}");
+                    assert!(entry.get("error").is_none(), "{entry}");
+                    answered.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    eventually("the optimised code to serve", async || tier_of(&server, "echo").await.0 == "optimized").await;
+    let before_stop = answered.load(Ordering::Relaxed);
+    eventually("calls on the optimised code", async || answered.load(Ordering::Relaxed) > before_stop + 20).await;
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.expect("no call failed or was answered wrongly across the swap");
+    }
+    assert_eq!(tier_of(&server, "echo").await.1, version, "the same version, on another tier");
+    let entries = cache_entries(cache.path());
+    assert_eq!(entries.len(), 2, "both tiers are cached: {entries:?}");
+    let server = Arc::into_inner(server).expect("workers are done");
+    drop(server);
+
+    // A restart finds the optimised code in the cache: optimised at once,
+    // with nothing compiled (no entry written).
+    let server = echo_server(cache.path(), every_plugin_tiered(0)).await;
+    assert_eq!(tier_of(&server, "echo").await, ("optimized".to_owned(), version));
+    assert_eq!(call(&server, "echo", json!({"i": 2})).await["result"], json!({"echo": {"i": 2}}));
+    assert_eq!(cache_entries(cache.path()), entries, "nothing compiled on restart");
+}
+
+#[tokio::test]
+async fn small_plugins_compile_optimized_and_tiers_can_be_turned_off() {
+    let cache = tempfile::tempdir().unwrap();
+    // Below the size threshold (echo is ~150 KB, the default is 1 MiB).
+    let server = echo_server(cache.path(), CompileSettings::default()).await;
+    assert_eq!(tier_of(&server, "echo").await.0, "optimized");
+    drop(server);
+    let cache = tempfile::tempdir().unwrap();
+    let off = CompileSettings { tiered: false, ..every_plugin_tiered(1) };
+    let server = echo_server(cache.path(), off).await;
+    assert_eq!(tier_of(&server, "echo").await.0, "optimized");
+    assert_eq!(cache_entries(cache.path()).len(), 1, "only optimised code compiled");
+}
+
+#[tokio::test]
+async fn the_python_example_answers_on_baseline_code_compiled_from_an_empty_cache() {
+    // py_faq (18.7 MB, CPython inside) on Winch's code: what a new version
+    // serves on while its optimised code compiles.
+    let cache = tempfile::tempdir().unwrap();
+    let dir = plugins_dir(&[]);
+    std::fs::copy(example("py_faq", "python"), dir.path().join("py_faq.wasm")).unwrap();
+    let cache_path = cache.path().to_owned();
+    let server = TestServer::serve_dir(dir, move |s| {
+        s.cache_dir = Some(cache_path);
+        s.compile = CompileSettings { background_threads: 0, ..CompileSettings::default() };
+    })
+    .await;
+    assert_eq!(tier_of(&server, "py_faq").await.0, "baseline");
+    let topics = call(&server, "list_faq_topics", json!({})).await;
+    let listed = topics["result"]["topics"].as_array().unwrap_or_else(|| panic!("{topics}"));
+    assert!(!listed.is_empty(), "{topics}");
+}
+
+/// Runs the binary with `args`; its exit code and what it printed.
+fn run_binary(args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .args(args)
+        .env_remove("SWITCHBOARD_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status.code(), text)
+}
+
+#[tokio::test]
+async fn switchboard_compile_fills_the_cache_so_a_server_starts_optimized() {
+    let (dir, cache) = (plugins_dir(&["echo", "echo_command"]), tempfile::tempdir().unwrap());
+    let config = dir.path().join("switchboard.toml");
+    // Every plugin would start on the baseline tier, without a warm cache.
+    std::fs::write(&config, "[compile]\nbaseline_min_kib = 0\nbackground_threads = 0\n").unwrap();
+    let (plugins, config, cache_dir) = (dir.path().to_str().unwrap(), config.to_str().unwrap(), cache.path());
+    let (code, printed) = run_binary(&["check", "--plugins", plugins, "--config", config]);
+    assert_eq!(code, Some(0), "{printed}");
+    assert!(printed.contains("echo (component, v") && printed.contains(", baseline): echo"), "{printed}");
+
+    let compile = ["compile", "--plugins", plugins, "--config", config, "--cache-dir", cache_dir.to_str().unwrap()];
+    let (code, printed) = run_binary(&compile);
+    assert_eq!(code, Some(0), "{printed}");
+    assert_eq!(cache_entries(cache_dir).len(), 2, "one optimised entry per plugin: {printed}");
+
+    let cache_dir = cache_dir.to_owned();
+    let server = TestServer::serve_dir(dir, move |s| {
+        s.cache_dir = Some(cache_dir);
+        s.compile = every_plugin_tiered(0);
+    })
+    .await;
+    let plugins = server.get_json("/plugins").await;
+    let tiers: Vec<&Value> = plugins["plugins"].as_array().unwrap().iter().map(|p| &p["tier"]).collect();
+    assert_eq!(tiers, [&json!("optimized"), &json!("optimized")], "{plugins}");
+}
