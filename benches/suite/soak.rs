@@ -224,7 +224,7 @@ pub fn render(r: &SoakResult, plan: SoakPlan) -> String {
          killed and restarted every {restart:?} ({restarts} restarts). Every answer was checked.\n\n\
          | figure | goal | measured | met |\n|---|---|---|---|\n\
          | failed or wrong answers | 0 | {errors} of {requests} requests{first} | {errors_met} |\n\
-         | resident memory growth after the first sixth of the run (median of the last sixth ÷ median of the second) | < 10 % | {growth:.1} % ({warm} → {end} KiB; the most seen after the first sixth, during a compile: {after} KiB) | {growth_met} |\n\
+         | resident memory growth after the first sixth of the run (median of the last sixth ÷ median of the second) | < 10 % | {growth:.1} % ({warm} → {end} KiB; the most seen after the first sixth: {after} KiB) | {growth_met} |\n\
          | latency at {rate:.0} req/s | – | p50 {p50:.3} ms, p99 {p99:.3} ms | |\n",
         minutes = r.minutes,
         max = r.max_rps,
