@@ -66,19 +66,8 @@ cargo build --quiet --release --target wasm32-wasip1 \
 probe_dir="$target_dir/bench-plugins/wasm32-wasip1/release"
 cargo build --profile "$profile" --bin switchboard --bench suite \
     --message-format=json-render-diagnostics >"$work/build.json"
-read -r switchboard suite < <(python3 - "$work/build.json" <<'PY'
-import json, sys
-found = {}
-for line in open(sys.argv[1]):
-    try:
-        msg = json.loads(line)
-    except ValueError:
-        continue
-    if msg.get("reason") == "compiler-artifact" and msg.get("executable"):
-        found[msg["target"]["name"]] = msg["executable"]
-print(found["switchboard"], found["suite"])
-PY
-)
+switchboard=$(executable_of "$work/build.json" switchboard)
+suite=$(executable_of "$work/build.json" suite)
 
 unset RUST_BACKTRACE RUST_LIB_BACKTRACE RUST_LOG
 "$suite" --root "$root" --switchboard "$switchboard" --native unused \
