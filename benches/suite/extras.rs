@@ -327,18 +327,31 @@ async fn await_version(
     None
 }
 
+/// New versions of the reload probe: build `a` (0) or `b` (1), each time with
+/// a custom section holding a counter, so that every file written is new and
+/// every reload compiles, as a real deploy of a new version does.
+pub struct ProbeVersions {
+    base: [Vec<u8>; 2],
+    written: AtomicU64,
+}
+
+impl ProbeVersions {
+    pub fn read(args: &Args) -> std::io::Result<Self> {
+        Ok(Self { base: [std::fs::read(&args.probe_a)?, std::fs::read(&args.probe_b)?], written: AtomicU64::new(0) })
+    }
+
+    /// A new version of build `which` (0: a, 1: b).
+    pub fn next(&self, which: usize) -> Vec<u8> {
+        let n = self.written.fetch_add(1, Ordering::Relaxed);
+        with_custom_section(&self.base[which], "switchboard-bench", format!("version {n}").as_bytes())
+    }
+}
+
 pub async fn reload(args: &Args) -> anyhow::Result<ReloadResult> {
     let dir = plugins_dir(args, "plugins-reload", &[])?;
-    let base = [std::fs::read(&args.probe_a)?, std::fs::read(&args.probe_b)?];
     let target = dir.join("probe.wasm");
-    // Every file written is new (a custom section with a counter), so every
-    // reload compiles, as a real deploy of a new version does.
-    let nonce = AtomicU64::new(0);
-    let variant = |which: usize| {
-        let n = nonce.fetch_add(1, Ordering::Relaxed);
-        with_custom_section(&base[which], "switchboard-bench", format!("reload {n}").as_bytes())
-    };
-    let first = variant(0);
+    let versions = ProbeVersions::read(args)?;
+    let first = versions.next(0);
     replace_file(&target, &first)?;
     let mut server = ServerProc::switchboard(args, &dir, "reload")?;
     server.wait_ready("probe", Expect::Probe, Duration::from_secs(60)).await?;
@@ -350,7 +363,7 @@ pub async fn reload(args: &Args) -> anyhow::Result<ReloadResult> {
     let mut plugins_latencies = Vec::new();
     for i in 0..if args.quick { 6 } else { 20 } {
         let next = 1 - current;
-        let bytes = variant(next);
+        let bytes = versions.next(next);
         tokio::time::sleep(Duration::from_millis(150)).await;
         let t0 = Instant::now();
         replace_file(&target, &bytes)?;
@@ -367,7 +380,7 @@ pub async fn reload(args: &Args) -> anyhow::Result<ReloadResult> {
     result.plugins_median_ms = median(&plugins_latencies);
 
     // 2. Reloads under continuous load.
-    result.under_load = reload_under_load(args, &server, &target, current, &variant).await?;
+    result.under_load = reload_under_load(args, &server, &target, current, &versions).await?;
     server.stop();
     Ok(result)
 }
@@ -382,7 +395,7 @@ async fn reload_under_load(
     server: &ServerProc,
     target: &Path,
     mut current: usize,
-    variant: &dyn Fn(usize) -> Vec<u8>,
+    versions: &ProbeVersions,
 ) -> anyhow::Result<ReloadUnderLoad> {
     let state = Arc::new(AtomicU64::new(current as u64));
     let stop = Arc::new(AtomicBool::new(false));
@@ -438,7 +451,7 @@ async fn reload_under_load(
     for i in 0..reloads {
         tokio::time::sleep(Duration::from_millis(30)).await;
         let next = 1 - current;
-        let bytes = variant(next);
+        let bytes = versions.next(next);
         let hash = version_of(&bytes);
         let generation = (i as u64 + 1) * 8;
         state.store(generation | IN_PROGRESS | current as u64, Ordering::SeqCst);

@@ -13,15 +13,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::Args;
 use crate::client::Expect;
-use crate::extras::{plugins_dir, replace_file, with_custom_section};
+use crate::extras::{ProbeVersions, plugins_dir, replace_file};
 use crate::load::{self, LoadResult, LoadSpec};
 use crate::procfs::tree_rss_kib;
 use crate::servers::{ServerProc, free_port};
@@ -112,15 +110,10 @@ pub async fn soak(args: &Args, plan: SoakPlan) -> anyhow::Result<SoakResult> {
     let redis_binary = args.redis_server.clone().unwrap_or_else(|| "redis-server".into());
     let mut redis = Redis::start(&redis_binary, &args.work)?;
     let dir = plugins_dir(args, "plugins-soak", &[])?;
-    let base = [std::fs::read(&args.probe_a)?, std::fs::read(&args.probe_b)?];
     let target = dir.join("probe.wasm");
-    let nonce = AtomicU64::new(0);
-    // Every file written is new, so every reload compiles, as a deploy does.
-    let variant = |which: usize| {
-        let n = nonce.fetch_add(1, Ordering::Relaxed);
-        with_custom_section(&base[which], "switchboard-soak", format!("soak {n}").as_bytes())
-    };
-    replace_file(&target, &variant(0))?;
+    // Every version written is new, so every reload compiles.
+    let versions = ProbeVersions::read(args)?;
+    replace_file(&target, &versions.next(0))?;
     let config = args.work.join("soak.toml");
     std::fs::write(&config, format!("[dedup]\nredis_url = \"redis://127.0.0.1:{}/0\"\n", redis.port))?;
     let port = free_port();
@@ -145,7 +138,6 @@ pub async fn soak(args: &Args, plan: SoakPlan) -> anyhow::Result<SoakResult> {
     let rate = max / 2.0;
     eprintln!("== soak: maximum {max:.0} req/s; holding {rate:.0} req/s for {:?}", plan.duration);
 
-    let stop = Arc::new(AtomicBool::new(false));
     let run = {
         let (endpoint, pid, spec) = (server.endpoint.clone(), server.pid, probe(64, plan.duration, Some(rate)));
         tokio::spawn(async move { load::run(&endpoint, pid, &spec).await })
@@ -158,7 +150,7 @@ pub async fn soak(args: &Args, plan: SoakPlan) -> anyhow::Result<SoakResult> {
     let (mut next_reload, mut next_restart, mut next_sample) =
         (plan.reload_every, plan.redis_restart_every, Duration::ZERO);
     let mut result = SoakResult { max_rps: max, rate, ..Default::default() };
-    while started.elapsed() < plan.duration && !stop.load(Ordering::Relaxed) {
+    while started.elapsed() < plan.duration {
         let now = started.elapsed();
         if now >= next_sample {
             let rss = tree_rss_kib(server.pid);
@@ -167,7 +159,7 @@ pub async fn soak(args: &Args, plan: SoakPlan) -> anyhow::Result<SoakResult> {
         }
         if now >= next_reload {
             current = 1 - current;
-            replace_file(&target, &variant(current))?;
+            replace_file(&target, &versions.next(current))?;
             reloads += 1;
             next_reload += plan.reload_every;
         }
