@@ -193,6 +193,12 @@ struct Warm {
     _places: tokio::sync::OwnedSemaphorePermit,
 }
 
+/// What a call starts from: an idle instance, or the places for a new one.
+enum Start {
+    Idle(Lease<Warm>),
+    New(tokio::sync::OwnedSemaphorePermit),
+}
+
 /// A compiled, linked component plugin. Cheap to clone.
 #[derive(Clone)]
 pub struct ComponentPlugin {
@@ -332,28 +338,27 @@ impl ComponentPlugin {
         idle: Option<&Idle<Warm>>,
         body: impl AsyncFnOnce(&mut Store<CallState>, &Instance, &Self) -> wasmtime::Result<R>,
     ) -> Result<R, ToolFailure> {
-        let reused = idle.and_then(Idle::take);
-        // Room in the instance pool for a new instance, within the call's
-        // time; held with the store (an idle instance holds its own).
-        let places = match reused {
-            Some(_) => None,
-            None => Some(self.pool.enter(self.pool_cost, &mut limits).await?),
+        // An idle instance, or room in the instance pool for a new one,
+        // within the call's time (held with the store; an idle instance
+        // holds its own).
+        let start = match idle.and_then(Idle::take) {
+            Some(lease) => Start::Idle(lease),
+            None => Start::New(self.pool.enter(self.pool_cost, &mut limits).await?),
         };
         let run = async {
-            let mut lease = match (reused, places) {
-                (Some(mut lease), _) => {
+            let mut lease = match start {
+                Start::Idle(mut lease) => {
                     lease.instance.store.data_mut().begin_call(limits, tag);
                     engine::prepare_store(&mut lease.instance.store, limits, self.fuel_metering, |s| &mut s.limiter);
                     lease
                 }
-                (None, places) => {
+                Start::New(places) => {
                     let mut store = Store::new(self.pre.engine(), CallState::new(&self.capabilities, limits, tag));
                     engine::prepare_store(&mut store, limits, self.fuel_metering, |s| &mut s.limiter);
                     let instance = match self.pre.instantiate_async(&mut store).await {
                         Ok(instance) => instance,
                         Err(e) => return Err(self.failure(&e, &store, limits)),
                     };
-                    let places = places.expect("a new instance has its places");
                     Lease::fresh(Warm { store, instance, _places: places })
                 }
             };
