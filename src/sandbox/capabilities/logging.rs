@@ -213,7 +213,10 @@ impl CallLog {
             if state.recent.len() == RECENT_LINES {
                 state.recent.pop_front();
             }
-            state.recent.push_back(redactor.redact_cut(message.trim_end(), RECENT_LINE_BYTES));
+            // `message` is redacted already: cutting it is enough.
+            let line = message.trim_end();
+            let cut = line.floor_char_boundary(RECENT_LINE_BYTES);
+            state.recent.push_back(if cut < line.len() { format!("{}…", &line[..cut]) } else { line.to_owned() });
         }
         let (plugin, tool, call_id) = (self.capabilities.plugin(), &self.tool, &self.call_id);
         macro_rules! event {

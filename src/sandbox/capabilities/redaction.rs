@@ -63,9 +63,9 @@ impl Redactor {
         if text.len() <= limit {
             return self.redact(text.to_owned());
         }
-        let mut cut = floor_char_boundary(text, limit);
+        let mut cut = text.floor_char_boundary(limit);
         if !self.forms.is_empty() {
-            let window = &text[..ceil_char_boundary(text, cut + self.span())];
+            let window = &text[..text.ceil_char_boundary(cut + self.span())];
             let found: Vec<(usize, usize)> = self.forms.iter().flat_map(|form| occurrences(window, form)).collect();
             // Move the cut before every secret it would fall inside.
             while let Some(start) = found.iter().filter(|&&(s, e)| s < cut && cut < e).map(|&(s, _)| s).min() {
@@ -207,22 +207,6 @@ fn occurrences<'a>(text: &'a str, form: &'a str) -> impl Iterator<Item = (usize,
         from = start + text[start..].chars().next().map_or(1, char::len_utf8);
         Some((start, start + form.len()))
     })
-}
-
-fn floor_char_boundary(text: &str, mut at: usize) -> usize {
-    at = at.min(text.len());
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    at
-}
-
-fn ceil_char_boundary(text: &str, mut at: usize) -> usize {
-    at = at.min(text.len());
-    while !text.is_char_boundary(at) {
-        at += 1;
-    }
-    at
 }
 
 #[cfg(test)]
