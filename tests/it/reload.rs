@@ -3,13 +3,14 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchboard::{Settings, Switchboard};
 
-use crate::common::{TestServer, cache_entries, eventually, fresh_id, plugin_wasm, plugins_dir, tool_calls};
+use crate::common::{
+    KeepCalling, TestServer, cache_entries, eventually, fresh_id, plugin_wasm, plugins_dir, tool_calls,
+};
 
 /// v1 of tool `greet` answers `{"echo": args}`; v2 answers `{"tool": "greet", ...}`.
 fn v1() -> Vec<u8> {
@@ -49,33 +50,18 @@ async fn replacing_a_plugin_under_load_never_fails_or_mixes_answers() {
     let dir = plugins_dir(&[]);
     replace(dir.path(), "greet", &v1());
     let server = Arc::new(TestServer::serve_dir(dir, |_| {}).await);
-    let stop = Arc::new(AtomicBool::new(false));
-    let answered = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..3)
-        .map(|w| {
-            let (server, stop, answered) = (server.clone(), stop.clone(), answered.clone());
-            tokio::spawn(async move {
-                let mut i = w * 1_000_000;
-                while !stop.load(Ordering::Relaxed) {
-                    i += 1;
-                    let entry = greet(&server, i).await;
-                    assert!(entry.get("error").is_none(), "a call failed during reload: {entry}");
-                    version_of(&entry, i);
-                    answered.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
+    let load = KeepCalling::start(&server, 3, |server, i| async move {
+        let entry = greet(&server, i).await;
+        assert!(entry.get("error").is_none(), "a call failed during reload: {entry}");
+        version_of(&entry, i);
+    });
     for round in 0..6u64 {
         let (bytes, want) = if round % 2 == 0 { (v2(), 2) } else { (v1(), 1) };
         replace(server.plugins_path(), "greet", &bytes);
         eventually("the new version to answer", async || version_of(&greet(&server, 7).await, 7) == want).await;
     }
-    stop.store(true, Ordering::Relaxed);
-    for worker in workers {
-        worker.await.expect("no worker saw a failed or wrong answer");
-    }
-    assert!(answered.load(Ordering::Relaxed) > 10, "the load kept running during the reloads");
+    let answered = load.finish("no worker saw a failed or wrong answer").await;
+    assert!(answered > 10, "the load kept running during the reloads");
 }
 
 #[tokio::test]

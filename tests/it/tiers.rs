@@ -5,12 +5,11 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 use switchboard::CompileSettings;
 
-use crate::common::{TestServer, cache_entries, call, eventually, plugins_dir};
+use crate::common::{KeepCalling, TestServer, cache_entries, call, eventually, plugins_dir};
 use crate::languages::example;
 
 /// Every plugin, however small, starts on the baseline tier unless its
@@ -52,30 +51,15 @@ async fn a_plugin_serves_on_the_baseline_tier_then_optimized_and_a_restart_serve
     // With a background compile thread, the optimised code is compiled and
     // swapped in while calls keep coming: every one answered, correctly.
     let server = Arc::new(echo_server(cache.path(), every_plugin_tiered(1)).await);
-    let stop = Arc::new(AtomicBool::new(false));
-    let answered = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..4)
-        .map(|w| {
-            let (server, stop, answered) = (server.clone(), stop.clone(), answered.clone());
-            tokio::spawn(async move {
-                let mut i = w * 1_000_000;
-                while !stop.load(Ordering::Relaxed) {
-                    i += 1;
-                    let entry = call(&server, "echo", json!({"i": i})).await;
-                    assert_eq!(entry["result"], json!({"echo": {"i": i}}), "a call across the swap: {entry}");
-                    assert!(entry.get("error").is_none(), "{entry}");
-                    answered.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
+    let load = KeepCalling::start(&server, 4, |server, i| async move {
+        let entry = call(&server, "echo", json!({"i": i})).await;
+        assert_eq!(entry["result"], json!({"echo": {"i": i}}), "a call across the swap: {entry}");
+        assert!(entry.get("error").is_none(), "{entry}");
+    });
     eventually("the optimised code to serve", async || tier_of(&server, "echo").await.0 == "optimized").await;
-    let before_stop = answered.load(Ordering::Relaxed);
-    eventually("calls on the optimised code", async || answered.load(Ordering::Relaxed) > before_stop + 20).await;
-    stop.store(true, Ordering::Relaxed);
-    for worker in workers {
-        worker.await.expect("no call failed or was answered wrongly across the swap");
-    }
+    let before_stop = load.answered();
+    eventually("calls on the optimised code", async || load.answered() > before_stop + 20).await;
+    load.finish("no call failed or was answered wrongly across the swap").await;
     assert_eq!(tier_of(&server, "echo").await.1, version, "the same version, on another tier");
     let entries = cache_entries(cache.path());
     assert_eq!(entries.len(), 2, "both tiers are cached: {entries:?}");

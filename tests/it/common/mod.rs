@@ -308,3 +308,53 @@ pub fn cache_entries(cache: &Path) -> Vec<(PathBuf, std::time::SystemTime)> {
     entries.sort();
     entries
 }
+
+/// Calls kept coming from a few tasks while a test changes something under
+/// them (a reload, a swap of tiers): each task calls `one(server, i)` with
+/// numbers of its own, back to back, until [`KeepCalling::finish`]. `one`
+/// asserts its answer; a wrong one fails the test when the tasks are joined.
+pub struct KeepCalling {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    answered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl KeepCalling {
+    pub fn start<F, Fut>(server: &std::sync::Arc<TestServer>, tasks: u64, one: F) -> Self
+    where
+        F: Fn(std::sync::Arc<TestServer>, u64) -> Fut + Clone + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let tasks = (0..tasks)
+            .map(|task| {
+                let (server, stop, answered, one) = (server.clone(), stop.clone(), answered.clone(), one.clone());
+                tokio::spawn(async move {
+                    let mut i = task * 1_000_000;
+                    while !stop.load(Ordering::Relaxed) {
+                        i += 1;
+                        one(server.clone(), i).await;
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        Self { stop, answered, tasks }
+    }
+
+    /// Calls answered (and checked) so far.
+    pub fn answered(&self) -> usize {
+        self.answered.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stops the calls and waits for them; panics with `what` if one failed.
+    pub async fn finish(self, what: &str) -> usize {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for task in self.tasks {
+            task.await.expect(what);
+        }
+        self.answered.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
