@@ -3,7 +3,8 @@
 //!
 //! - [`webhook`]: the voice platform's signed webhooks (`POST /webhook`);
 //! - [`mcp`]: the Model Context Protocol, for other agents (`/mcp`, stdio);
-//! - [`ops`]: what operators ask: health, readiness, metrics, tools, plugins.
+//! - [`ops`]: what operators ask: health, readiness, metrics, tools, plugins;
+//! - [`call_api`]: the call log for operators and the dashboard (`/api/*`).
 //!
 //! [`http`] is the server in front of them all when Switchboard serves alone
 //! ([`serve`](crate::serve)): connection cap, timeouts, early answers.
@@ -11,6 +12,7 @@
 //! smuggling), on every route.
 
 pub(crate) mod access;
+pub(crate) mod call_api;
 pub(crate) mod framing;
 pub(crate) mod http;
 pub(crate) mod mcp;
