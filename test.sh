@@ -2,7 +2,8 @@
 # Runs every test of the workspace, after installing what the tests need on a
 # fresh machine: the wasm targets the test plugins build for, redis-server
 # (the Redis dedup tests start their own on a free loopback port), haproxy
-# (tests/it/replicas.rs puts one in front of three replicas), and the
+# (tests/it/replicas.rs puts one in front of three replicas), postgresql
+# (tests/it/call_log.rs starts its own cluster for the shared call log), and the
 # plugin toolchains of every example language, and the MCP Python SDK (the
 # official MCP client of tests/it/mcp.rs); then builds the plugins the
 # tests load (the example plugins in every language, into plugins/, and the
@@ -16,32 +17,31 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
-if ! command -v redis-server >/dev/null 2>&1; then
-    echo "== installing redis-server (Debian package)"
+# Debian packages the tests start real servers from: install PACKAGE unless
+# PROGRAM is found (on PATH, or at the absolute path given).
+need_package() {
+    local package=$1 program=$2 why=$3
+    if command -v "$program" >/dev/null 2>&1 || [ -x "$program" ]; then
+        return
+    fi
+    echo "== installing $package (Debian package)"
     if [ "$(id -u)" = 0 ]; then
         apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
     elif command -v sudo >/dev/null 2>&1; then
         sudo apt-get update -qq
-        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$package" >/dev/null
     else
-        echo "error: the Redis tests need redis-server; install it (apt-get install redis-server)" >&2
+        echo "error: $why need $package; install it (apt-get install $package)" >&2
         exit 1
     fi
-fi
-if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
-    echo "== installing haproxy (Debian package)"
-    if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
-    elif command -v sudo >/dev/null 2>&1; then
-        sudo apt-get update -qq
-        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
-    else
-        echo "error: the replica tests need haproxy; install it (apt-get install haproxy)" >&2
-        exit 1
-    fi
-fi
+}
+need_package redis-server redis-server "the Redis tests"
+need_package haproxy /usr/sbin/haproxy "the replica tests"
+# tests/it/call_log.rs starts its own cluster (initdb, postgres) as the
+# `postgres` user the package creates.
+need_package postgresql "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | head -n 1 || true)" \
+    "the PostgreSQL call log tests"
 rustup target add wasm32-wasip2 wasm32-wasip1 >/dev/null
 
 # The example plugins in every language, built from source on every run with

@@ -1,6 +1,7 @@
 //! Integration tests: a real Switchboard on loopback, real compiled plugins.
 //! One test binary, so wasmtime is linked once.
 
+mod call_log;
 mod capabilities;
 mod command;
 mod common;

@@ -176,6 +176,8 @@ async fn the_binary_serves_operator_endpoints_on_admin_listen() {
         .arg(format!("127.0.0.1:{admin}"))
         .arg("--plugins")
         .arg(dir.path())
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
         .env("SWITCHBOARD_SECRET", crate::common::SECRET)
         .env_remove("SWITCHBOARD_ADMIN_TOKEN")
         .kill_on_drop(true)

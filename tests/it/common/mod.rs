@@ -159,6 +159,12 @@ impl TestServer {
 
 /// A tool-calls body with one entry per `(id, name, arguments)`.
 pub fn tool_calls(calls: &[(&str, &str, serde_json::Value)]) -> Vec<u8> {
+    tool_calls_on("call-1", "+31612345678", calls)
+}
+
+/// A tool-calls body of call `call_id` from `customer`, with one entry per
+/// `(id, name, arguments)`.
+pub fn tool_calls_on(call_id: &str, customer: &str, calls: &[(&str, &str, serde_json::Value)]) -> Vec<u8> {
     let list: Vec<_> = calls
         .iter()
         .map(|(id, name, arguments)| {
@@ -169,9 +175,9 @@ pub fn tool_calls(calls: &[(&str, &str, serde_json::Value)]) -> Vec<u8> {
         "message": {
             "type": "tool-calls",
             "timestamp": "2025-12-13T12:00:00.000Z",
-            "call": {"id": "call-1", "type": "inbound_phone_call", "status": "in-progress"},
+            "call": {"id": call_id, "type": "inbound_phone_call", "status": "in-progress"},
             "phone_number": {"number": "+31850835037"},
-            "customer": {"number": "+31612345678"},
+            "customer": {"number": customer},
             "tool_call_list": list,
         }
     }))
@@ -356,5 +362,101 @@ impl KeepCalling {
             task.await.expect(what);
         }
         self.answered.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// A real PostgreSQL (Debian's package) in a temporary folder, on a free
+/// loopback port, stopped when dropped. As root (CI), it runs as the
+/// `postgres` user the package creates: PostgreSQL refuses to run as root.
+pub struct PostgresServer {
+    pub url: String,
+    port: u16,
+    dir: TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl PostgresServer {
+    /// Initialises a cluster and starts it.
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        if is_root() {
+            let status = Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().unwrap();
+            assert!(status.success(), "chown to the postgres user (is the postgresql package installed?)");
+        }
+        let initdb = pg_command("initdb")
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "switchboard", "--auth=trust", "-E", "UTF8", "-N"])
+            .output()
+            .expect("initdb runs");
+        assert!(initdb.status.success(), "initdb: {}", String::from_utf8_lossy(&initdb.stderr));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut server =
+            Self { url: format!("postgres://switchboard@127.0.0.1:{port}/postgres"), port, dir, child: None };
+        server.start_again().await;
+        server
+    }
+
+    /// Starts the server again after [`Self::stop`], on the same port and data.
+    pub async fn start_again(&mut self) {
+        let child = pg_command("postgres")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-p", &self.port.to_string(), "-k"])
+            .arg(self.dir.path())
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("postgres starts");
+        self.child = Some(child);
+        for _ in 0..400 {
+            if tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("postgres did not start on port {}", self.port);
+    }
+
+    /// Stops the server at once (as a crash would), keeping its data.
+    pub fn stop(&mut self) {
+        let _ = pg_command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["stop", "-m", "immediate", "-w"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for PostgresServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0\n")).unwrap_or(false)
+}
+
+/// A PostgreSQL program (from Debian's versioned folder, where the package
+/// puts it), run as the `postgres` user when this process is root.
+fn pg_command(program: &str) -> Command {
+    let path = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()
+        .and_then(|versions| versions.flatten().map(|v| v.path().join("bin").join(program)).find(|p| p.exists()))
+        .unwrap_or_else(|| PathBuf::from(program));
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(path);
+        command
+    } else {
+        Command::new(path)
     }
 }
