@@ -269,7 +269,8 @@ async fn compile(args: CompileArgs) -> anyhow::Result<ExitCode> {
     // Optimised code only, compiled now: the tier a server starts on.
     settings.compile.tiered = false;
     let started = std::time::Instant::now();
-    let switchboard = Switchboard::start_local(Settings { watch: false, dedup: None, ..settings.clone() }).await?;
+    let switchboard =
+        Switchboard::start_local(Settings { watch: false, dedup: None, call_log: None, ..settings.clone() }).await?;
     println!("plugins folder: {}", settings.plugins_dir.display());
     println!("code cache:     {}", cache_dir.display());
     let plugins = switchboard.plugins();
