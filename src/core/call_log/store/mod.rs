@@ -108,3 +108,89 @@ impl Store {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::core::call_log::record::{Outcome, Record, ToolCallRecord, WebhookRecord, epoch_ms};
+
+    fn tool_call(call_id: &str, at: SystemTime, outcome: Outcome) -> Record {
+        Record::ToolCall(ToolCallRecord {
+            at,
+            call_id: call_id.into(),
+            tool_call_id: format!("{call_id}-t"),
+            tool: "echo".into(),
+            plugin: None,
+            door: "webhook",
+            customer_number: Some("+1555".into()),
+            phone_number: None,
+            arguments: Some("{\"a\":1}".into()),
+            result: None,
+            error: Some("boom".into()),
+            outcome,
+            duration: Duration::from_millis(3),
+        })
+    }
+
+    fn shape(t: &ToolCallRecord) -> ToolCallRow {
+        ToolCallRow {
+            at: epoch_ms(t.at),
+            call_id: t.call_id.clone(),
+            tool_call_id: t.tool_call_id.clone(),
+            tool: t.tool.clone(),
+            plugin: None,
+            version: None,
+            door: t.door,
+            outcome: t.outcome.as_str(),
+            duration_us: 3000,
+            arguments: t.arguments.clone(),
+            result: t.result.clone(),
+            error: t.error.clone(),
+        }
+    }
+
+    #[tokio::test]
+    async fn summaries_merge_across_batches_and_pruning_removes_whole_old_calls() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&CallLogDatabase::Sqlite(dir.path().into())).await.unwrap();
+        let now = SystemTime::now();
+        let old = now - Duration::from_secs(10 * 86_400);
+        let status = |call_id: &str, at, status: &str| {
+            Record::Webhook(WebhookRecord {
+                at,
+                event: "status-update",
+                call_id: call_id.into(),
+                customer_number: None,
+                phone_number: Some("+3185".into()),
+                http_status: 200,
+                duration: Duration::ZERO,
+                status: Some(status.into()),
+                ended_reason: None,
+                duration_seconds: None,
+                detail: None,
+            })
+        };
+        let first = [
+            tool_call("old", old, Outcome::Error),
+            tool_call("new", now, Outcome::Ok),
+            status("new", now, "in-progress"),
+        ];
+        store.write(Batch::of(&first, shape)).await.unwrap();
+        let later = now + Duration::from_millis(5);
+        let second = [tool_call("new", later, Outcome::Timeout), status("new", later, "ended")];
+        store.write(Batch::of(&second, shape)).await.unwrap();
+
+        let story = store.story("new").await.unwrap().unwrap();
+        let call = &story.call;
+        assert_eq!((call.tool_calls, call.failed, call.status.as_deref()), (2, 1, Some("ended")));
+        assert_eq!((call.customer_number.as_deref(), call.phone_number.as_deref()), (Some("+1555"), Some("+3185")));
+        assert_eq!(story.entries.len(), 4);
+
+        let gone = store.prune(epoch_ms(now - Duration::from_secs(7 * 86_400))).await.unwrap();
+        assert_eq!(gone, 2, "the old call: its one tool call and its summary");
+        assert!(store.story("old").await.unwrap().is_none());
+        assert_eq!(store.story("new").await.unwrap().unwrap().entries.len(), 4);
+    }
+}

@@ -138,12 +138,12 @@ impl Postgres {
     pub async fn prune(&self, before_ms: i64) -> Result<u64, String> {
         let mut slot = self.writer.lock().await;
         let client = client(&self.url, &mut slot).await?;
+        let transaction = client.transaction().await.map_err(error)?;
         let mut gone = 0;
-        for table in ["tool_calls", "webhooks"] {
-            gone +=
-                client.execute(&format!("DELETE FROM {table} WHERE at < $1"), &[&before_ms]).await.map_err(error)?;
+        for statement in sql::PRUNE {
+            gone += transaction.execute(statement, &[&before_ms]).await.map_err(error)?;
         }
-        client.execute("DELETE FROM calls WHERE last_at < $1", &[&before_ms]).await.map_err(error)?;
+        transaction.commit().await.map_err(error)?;
         Ok(gone)
     }
 

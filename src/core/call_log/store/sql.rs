@@ -13,7 +13,10 @@ pub(crate) enum Dialect {
 }
 
 /// The tables and indexes, created when missing. `{id}`, `{int}` and
-/// `{real}` are filled per dialect.
+/// `{real}` are filled per dialect. Each index costs every write its
+/// update, so there are only those the reads need: recent calls
+/// (`last_at`), by number, by tool, and one call's rows (`call_id`, which
+/// pruning uses too: it deletes whole calls).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS calls (
     call_id TEXT PRIMARY KEY,
@@ -47,7 +50,6 @@ CREATE TABLE IF NOT EXISTS tool_calls (
 );
 CREATE INDEX IF NOT EXISTS tool_calls_by_call ON tool_calls (call_id, at);
 CREATE INDEX IF NOT EXISTS tool_calls_by_tool ON tool_calls (tool, at);
-CREATE INDEX IF NOT EXISTS tool_calls_by_at ON tool_calls (at);
 CREATE TABLE IF NOT EXISTS webhooks (
     id {id},
     at {int} NOT NULL,
@@ -58,7 +60,6 @@ CREATE TABLE IF NOT EXISTS webhooks (
     detail TEXT
 );
 CREATE INDEX IF NOT EXISTS webhooks_by_call ON webhooks (call_id, at);
-CREATE INDEX IF NOT EXISTS webhooks_by_at ON webhooks (at);
 ";
 
 /// The schema in `dialect`.
@@ -106,6 +107,14 @@ pub(crate) const TOOL_CALL_COLUMNS: &str =
 pub(crate) const WEBHOOK_COLUMNS: &str = "at, call_id, event, http_status, duration_us, detail";
 pub(crate) const SUMMARY_COLUMNS: &str = "call_id, first_at, last_at, customer_number, phone_number, tool_calls, failed, status, ended_reason, duration_seconds";
 
+/// Deletes the calls last active before `$1`, whole: their rows, then
+/// their summaries.
+pub(crate) const PRUNE: [&str; 3] = [
+    "DELETE FROM tool_calls WHERE call_id IN (SELECT call_id FROM calls WHERE last_at < $1)",
+    "DELETE FROM webhooks WHERE call_id IN (SELECT call_id FROM calls WHERE last_at < $1)",
+    "DELETE FROM calls WHERE last_at < $1",
+];
+
 /// A value bound to a placeholder of [`list_calls`].
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Param {
@@ -150,6 +159,14 @@ pub(crate) fn list_calls(query: &CallQuery, dialect: Dialect) -> Result<(String,
                 return Err(format!("unknown outcome {name:?}: use one of {}, or failed", known.join(", ")));
             }
         },
+    };
+    // Any failure without a tool: the summary counts them already.
+    let outcomes = match (tool, query.outcome.as_deref()) {
+        (None, Some("failed")) => {
+            conditions.push("failed > 0".to_owned());
+            None
+        }
+        _ => outcomes,
     };
     if tool.is_some() || outcomes.is_some() {
         let mut inner = Vec::new();
@@ -204,6 +221,9 @@ mod tests {
         assert!(text.contains("(last_at < $2 OR (last_at = $2 AND call_id < $3))"), "{text}");
         assert!(text.contains("tool = $4 AND outcome IN ($5, $6, $7)"), "{text}");
         assert!(text.ends_with("LIMIT $8"), "{text}");
+        let any_failure = CallQuery { outcome: Some("failed".into()), ..CallQuery::default() };
+        let (failed, _) = list_calls(&any_failure, Dialect::Postgres).unwrap();
+        assert!(failed.contains("WHERE failed > 0 ORDER BY") && !failed.contains("FROM tool_calls"), "{failed}");
         assert_eq!(params[0], Param::Text("+1555".into()));
         assert_eq!(params[7], Param::Int(11));
         let (sqlite, _) = list_calls(&query, Dialect::Sqlite).unwrap();

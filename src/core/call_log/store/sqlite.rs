@@ -140,11 +140,13 @@ impl Sqlite {
     pub async fn prune(&self, before_ms: i64) -> Result<u64, String> {
         let writer = self.writer.as_ref().ok_or("the call log was opened to read only")?;
         with(writer, move |connection| {
+            let transaction = connection.transaction()?;
             let mut gone = 0;
-            for table in ["tool_calls", "webhooks"] {
-                gone += connection.execute(&format!("DELETE FROM {table} WHERE at < ?1"), [before_ms])? as u64;
+            for statement in sql::PRUNE {
+                gone +=
+                    transaction.execute(&sql::placeholders(statement.to_owned(), Dialect::Sqlite), [before_ms])? as u64;
             }
-            connection.execute("DELETE FROM calls WHERE last_at < ?1", [before_ms])?;
+            transaction.commit()?;
             Ok(gone)
         })
         .await
