@@ -3,7 +3,8 @@
 //!
 //! - [`webhook`]: the voice platform's signed webhooks (`POST /webhook`);
 //! - [`mcp`]: the Model Context Protocol, for other agents (`/mcp`, stdio);
-//! - [`ops`]: what operators ask: health, readiness, metrics, tools, plugins.
+//! - [`ops`]: what operators ask: health, readiness, metrics, tools, plugins;
+//! - [`ui`]: the dashboard at `/ui/`, static files that read the operator endpoints.
 //!
 //! [`http`] is the server in front of them all when Switchboard serves alone
 //! ([`serve`](crate::serve)): connection cap, timeouts, early answers.
@@ -15,6 +16,7 @@ pub(crate) mod framing;
 pub(crate) mod http;
 pub(crate) mod mcp;
 pub(crate) mod ops;
+pub(crate) mod ui;
 pub(crate) mod webhook;
 
 use std::sync::Arc;
@@ -33,7 +35,9 @@ pub(crate) fn router(
     mcp: Option<&Arc<mcp::McpDoor>>,
     operators: Option<&Arc<access::OperatorRule>>,
 ) -> Router {
-    let mut router = ops::health_routes(core.clone());
+    // The dashboard is always served: the page holds no data, and the
+    // operator endpoints it reads enforce their own rule.
+    let mut router = ops::health_routes(core.clone()).merge(ui::routes());
     if let Some(rule) = operators {
         router = router.merge(ops::operator_routes(core.clone(), Some(rule.clone())));
     }
