@@ -124,7 +124,9 @@
     } catch {
       body = null;
     }
-    const message = (body && typeof body.error === "string" && body.error) || `${response.status} ${response.statusText}`;
+    let message = body && typeof body.error === "string" && body.error;
+    if (!message && response.status === 404) message = `${path.split("?")[0]} is not served here (404)`;
+    if (!message) message = `${response.status} ${response.statusText}`;
     if (response.status === 401 || response.status === 403) {
       askForToken(message);
       throw new ApiError(response.status, message);
