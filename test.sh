@@ -2,7 +2,8 @@
 # Runs every test of the workspace, after installing what the tests need on a
 # fresh machine: the wasm targets the test plugins build for, redis-server
 # (the Redis dedup tests start their own on a free loopback port), haproxy
-# (tests/it/replicas.rs puts one in front of three replicas), and the
+# (tests/it/replicas.rs puts one in front of three replicas), chromium
+# (tests/it/dashboard.rs drives the dashboard in it, headless), and the
 # plugin toolchains of every example language, and the MCP Python SDK (the
 # official MCP client of tests/it/mcp.rs); then builds the plugins the
 # tests load (the example plugins in every language, into plugins/, and the
@@ -39,6 +40,19 @@ if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
         sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy >/dev/null
     else
         echo "error: the replica tests need haproxy; install it (apt-get install haproxy)" >&2
+        exit 1
+    fi
+fi
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "== installing chromium (Debian package; the dashboard test drives it headless)"
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo apt-get update -qq
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        echo "error: the dashboard test needs headless Chromium; install it (apt-get install chromium)" >&2
         exit 1
     fi
 fi

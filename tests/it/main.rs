@@ -5,6 +5,7 @@ mod capabilities;
 mod command;
 mod common;
 mod connections;
+mod dashboard;
 mod dev;
 mod host_limits;
 mod languages;
