@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::core::Core;
 use crate::core::assistant::AssistantSettings;
+use crate::core::call_log::{CallLogReader, CallLogSettings};
 use crate::core::dedup::{Dedup, DedupSettings};
 use crate::core::dispatch::Door;
 use crate::doors::access::OperatorRule;
@@ -63,6 +64,9 @@ pub struct Settings {
     /// Most tool calls of one request that run; each call past them gets an
     /// error entry of its own, in order. Default 64.
     pub max_tool_calls_per_request: usize,
+    /// The call log (every webhook and tool call, for `/api/calls`, the
+    /// dashboard and `switchboard calls`); `None` (the default) keeps none.
+    pub call_log: Option<CallLogSettings>,
     /// The MCP door (`/mcp`, and [`Switchboard::serve_mcp`]).
     pub mcp: McpSettings,
     /// Lets clients off this machine use the operator endpoints (`/metrics`,
@@ -114,6 +118,7 @@ impl Default for Settings {
             dedup: Some(DedupSettings::default()),
             event_queue_capacity: 1024,
             max_tool_calls_per_request: 64,
+            call_log: None,
             mcp: McpSettings::default(),
             admin_token: None,
             separate_admin: false,
@@ -196,6 +201,9 @@ pub enum StartError {
     /// The plugins folder cannot be watched.
     #[error("cannot watch plugins folder: {0}")]
     Watch(String),
+    /// The call log's database cannot be opened or set up.
+    #[error("cannot open the call log: {0}")]
+    CallLog(String),
     /// The duplicate store (Redis) is unreachable.
     #[error("cannot connect to the dedup store: {0}")]
     Dedup(String),
@@ -302,9 +310,19 @@ impl Switchboard {
             // 4 times the limit (at least 16 MiB), so the client reads the 413.
             drain_bytes: (settings.max_body_bytes as u64).saturating_mul(4).max(16 << 20),
         };
+        let core = Core::new(
+            plugins,
+            dedup,
+            settings.assistant,
+            settings.event_queue_capacity,
+            settings.public_url,
+            settings.call_log,
+        )
+        .await
+        .map_err(StartError::CallLog)?;
         let core = Arc::new(
-            Core::new(plugins, dedup, settings.assistant, settings.event_queue_capacity, settings.public_url)
-                .max_tool_calls_per_request(settings.max_tool_calls_per_request),
+            core.max_tool_calls_per_request(settings.max_tool_calls_per_request)
+                .tool_calls_budget_of(settings.tool_calls_budget),
         );
         let mcp = Arc::new(McpDoor {
             core: core.clone(),
@@ -382,6 +400,11 @@ impl Switchboard {
     /// Every loaded tool, sorted by name.
     pub fn tools(&self) -> Vec<ToolDefinition> {
         self.core.tools()
+    }
+
+    /// Reads this Switchboard's call log; `None` when it keeps none.
+    pub fn call_log(&self) -> Option<CallLogReader> {
+        self.core.call_log().reader().cloned()
     }
 
     /// The loaded plugins and the files that failed to load, now.

@@ -52,6 +52,10 @@ pub use app::{
     CompileSettings, LoadedPlugin, McpSettings, PluginStatus, Settings, StartError, Switchboard, serve, serve_admin,
 };
 pub use core::assistant::{AssistantRoute, AssistantSettings};
+pub use core::call_log::{
+    CallEntry, CallLogDatabase, CallLogReader, CallLogSettings, CallPage, CallQuery, CallStory, CallSummary, ToolStats,
+    parse_time,
+};
 pub use core::dedup::DedupSettings;
 pub use doors::webhook::signature::{sign, unix_now};
 pub use types::{CallContext, EventKind, Limits, ToolDefinition, ToolFailure, UnknownEvent};

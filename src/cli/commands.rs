@@ -22,6 +22,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Sign(args) => sign_body(args),
         Command::Send(args) => send(args).await,
         Command::New(args) => super::new::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Calls(args) => super::calls::run(args).await,
     }
 }
 
@@ -41,6 +42,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         header_read_timeout_ms: args.header_read_timeout_ms,
         idle_timeout_secs: args.idle_timeout_secs,
         max_connections: args.max_connections,
+        data_dir: args.data_dir,
     })?;
     if args.dev {
         settings.dedup = None;
@@ -147,7 +149,7 @@ async fn shutdown_signal() {
 async fn load_plugins(args: PluginArgs) -> anyhow::Result<(Settings, Switchboard)> {
     let (_, settings) = resolve(&Overrides { plugins: args.plugins, config: args.config, ..Default::default() })?;
     // No background compiles: the command exits before they would finish.
-    let mut local = Settings { watch: false, dedup: None, ..settings.clone() };
+    let mut local = Settings { watch: false, dedup: None, call_log: None, ..settings.clone() };
     local.compile.background_threads = 0;
     let switchboard = Switchboard::start_local(local).await?;
     Ok((settings, switchboard))
@@ -161,7 +163,8 @@ async fn mcp(args: McpArgs) -> anyhow::Result<ExitCode> {
         ..Default::default()
     })?;
     // No webhooks here, so no duplicate store: an MCP call has no retry id.
-    let switchboard = Switchboard::start_local(Settings { dedup: None, ..settings }).await?;
+    // No call log either: a client may start this in any folder.
+    let switchboard = Switchboard::start_local(Settings { dedup: None, call_log: None, ..settings }).await?;
     tracing::info!(tools = switchboard.tools().len(), "serving MCP on stdin and stdout");
     if let Err(e) = switchboard.serve_mcp(tokio::io::stdin(), tokio::io::stdout()).await {
         tracing::error!(error = %e, "MCP over stdio failed");

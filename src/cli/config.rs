@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use switchboard::{AssistantRoute, AssistantSettings, CompileSettings, DedupSettings, McpSettings, Settings};
+use switchboard::{
+    AssistantRoute, AssistantSettings, CallLogSettings, CompileSettings, DedupSettings, McpSettings, Settings,
+};
 
 /// `SWITCHBOARD_LISTEN`: address to listen on.
 pub const ENV_LISTEN: &str = "SWITCHBOARD_LISTEN";
@@ -27,6 +29,10 @@ pub const ENV_ADMIN_LISTEN: &str = "SWITCHBOARD_ADMIN_LISTEN";
 pub const ENV_MCP_TOKENS: &str = "SWITCHBOARD_MCP_TOKENS";
 /// The look of log lines, `text` or `json` (`--log-format`).
 pub const ENV_LOG_FORMAT: &str = "SWITCHBOARD_LOG_FORMAT";
+/// The data folder (the call log's SQLite file).
+pub const ENV_DATA: &str = "SWITCHBOARD_DATA";
+/// The data folder when none is given, beside the config file.
+pub const DEFAULT_DATA_DIR: &str = "data";
 
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -92,6 +98,11 @@ pub struct FileConfig {
     /// `[compile]`: compile tiers.
     #[serde(default)]
     pub compile: CompileConfig,
+    /// Folder for data Switchboard keeps (the call log's SQLite file);
+    /// relative to the config file. Default `data`.
+    pub data_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub call_log: CallLogConfig,
 }
 
 /// `[compile]` in the configuration file (see [`CompileSettings`]).
@@ -126,6 +137,45 @@ pub struct McpConfig {
 impl Default for McpConfig {
     fn default() -> Self {
         Self { enabled: true, tokens: Vec::new(), allowed_origins: Vec::new(), call_timeout_ms: None }
+    }
+}
+
+/// `[call_log]` in the configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallLogConfig {
+    /// On by default (for `serve`).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// PostgreSQL instead of SQLite in the data folder, e.g.
+    /// `postgres://switchboard:secret@db:5432/switchboard`: replicas share it.
+    pub database_url: Option<String>,
+    /// Days records are kept (default 7; 0 keeps them forever).
+    pub retention_days: Option<u32>,
+    /// Keep tool calls' arguments (default true).
+    pub capture_arguments: Option<bool>,
+    /// Keep tool calls' results (default true).
+    pub capture_results: Option<bool>,
+    /// Keep end-of-call reports' summary, analysis and transcript (default true).
+    pub capture_reports: Option<bool>,
+    /// Longest argument, result or error kept, in bytes (default 16384).
+    pub max_value_bytes: Option<usize>,
+    /// Records waiting to be written; more are dropped (default 10000).
+    pub queue_capacity: Option<usize>,
+}
+
+impl Default for CallLogConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            database_url: None,
+            retention_days: None,
+            capture_arguments: None,
+            capture_results: None,
+            capture_reports: None,
+            max_value_bytes: None,
+            queue_capacity: None,
+        }
     }
 }
 
@@ -210,6 +260,8 @@ pub struct Overrides {
     pub idle_timeout_secs: Option<u64>,
     /// `--max-connections`.
     pub max_connections: Option<usize>,
+    /// `--data-dir` / `SWITCHBOARD_DATA`.
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Applies defaults < file < environment and flags.
@@ -226,6 +278,7 @@ pub fn resolve(overrides: &Overrides) -> anyhow::Result<(SocketAddr, Settings)> 
         (None, Some(dir)) => base_dir.join(dir),
         (None, None) => base_dir.join("plugins"),
     };
+    let call_log = call_log_settings(&file, overrides, &base_dir)?;
     let mut secrets = file.secrets;
     if let Some(env) = &overrides.secret {
         secrets.extend(env.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned));
@@ -293,6 +346,7 @@ pub fn resolve(overrides: &Overrides) -> anyhow::Result<(SocketAddr, Settings)> 
         background_threads: file.compile.background_threads.unwrap_or(compile_defaults.background_threads),
     };
     let settings = Settings {
+        call_log,
         compile,
         cache_dir: Some(file.cache_dir.map(|d| base_dir.join(d)).unwrap_or_else(|| plugins_dir.join(".cache"))),
         plugins_dir,
@@ -325,6 +379,35 @@ pub fn resolve(overrides: &Overrides) -> anyhow::Result<(SocketAddr, Settings)> 
         shutdown_grace: file.shutdown_grace_ms.map(Duration::from_millis).unwrap_or(defaults.shutdown_grace),
     };
     Ok((listen, settings))
+}
+
+/// The call log as the file and flags set it: `None` when `[call_log]
+/// enabled = false`.
+fn call_log_settings(
+    file: &FileConfig,
+    overrides: &Overrides,
+    base_dir: &Path,
+) -> anyhow::Result<Option<CallLogSettings>> {
+    let config = &file.call_log;
+    if !config.enabled {
+        return Ok(None);
+    }
+    let mut settings = match &config.database_url {
+        Some(url) => CallLogSettings::postgres(url.clone()),
+        None => CallLogSettings::sqlite(match (&overrides.data_dir, &file.data_dir) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(dir)) => base_dir.join(dir),
+            (None, None) => base_dir.join(DEFAULT_DATA_DIR),
+        }),
+    };
+    anyhow::ensure!(config.queue_capacity != Some(0), "config: [call_log] queue_capacity must be at least 1");
+    settings.retention_days = config.retention_days.unwrap_or(settings.retention_days);
+    settings.capture_arguments = config.capture_arguments.unwrap_or(settings.capture_arguments);
+    settings.capture_results = config.capture_results.unwrap_or(settings.capture_results);
+    settings.capture_reports = config.capture_reports.unwrap_or(settings.capture_reports);
+    settings.max_value_bytes = config.max_value_bytes.unwrap_or(settings.max_value_bytes);
+    settings.queue_capacity = config.queue_capacity.unwrap_or(settings.queue_capacity);
+    Ok(Some(settings))
 }
 
 #[cfg(test)]

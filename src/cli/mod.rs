@@ -2,6 +2,7 @@
 //! [`config`] for the configuration file, and [`commands`] for what each
 //! subcommand does. All of it is the binary's; the library sees none of it.
 
+pub mod calls;
 pub mod commands;
 pub mod config;
 pub mod new;
@@ -11,7 +12,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use config::{
-    ENV_ADMIN_LISTEN, ENV_ADMIN_TOKEN, ENV_CONFIG, ENV_LISTEN, ENV_LOG_FORMAT, ENV_MCP_TOKENS, ENV_PLUGINS, ENV_SECRET,
+    ENV_ADMIN_LISTEN, ENV_ADMIN_TOKEN, ENV_CONFIG, ENV_DATA, ENV_LISTEN, ENV_LOG_FORMAT, ENV_MCP_TOKENS, ENV_PLUGINS,
+    ENV_SECRET,
 };
 
 /// Switchboard: verified voice-AI webhooks in, sandboxed WebAssembly plugin results out.
@@ -68,6 +70,11 @@ pub enum Command {
     Sign(SignArgs),
     /// Sign a body as the platform would and POST it to a Switchboard.
     Send(SendArgs),
+    /// Show the call log: recent calls, or one call's whole story.
+    ///
+    /// Reads the database the server writes (the data folder's SQLite file,
+    /// or `[call_log] database_url`); the server may be running.
+    Calls(CallsArgs),
     /// Create a plugin project in a folder of its own: a working tool, its
     /// JSON Schema, a manifest, `build.sh`, unit tests and a README.
     ///
@@ -184,6 +191,45 @@ pub struct ServeArgs {
     /// Most connections open at once; more wait until one closes [default: 20000].
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
+    /// Folder for the call log's database [default: the configuration's `data_dir`, or ./data].
+    #[arg(long, env = ENV_DATA, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `switchboard calls`.
+#[derive(Debug, Args)]
+pub struct CallsArgs {
+    /// Show this call's story: every webhook and tool call, in order.
+    #[arg(long, value_name = "ID")]
+    pub call: Option<String>,
+    /// Calls with a tool call of this tool.
+    #[arg(long, value_name = "NAME")]
+    pub tool: Option<String>,
+    /// Calls with a failed tool call (error, timeout, invalid arguments).
+    #[arg(long, conflicts_with = "outcome")]
+    pub errors: bool,
+    /// Calls with a tool call of this outcome: ok, error, timeout,
+    /// invalid_arguments, duplicate, async, failed.
+    #[arg(long, value_name = "OUTCOME")]
+    pub outcome: Option<String>,
+    /// Calls from or to this number.
+    #[arg(long, value_name = "NUMBER")]
+    pub number: Option<String>,
+    /// Calls active since this time (RFC 3339, or ms since the epoch).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Most calls to list [default: 20].
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    /// Print JSON (the API's shapes) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// The server's data folder [default: the configuration's `data_dir`, or ./data].
+    #[arg(long, env = ENV_DATA, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Configuration file (TOML), for `data_dir` or `[call_log] database_url`.
+    #[arg(long, env = ENV_CONFIG, value_name = "FILE")]
+    pub config: Option<PathBuf>,
 }
 
 /// `switchboard mcp`.

@@ -11,12 +11,13 @@
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::FutureExt;
 
 use serde_json::value::RawValue;
 
+use super::call_log::{CallLog, Outcome, ToolCallRecord};
 use super::dedup::{Answer, Dedup, DedupKey};
 use super::metrics::Metrics;
 use super::shutdown::{Shutdown, Work};
@@ -35,6 +36,8 @@ pub(crate) enum Door {
     Mcp,
     /// [`Switchboard::call_tool`](crate::Switchboard::call_tool), in-process (the CLI's `call`).
     Embedded,
+    /// The dashboard's "try a tool".
+    Dashboard,
 }
 
 impl Door {
@@ -44,6 +47,7 @@ impl Door {
             Door::Webhook => "webhook",
             Door::Mcp => "mcp",
             Door::Embedded => "embedded",
+            Door::Dashboard => "dashboard",
         }
     }
 }
@@ -79,23 +83,32 @@ pub(crate) struct ToolCallOutcome {
 #[derive(Clone)]
 pub(crate) struct Dispatcher {
     plugins: Arc<PluginSet>,
-    metrics: Arc<Metrics>,
-    dedup: Option<Arc<Dedup>>,
+    services: Services,
     /// Most calls of one request that run.
     max_calls: usize,
+}
+
+/// What every call uses besides its plugin: cheap to clone into a task.
+#[derive(Clone)]
+pub(crate) struct Services {
+    /// Counters and histograms.
+    pub metrics: Arc<Metrics>,
+    /// Answers to repeat for duplicates; `None`: every call runs.
+    pub dedup: Option<Arc<Dedup>>,
     /// Where async tools run, so shutdown waits for them.
-    shutdown: Shutdown,
+    pub shutdown: Shutdown,
+    /// Where each call's record goes.
+    pub log: CallLog,
 }
 
 /// Default of [`Dispatcher::max_calls`].
 const DEFAULT_MAX_CALLS: usize = 64;
 
 impl Dispatcher {
-    /// A dispatcher over `plugins`, recording into `metrics`, answering
-    /// duplicates from `dedup` when given, running async tools as
-    /// `shutdown`'s background work.
-    pub fn new(plugins: Arc<PluginSet>, metrics: Arc<Metrics>, dedup: Option<Arc<Dedup>>, shutdown: Shutdown) -> Self {
-        Self { plugins, metrics, dedup, max_calls: DEFAULT_MAX_CALLS, shutdown }
+    /// A dispatcher over `plugins`, with `services` for counting, duplicates,
+    /// background work and the call log.
+    pub fn new(plugins: Arc<PluginSet>, services: Services) -> Self {
+        Self { plugins, services, max_calls: DEFAULT_MAX_CALLS }
     }
 
     /// Runs at most `most` calls of one request (at least one); each call
@@ -125,11 +138,9 @@ impl Dispatcher {
         let target = self.plugins.snapshot().lookup(tool).cloned();
         let cutoff = deadline.checked_sub(RESPONSE_MARGIN).unwrap_or(deadline);
         let run = async {
-            match prepare(&call, target) {
-                Ok((plugin, arguments)) => {
-                    execute(&call, plugin, arguments, cutoff, &self.metrics, &self.shutdown).await
-                }
-                Err(failure) => Err(refuse(&call, failure, &self.metrics)),
+            match prepare(&call, target.as_ref()) {
+                Ok((plugin, arguments)) => execute(&call, plugin, arguments, cutoff, &self.services).await,
+                Err(failure) => Err(refuse(&call, target.as_ref(), failure, &self.services)),
             }
         };
         let waited = time_left(deadline);
@@ -158,7 +169,7 @@ impl Dispatcher {
         let cutoff = deadline.checked_sub(RESPONSE_MARGIN).unwrap_or(deadline);
         let answer_call = |call: ToolCallRequest| {
             let target = registry.lookup(&call.name).cloned();
-            answer(call, target, cutoff, self.metrics.clone(), self.dedup.clone(), self.shutdown.clone())
+            answer(call, target, cutoff, self.services.clone())
         };
         if calls.len() == 1 {
             // One call (the usual case) runs on the request's own task: no
@@ -193,11 +204,12 @@ impl Dispatcher {
         // Only loaded tool names go into metric labels: any string can arrive here.
         let known = self.plugins.snapshot().lookup(&call.name).is_some();
         let tool = if known { call.name.as_str() } else { "<unknown>" };
-        self.metrics.record_tool_call(tool, call.door.label(), "error", Duration::ZERO);
+        self.services.metrics.record_tool_call(tool, call.door.label(), "error", Duration::ZERO);
         let message = format!(
             "not run: the request has {total} tool calls, and only the first {} of a request run (max_tool_calls_per_request)",
             self.max_calls
         );
+        Logged::start(&self.services.log, &call, None, String::new()).finish(Outcome::Error, None, Some(&message));
         ToolCallOutcome { id: call.id, result: Err(message), replayed: false }
     }
 }
@@ -240,21 +252,21 @@ async fn answer(
     call: ToolCallRequest,
     target: Option<Arc<Plugin>>,
     cutoff: Instant,
-    metrics: Arc<Metrics>,
-    dedup: Option<Arc<Dedup>>,
-    shutdown: Shutdown,
+    services: Services,
 ) -> (Answer, bool) {
     // Only calls that reach a plugin are de-duplicated: an unknown tool or
     // invalid arguments ran nothing, so a retry may succeed.
-    let (plugin, arguments) = match prepare(&call, target) {
+    let (plugin, arguments) = match prepare(&call, target.as_ref()) {
         Ok(prepared) => prepared,
-        Err(failure) => return (Err(refuse(&call, failure, &metrics).to_string()), false),
+        Err(failure) => return (Err(refuse(&call, target.as_ref(), failure, &services).to_string()), false),
     };
-    let key = dedup.as_ref().map(|_| DedupKey::new(&call.context.call_id, &call.id, &call.name, &arguments));
-    let run = async { execute(&call, plugin, arguments, cutoff, &metrics, &shutdown).await.map_err(|f| f.to_string()) };
-    let (Some(dedup), Some(key)) = (dedup, key) else {
-        return (run.await, false);
+    let Some(dedup) = services.dedup.clone() else {
+        return (execute(&call, plugin, arguments, cutoff, &services).await.map_err(|f| f.to_string()), false);
     };
+    let key = DedupKey::new(&call.context.call_id, &call.id, &call.name, &arguments);
+    // A replayed answer is logged with the arguments it answered.
+    let replay = services.log.is_on().then(|| (Instant::now(), plugin.clone(), arguments.clone()));
+    let run = async { execute(&call, plugin, arguments, cutoff, &services).await.map_err(|f| f.to_string()) };
     let (answer, duplicate) = dedup.once(key, cutoff, run).await;
     if duplicate {
         tracing::info!(
@@ -262,7 +274,15 @@ async fn answer(
             "duplicate tool call: the first answer to this call is replayed from the duplicate store, \
              the plugin does not run (serve --dev turns this off)"
         );
-        metrics.record_duplicate();
+        services.metrics.record_duplicate();
+        if let Some((started, plugin, arguments)) = replay {
+            let mut logged = Logged::start(&services.log, &call, Some(&plugin), arguments);
+            logged.started = started;
+            match &answer {
+                Ok(result) => logged.finish(Outcome::Duplicate, Some(result.get()), None),
+                Err(error) => logged.finish(Outcome::Duplicate, None, Some(error)),
+            }
+        }
     }
     (answer, duplicate)
 }
@@ -273,62 +293,146 @@ async fn execute(
     plugin: Arc<Plugin>,
     arguments: String,
     cutoff: Instant,
-    metrics: &Arc<Metrics>,
-    shutdown: &Shutdown,
+    services: &Services,
 ) -> Result<Box<RawValue>, ToolFailure> {
     let started = Instant::now();
+    let logged = Logged::start(&services.log, call, Some(&plugin), arguments);
     let tool = plugin.tool(&call.name).expect("lookup found this tool");
     let result = if tool.is_async {
         let accepted = tool.async_response.clone();
-        run_in_background(call.clone(), plugin, arguments, metrics.clone(), shutdown);
+        run_in_background(call.clone(), plugin.clone(), logged.arguments.clone(), services);
         Ok(async_answer(accepted))
     } else {
         let mut limits = plugin.limits;
         limits.timeout = limits.timeout.min(cutoff.saturating_duration_since(Instant::now()));
-        plugin.call(&call.name, &arguments, &call.context, limits).await.map(into_json)
+        plugin.call(&call.name, &logged.arguments, &call.context, limits).await.map(into_json)
     };
-    metrics.record_tool_call(&call.name, call.door.label(), outcome_label(&result), started.elapsed());
+    services.metrics.record_tool_call(&call.name, call.door.label(), outcome_label(&result), started.elapsed());
     if let Err(failure) = &result {
         tracing::info!(tool = %call.name, tool_call_id = %call.id, call_id = %call.context.call_id, error = %failure, "tool call failed");
     }
+    logged.finish_with(&result, tool.is_async);
     result
 }
 
 /// Records and logs a call that never reached a plugin, and says why.
-fn refuse(call: &ToolCallRequest, failure: ToolFailure, metrics: &Metrics) -> ToolFailure {
+fn refuse(
+    call: &ToolCallRequest,
+    target: Option<&Arc<Plugin>>,
+    failure: ToolFailure,
+    services: &Services,
+) -> ToolFailure {
     let known = !matches!(failure, ToolFailure::NotFound(_));
     // Unknown names stay out of metric labels: any string can arrive here.
-    metrics.record_tool_call(if known { &call.name } else { "<unknown>" }, call.door.label(), "error", Duration::ZERO);
+    services.metrics.record_tool_call(
+        if known { &call.name } else { "<unknown>" },
+        call.door.label(),
+        "error",
+        Duration::ZERO,
+    );
     tracing::info!(tool = %call.name, tool_call_id = %call.id, call_id = %call.context.call_id, error = %failure, "tool call refused");
+    let arguments = call.arguments.clone().unwrap_or_default();
+    Logged::start(&services.log, call, target, arguments).finish_with::<Box<RawValue>>(&Err(failure.clone()), false);
     failure
 }
 
 /// Finds the plugin and checks the arguments against the tool's schema.
-fn prepare(call: &ToolCallRequest, target: Option<Arc<Plugin>>) -> Result<(Arc<Plugin>, String), ToolFailure> {
+fn prepare(call: &ToolCallRequest, target: Option<&Arc<Plugin>>) -> Result<(Arc<Plugin>, String), ToolFailure> {
     let Some(plugin) = target else {
         return Err(ToolFailure::NotFound(format!("unknown tool {:?}: no loaded plugin provides it", call.name)));
     };
     let arguments = call.arguments.as_deref().map_err(|why| ToolFailure::InvalidArguments(why.clone()))?;
     plugin.check_arguments(&call.name, arguments)?;
-    Ok((plugin, arguments.to_owned()))
+    Ok((plugin.clone(), arguments.to_owned()))
 }
 
-/// Runs an async tool after its call was answered, under the plugin's own timeout.
-fn run_in_background(
-    call: ToolCallRequest,
-    plugin: Arc<Plugin>,
+/// A tool call's record in the making. Finished with how the call ended;
+/// dropped unfinished (its future cancelled at the deadline), it is logged
+/// as a timeout.
+struct Logged {
+    log: CallLog,
+    /// `None` when the call log is off.
+    record: Option<ToolCallRecord>,
+    started: Instant,
+    /// The call's arguments, held here so a timeout can log them too.
     arguments: String,
-    metrics: Arc<Metrics>,
-    shutdown: &Shutdown,
-) {
-    shutdown.spawn(Work::AsyncTool, async move {
-        let started = Instant::now();
-        let result = plugin.call(&call.name, &arguments, &call.context, plugin.limits).await;
-        metrics.record_tool_call(&call.name, call.door.label(), outcome_label(&result), started.elapsed());
+}
+
+impl Logged {
+    fn start(log: &CallLog, call: &ToolCallRequest, plugin: Option<&Arc<Plugin>>, arguments: String) -> Self {
+        let record = log.is_on().then(|| ToolCallRecord {
+            at: SystemTime::now(),
+            call_id: call.context.call_id.clone(),
+            tool_call_id: call.id.clone(),
+            tool: call.name.clone(),
+            plugin: plugin.cloned(),
+            door: call.door.label(),
+            customer_number: call.context.customer_number.clone(),
+            phone_number: call.context.phone_number.clone(),
+            arguments: None,
+            result: None,
+            error: None,
+            outcome: Outcome::Timeout,
+            duration: Duration::ZERO,
+        });
+        Self { log: log.clone(), record, started: Instant::now(), arguments }
+    }
+
+    /// Logs the call as ended with `result` (`accepted`: an async tool's
+    /// immediate answer).
+    fn finish_with<T: AsRef<RawValue>>(self, result: &Result<T, ToolFailure>, accepted: bool) {
         match result {
+            Ok(json) => {
+                self.finish(if accepted { Outcome::Async } else { Outcome::Ok }, Some(json.as_ref().get()), None)
+            }
+            Err(failure) => {
+                let outcome = match failure {
+                    ToolFailure::TimedOut(_) => Outcome::Timeout,
+                    ToolFailure::InvalidArguments(_) => Outcome::InvalidArguments,
+                    _ => Outcome::Error,
+                };
+                self.finish(outcome, None, Some(&failure.to_string()))
+            }
+        }
+    }
+
+    fn finish(mut self, outcome: Outcome, result: Option<&str>, error: Option<&str>) {
+        if let Some(mut record) = self.record.take() {
+            record.outcome = outcome;
+            record.duration = self.started.elapsed();
+            record.arguments = Some(std::mem::take(&mut self.arguments)).filter(|a| !a.is_empty());
+            record.result = result.map(str::to_owned);
+            record.error = error.map(str::to_owned);
+            self.log.tool_call(record);
+        }
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        if let Some(mut record) = self.record.take() {
+            record.duration = self.started.elapsed();
+            record.arguments = Some(std::mem::take(&mut self.arguments)).filter(|a| !a.is_empty());
+            record.error = Some(ToolFailure::TimedOut(record.duration).to_string());
+            self.log.tool_call(record);
+        }
+    }
+}
+
+/// Runs an async tool after its call was answered, under the plugin's own
+/// timeout; its outcome is logged as an entry of its own.
+fn run_in_background(call: ToolCallRequest, plugin: Arc<Plugin>, arguments: String, services: &Services) {
+    let services = services.clone();
+    services.shutdown.clone().spawn(Work::AsyncTool, async move {
+        let started = Instant::now();
+        let logged = Logged::start(&services.log, &call, Some(&plugin), arguments);
+        let result = plugin.call(&call.name, &logged.arguments, &call.context, plugin.limits).await.map(into_json);
+        services.metrics.record_tool_call(&call.name, call.door.label(), outcome_label(&result), started.elapsed());
+        match &result {
             Ok(_) => tracing::info!(tool = %call.name, tool_call_id = %call.id, "async tool finished"),
             Err(e) => tracing::warn!(tool = %call.name, tool_call_id = %call.id, error = %e, "async tool failed"),
         }
+        logged.finish_with(&result, false);
     });
 }
 

@@ -70,6 +70,11 @@ struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabels {
     plugin: LabelText,
     event: &'static str,
@@ -87,6 +92,8 @@ pub struct Metrics {
     event_deliveries: Family<DeliveryLabels, Counter>,
     duplicates: Counter,
     shutdown_unfinished: Family<KindLabels, Counter>,
+    call_log_written: Counter,
+    call_log_dropped: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -128,6 +135,14 @@ impl Default for Metrics {
             "Background work (async_tool, event_delivery, queued_event) still unfinished when the shutdown grace period ended",
             shutdown_unfinished.clone(),
         );
+        let call_log_written = Counter::default();
+        registry.register("call_log_written", "Records written to the call log", call_log_written.clone());
+        let call_log_dropped = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "call_log_dropped",
+            "Call log records dropped: queue_full (the writer is behind) or write_failed (the database refused or is gone)",
+            call_log_dropped.clone(),
+        );
         Self {
             registry,
             webhooks,
@@ -138,6 +153,8 @@ impl Default for Metrics {
             event_deliveries,
             duplicates,
             shutdown_unfinished,
+            call_log_written,
+            call_log_dropped,
         }
     }
 }
@@ -173,6 +190,16 @@ impl Metrics {
     /// Counts a tool call answered as a duplicate.
     pub fn record_duplicate(&self) {
         self.duplicates.inc();
+    }
+
+    /// Counts `rows` records written to the call log.
+    pub fn record_call_log_written(&self, rows: usize) {
+        self.call_log_written.inc_by(rows as u64);
+    }
+
+    /// Counts `rows` call log records dropped, and why.
+    pub fn record_call_log_dropped(&self, reason: &'static str, rows: usize) {
+        self.call_log_dropped.get_or_create(&ReasonLabels { reason }).inc_by(rows as u64);
     }
 
     /// Counts `count` pieces of background work of `kind` left unfinished at shutdown.

@@ -8,12 +8,15 @@
 //! - [`events`]: status updates and end-of-call reports, delivered in the
 //!   background to the plugins that subscribe;
 //! - [`catalog`]: the loaded tools, in the shapes the platforms want;
+//! - [`call_log`]: every webhook and tool call, kept in a database off the
+//!   request path, and read back for the API, the dashboard and the CLI;
 //! - [`metrics`]: counters and histograms for `GET /metrics`;
 //! - [`shutdown`]: the draining flag, and a grace period for background work.
 //!
 //! [`Core`] is the one value the doors hold.
 
 pub(crate) mod assistant;
+pub(crate) mod call_log;
 pub(crate) mod catalog;
 pub(crate) mod dedup;
 pub(crate) mod dispatch;
@@ -29,8 +32,9 @@ use serde_json::Value;
 use crate::plugins::{PluginSet, Snapshot};
 use crate::types::{CallContext, EventKind, ToolDefinition, ToolFailure};
 use assistant::{AnswerSource, AssistantSettings};
+use call_log::{CallLog, CallLogSettings};
 use dedup::Dedup;
-use dispatch::{Dispatcher, Door, ToolCallOutcome, ToolCallRequest};
+use dispatch::{Dispatcher, Door, Services, ToolCallOutcome, ToolCallRequest};
 use events::EventQueue;
 use metrics::Metrics;
 use shutdown::Shutdown;
@@ -44,28 +48,55 @@ pub(crate) struct Core {
     events: EventQueue,
     public_url: Option<String>,
     shutdown: Shutdown,
+    call_log: CallLog,
+    /// The deadline of a tool call that sets none (the dashboard's tries).
+    tool_calls_budget: std::time::Duration,
 }
 
 impl Core {
-    /// A core over `plugins`; duplicates are answered from `dedup` when given.
-    pub fn new(
+    /// A core over `plugins`; duplicates are answered from `dedup` when
+    /// given, and calls logged to `call_log` (its database opened here).
+    pub async fn new(
         plugins: Arc<PluginSet>,
         dedup: Option<Dedup>,
         assistant: AssistantSettings,
         event_queue_capacity: usize,
         public_url: Option<String>,
-    ) -> Self {
+        call_log: Option<CallLogSettings>,
+    ) -> Result<Self, String> {
         let metrics = Arc::new(Metrics::default());
         let shutdown = Shutdown::default();
+        let call_log = match call_log {
+            Some(settings) => CallLog::start(settings, metrics.clone()).await?,
+            None => CallLog::default(),
+        };
         let events = EventQueue::start(plugins.clone(), metrics.clone(), event_queue_capacity, shutdown.clone());
-        let dispatcher = Dispatcher::new(plugins.clone(), metrics.clone(), dedup.map(Arc::new), shutdown.clone());
-        Self { plugins, dispatcher, metrics, assistant, events, public_url, shutdown }
+        let services = Services {
+            metrics: metrics.clone(),
+            dedup: dedup.map(Arc::new),
+            shutdown: shutdown.clone(),
+            log: call_log.clone(),
+        };
+        let dispatcher = Dispatcher::new(plugins.clone(), services);
+        let tool_calls_budget = std::time::Duration::from_secs(9);
+        Ok(Self { plugins, dispatcher, metrics, assistant, events, public_url, shutdown, call_log, tool_calls_budget })
     }
 
     /// Runs at most `most` tool calls of one request (see [`Dispatcher::max_calls`]).
     pub fn max_tool_calls_per_request(mut self, most: usize) -> Self {
         self.dispatcher = self.dispatcher.max_calls(most);
         self
+    }
+
+    /// Gives tool calls that set no deadline of their own `budget`.
+    pub fn tool_calls_budget_of(mut self, budget: std::time::Duration) -> Self {
+        self.tool_calls_budget = budget;
+        self
+    }
+
+    /// The deadline of a tool call that sets none of its own.
+    pub fn tool_calls_budget(&self) -> std::time::Duration {
+        self.tool_calls_budget
     }
 
     /// Runs one request's tool calls; outcomes in request order, by `deadline`.
@@ -138,6 +169,11 @@ impl Core {
         &self.metrics
     }
 
+    /// Where webhooks and tool calls are logged (a no-op when the log is off).
+    pub fn call_log(&self) -> &CallLog {
+        &self.call_log
+    }
+
     /// Starts draining: `/readyz` fails from now on. `true` the first time.
     pub fn begin_shutdown(&self) -> bool {
         self.shutdown.begin()
@@ -151,6 +187,9 @@ impl Core {
     /// Gives async tools and event deliveries up to `grace` to finish;
     /// logs and counts what does not.
     pub async fn finish_background_work(&self, grace: std::time::Duration) {
+        let started = Instant::now();
         self.shutdown.finish(grace, &self.metrics).await;
+        // What the background work logged, and everything before it.
+        self.call_log.flush(grace.saturating_sub(started.elapsed()).max(std::time::Duration::from_secs(1))).await;
     }
 }

@@ -4,6 +4,7 @@
 //! - [`webhook`]: the voice platform's signed webhooks (`POST /webhook`);
 //! - [`mcp`]: the Model Context Protocol, for other agents (`/mcp`, stdio);
 //! - [`ops`]: what operators ask: health, readiness, metrics, tools, plugins;
+//! - [`call_api`]: the call log for operators and the dashboard (`/api/*`);
 //! - [`ui`]: the dashboard at `/ui/`, static files that read the operator endpoints.
 //!
 //! [`http`] is the server in front of them all when Switchboard serves alone
@@ -12,6 +13,7 @@
 //! smuggling), on every route.
 
 pub(crate) mod access;
+pub(crate) mod call_api;
 pub(crate) mod framing;
 pub(crate) mod http;
 pub(crate) mod mcp;

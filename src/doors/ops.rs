@@ -23,14 +23,15 @@ pub(crate) fn health_routes(core: Arc<Core>) -> Router {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(core)
 }
 
-/// `GET /metrics`, `/tools`, `/plugins`, behind `rule` (`None`: open, for a
+/// `GET /metrics`, `/tools`, `/plugins` and the call log's `/api/*`, behind `rule` (`None`: open, for a
 /// listener only operators reach).
 pub(crate) fn operator_routes(core: Arc<Core>, rule: Option<Arc<OperatorRule>>) -> Router {
     let routes = Router::new()
         .route("/metrics", get(metrics))
         .route("/tools", get(tools))
         .route("/plugins", get(plugins))
-        .with_state(core);
+        .with_state(core.clone())
+        .merge(super::call_api::routes(core));
     match rule {
         Some(rule) => routes.layer(axum::middleware::from_fn_with_state(rule, check_operator)),
         None => routes,

@@ -82,6 +82,11 @@ impl Plugin {
         }
     }
 
+    /// `text` with this plugin's secret values replaced, as in its logs.
+    pub fn redact(&self, text: String) -> String {
+        self.capabilities.values().redact(text)
+    }
+
     /// The definition of `tool`, when this plugin offers it.
     pub fn tool(&self, tool: &str) -> Option<&ToolDefinition> {
         self.tools.iter().find(|t| t.name == tool)

@@ -35,7 +35,6 @@ impl Event {
     }
 
     /// Fields common to every event.
-    #[cfg(test)]
     pub fn common(&self) -> &Common {
         match self {
             Event::AssistantRequest(e) => &e.common,

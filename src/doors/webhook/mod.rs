@@ -13,6 +13,8 @@ pub(crate) mod signature;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use serde_json::{Map, Value};
+
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
@@ -24,6 +26,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use crate::core::Core;
+use crate::core::call_log::WebhookRecord;
 use crate::core::dispatch::{Door, ToolCallOutcome, ToolCallRequest};
 use crate::types::{CallContext, EventKind};
 use error::ApiError;
@@ -62,7 +65,9 @@ async fn receive(State(app): State<Arc<WebhookDoor>>, headers: HeaderMap, body: 
         }
     };
     app.core.metrics().record_webhook(event.kind().as_str(), 200);
-    match event {
+    let received = SystemTime::now();
+    let mut record = app.core.call_log().is_on().then(|| webhook_record(&event, received));
+    let response = match event {
         Event::ToolCalls(calls) => {
             let deadline = arrived + app.tool_calls_budget;
             // Boxed: the dispatch future holds a lone call inline (about
@@ -81,6 +86,9 @@ async fn receive(State(app): State<Arc<WebhookDoor>>, headers: HeaderMap, body: 
             let (answer, source) =
                 app.core.assistant_request(&message, common.phone_number(), common.customer_number(), arrived).await;
             tracing::info!(call_id = %common.call.id, source = source.label(), "assistant-request answered");
+            if let Some(record) = &mut record {
+                record.detail = Some(serde_json::json!({ "source": source.label() }).to_string());
+            }
             json_response(&answer)
         }
         Event::StatusUpdate(update) => {
@@ -104,7 +112,75 @@ async fn receive(State(app): State<Arc<WebhookDoor>>, headers: HeaderMap, body: 
             app.core.publish(EventKind::EndOfCallReport, || message_json(&body));
             empty_object()
         }
+    };
+    if let Some(mut record) = record {
+        record.http_status = response.status().as_u16();
+        record.duration = arrived.elapsed();
+        let report = record.event == EventKind::EndOfCallReport.as_str();
+        app.core.call_log().webhook(record, || report.then(|| report_details(&body)).flatten());
     }
+    response
+}
+
+/// The call log's record of `event`, before it is answered.
+fn webhook_record(event: &Event, at: SystemTime) -> WebhookRecord {
+    let common = event.common();
+    let (status, ended_reason, duration_seconds, detail) = match event {
+        Event::StatusUpdate(update) => {
+            let detail = present(&[
+                ("status", common.call.status.clone().map(Value::from)),
+                ("ended_reason", update.end_reason.clone().map(Value::from)),
+                ("error", update.error.clone().map(Value::from)),
+            ]);
+            (common.call.status.clone(), update.end_reason.clone(), None, detail)
+        }
+        Event::EndOfCallReport(report) => {
+            let detail = present(&[
+                ("ended_reason", report.end_reason.clone().map(Value::from)),
+                ("duration_seconds", report.duration_seconds.map(Value::from)),
+            ]);
+            (common.call.status.clone(), report.end_reason.clone(), report.duration_seconds, detail)
+        }
+        Event::AssistantRequest(_) | Event::ToolCalls(_) => (None, None, None, None),
+    };
+    WebhookRecord {
+        at,
+        event: event.kind().as_str(),
+        call_id: common.call.id.clone(),
+        customer_number: common.customer_number().map(str::to_owned),
+        phone_number: common.phone_number().map(str::to_owned),
+        http_status: 200,
+        duration: Duration::ZERO,
+        status,
+        ended_reason,
+        duration_seconds,
+        detail,
+    }
+}
+
+/// The fields that are present, as a JSON object's text; `None` when none is.
+fn present(fields: &[(&str, Option<Value>)]) -> Option<String> {
+    let object: Map<String, Value> =
+        fields.iter().filter_map(|(key, value)| Some(((*key).to_owned(), value.clone()?))).collect();
+    (!object.is_empty()).then(|| Value::Object(object).to_string())
+}
+
+/// The end-of-call report's fields the spec documents (summary, analysis,
+/// transcript, recording, times), as a JSON object, for the call log.
+fn report_details(body: &[u8]) -> Option<String> {
+    const FIELDS: [&str; 8] = [
+        "end_reason",
+        "duration_seconds",
+        "summary",
+        "analysis",
+        "messages",
+        "recording_url",
+        "started_at",
+        "ended_at",
+    ];
+    let message: Map<String, Value> = serde_json::from_str(&message_json(body)).ok()?;
+    let details: Map<String, Value> = message.into_iter().filter(|(key, _)| FIELDS.contains(&key.as_str())).collect();
+    Some(Value::Object(details).to_string())
 }
 
 /// The `message` object of an already decoded body, as JSON text.

@@ -1,0 +1,137 @@
+//! What the call log keeps: one [`Record`] per webhook and per tool call,
+//! built on the request path (cheap: owned strings, no I/O) and written by
+//! the writer task off it.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::plugins::Plugin;
+
+/// How a tool call ended, as the log and its filters name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Outcome {
+    /// The plugin answered.
+    Ok,
+    /// The plugin failed, crashed or broke a limit; or the tool is unknown.
+    Error,
+    /// The call did not answer by its deadline.
+    Timeout,
+    /// The arguments were not JSON or broke the tool's schema; nothing ran.
+    InvalidArguments,
+    /// Answered from an earlier call with the same id; the plugin did not run.
+    Duplicate,
+    /// An async tool: answered at once, its plugin started in the background.
+    Async,
+}
+
+impl Outcome {
+    /// Every outcome, in the order filters list them.
+    pub const ALL: [Outcome; 6] =
+        [Outcome::Ok, Outcome::Error, Outcome::Timeout, Outcome::InvalidArguments, Outcome::Duplicate, Outcome::Async];
+
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Timeout => "timeout",
+            Outcome::InvalidArguments => "invalid_arguments",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Async => "async",
+        }
+    }
+
+    /// Whether the call failed (what `failed` counts and `--errors` shows).
+    pub fn failed(self) -> bool {
+        matches!(self, Outcome::Error | Outcome::Timeout | Outcome::InvalidArguments)
+    }
+}
+
+/// One webhook the platform sent, as answered.
+#[derive(Debug, Clone)]
+pub(crate) struct WebhookRecord {
+    /// When it arrived.
+    pub at: SystemTime,
+    /// The event's name (`tool-calls`, `status-update`, ...).
+    pub event: &'static str,
+    /// The platform's call id.
+    pub call_id: String,
+    /// The caller's number, when the platform sent it.
+    pub customer_number: Option<String>,
+    /// The number called (or calling out), when the platform sent it.
+    pub phone_number: Option<String>,
+    /// The HTTP status of the answer.
+    pub http_status: u16,
+    /// From arrival to the answer.
+    pub duration: Duration,
+    /// The call's new status (status-update, end-of-call-report).
+    pub status: Option<String>,
+    /// Why the call ended, once it has.
+    pub ended_reason: Option<String>,
+    /// The call's length (end-of-call-report).
+    pub duration_seconds: Option<f64>,
+    /// What else the event said, as a JSON object (the report's fields, a
+    /// status update's error).
+    pub detail: Option<String>,
+}
+
+/// One tool call, as answered.
+#[derive(Clone)]
+pub(crate) struct ToolCallRecord {
+    /// When it started.
+    pub at: SystemTime,
+    /// The platform's call id (`mcp` for MCP calls, `dashboard` for tries).
+    pub call_id: String,
+    /// The id of this tool call.
+    pub tool_call_id: String,
+    /// The tool asked for.
+    pub tool: String,
+    /// The plugin version that ran it (its secrets are redacted from what
+    /// is stored); `None` when none did.
+    pub plugin: Option<Arc<Plugin>>,
+    /// The door it came in by.
+    pub door: &'static str,
+    /// The caller's number, when known.
+    pub customer_number: Option<String>,
+    /// The number called, when known.
+    pub phone_number: Option<String>,
+    /// The arguments as sent (JSON text, or what was unusable about them).
+    pub arguments: Option<String>,
+    /// The result (JSON text) on success.
+    pub result: Option<String>,
+    /// The message the caller got on failure.
+    pub error: Option<String>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// From its start to its answer.
+    pub duration: Duration,
+}
+
+/// One entry for the writer.
+#[derive(Clone)]
+pub(crate) enum Record {
+    /// A webhook.
+    Webhook(WebhookRecord),
+    /// A tool call.
+    ToolCall(ToolCallRecord),
+}
+
+impl Record {
+    /// The platform's call id this record belongs to.
+    pub fn call_id(&self) -> &str {
+        match self {
+            Record::Webhook(w) => &w.call_id,
+            Record::ToolCall(t) => &t.call_id,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch (what the database stores).
+pub(crate) fn epoch_ms(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Microseconds, for the stored durations.
+pub(crate) fn micros(duration: Duration) -> i64 {
+    i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,231 @@
+//! The call log in PostgreSQL, shared by replicas. A batch is three
+//! statements in one transaction, each taking whole columns as arrays
+//! (`UNNEST`), so a batch costs three round trips whatever its size. A
+//! connection that breaks is opened again on next use: while the database
+//! is gone, writes fail (the writer drops and counts them) and answers go
+//! on.
+
+use tokio::sync::Mutex;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row};
+
+use super::rows::{Batch, summary, tool_call_entry, webhook_entry};
+use super::sql::{self, Dialect, Param};
+use crate::core::call_log::query::{CallEntry, CallSummary};
+
+/// Taken while creating the schema, so replicas starting together do not
+/// race on `CREATE TABLE IF NOT EXISTS`.
+const SCHEMA_LOCK: i64 = 0x5357_4954_4348_4c47; // "SWITCHLG"
+
+pub(crate) struct Postgres {
+    url: String,
+    writer: Mutex<Option<Client>>,
+    reader: Mutex<Option<Client>>,
+}
+
+fn error(e: tokio_postgres::Error) -> String {
+    // The server's own message says most ("relation ... does not exist").
+    match e.as_db_error() {
+        Some(db) => format!("PostgreSQL: {}", db.message()),
+        None => format!("PostgreSQL: {e}"),
+    }
+}
+
+async fn connect(url: &str) -> Result<Client, String> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(|e| format!("cannot connect to the call log's database: {}", error(e)))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "call log database connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// The open client in `slot`, or a new one.
+async fn client<'a>(url: &str, slot: &'a mut Option<Client>) -> Result<&'a mut Client, String> {
+    if slot.as_ref().is_none_or(|c| c.is_closed()) {
+        *slot = Some(connect(url).await?);
+    }
+    Ok(slot.as_mut().expect("just set"))
+}
+
+impl Postgres {
+    /// Connects; with `create`, makes the tables and indexes when missing.
+    pub async fn open(url: String, create: bool) -> Result<Self, String> {
+        let mut first = connect(&url).await?;
+        if create {
+            let transaction = first.transaction().await.map_err(error)?;
+            transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]).await.map_err(error)?;
+            transaction.batch_execute(&sql::schema(Dialect::Postgres)).await.map_err(error)?;
+            transaction.commit().await.map_err(error)?;
+        }
+        Ok(Self { url, writer: Mutex::new(Some(first)), reader: Mutex::new(None) })
+    }
+
+    pub async fn write(&self, batch: Batch) -> Result<(), String> {
+        let mut slot = self.writer.lock().await;
+        let result = self.write_with(client(&self.url, &mut slot).await?, &batch).await;
+        if result.is_err() {
+            // Start again from a new connection next time.
+            *slot = None;
+        }
+        result
+    }
+
+    async fn write_with(&self, client: &mut Client, batch: &Batch) -> Result<(), String> {
+        let transaction = client.transaction().await.map_err(error)?;
+        let t = &batch.tool_calls;
+        if !t.is_empty() {
+            let columns: [&(dyn ToSql + Sync); 12] = [
+                &t.iter().map(|r| r.at).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.call_id.as_str()).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.tool_call_id.as_str()).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.tool.as_str()).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.plugin.as_deref()).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.version.as_deref()).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.door).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.outcome).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.duration_us).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.arguments.as_deref()).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.result.as_deref()).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>(),
+            ];
+            let statement = format!(
+                "INSERT INTO tool_calls ({}) SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \
+                 $5::text[], $6::text[], $7::text[], $8::text[], $9::bigint[], $10::text[], $11::text[], $12::text[])",
+                sql::TOOL_CALL_COLUMNS
+            );
+            transaction.execute(&statement, &columns).await.map_err(error)?;
+        }
+        let w = &batch.webhooks;
+        if !w.is_empty() {
+            let columns: [&(dyn ToSql + Sync); 6] = [
+                &w.iter().map(|r| r.at).collect::<Vec<_>>(),
+                &w.iter().map(|r| r.call_id.as_str()).collect::<Vec<_>>(),
+                &w.iter().map(|r| r.event).collect::<Vec<_>>(),
+                &w.iter().map(|r| r.http_status).collect::<Vec<_>>(),
+                &w.iter().map(|r| r.duration_us).collect::<Vec<_>>(),
+                &w.iter().map(|r| r.detail.as_deref()).collect::<Vec<_>>(),
+            ];
+            let statement = format!(
+                "INSERT INTO webhooks ({}) SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], \
+                 $5::bigint[], $6::text[])",
+                sql::WEBHOOK_COLUMNS
+            );
+            transaction.execute(&statement, &columns).await.map_err(error)?;
+        }
+        let c = &batch.calls;
+        if !c.is_empty() {
+            let columns: [&(dyn ToSql + Sync); 10] = [
+                &c.iter().map(|r| r.call_id.as_str()).collect::<Vec<_>>(),
+                &c.iter().map(|r| r.first_at).collect::<Vec<_>>(),
+                &c.iter().map(|r| r.last_at).collect::<Vec<_>>(),
+                &c.iter().map(|r| r.customer_number.as_deref()).collect::<Vec<_>>(),
+                &c.iter().map(|r| r.phone_number.as_deref()).collect::<Vec<_>>(),
+                &c.iter().map(|r| r.tool_calls).collect::<Vec<_>>(),
+                &c.iter().map(|r| r.failed).collect::<Vec<_>>(),
+                &c.iter().map(|r| r.status.as_deref()).collect::<Vec<_>>(),
+                &c.iter().map(|r| r.ended_reason.as_deref()).collect::<Vec<_>>(),
+                &c.iter().map(|r| r.duration_seconds).collect::<Vec<_>>(),
+            ];
+            transaction.execute(&sql::merge_call(Dialect::Postgres), &columns).await.map_err(error)?;
+        }
+        transaction.commit().await.map_err(error)
+    }
+
+    pub async fn prune(&self, before_ms: i64) -> Result<u64, String> {
+        let mut slot = self.writer.lock().await;
+        let client = client(&self.url, &mut slot).await?;
+        let mut gone = 0;
+        for table in ["tool_calls", "webhooks"] {
+            gone +=
+                client.execute(&format!("DELETE FROM {table} WHERE at < $1"), &[&before_ms]).await.map_err(error)?;
+        }
+        client.execute("DELETE FROM calls WHERE last_at < $1", &[&before_ms]).await.map_err(error)?;
+        Ok(gone)
+    }
+
+    /// Runs a read on the reader connection (opened again if it broke).
+    async fn read(&self, text: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, String> {
+        let mut slot = self.reader.lock().await;
+        let client = client(&self.url, &mut slot).await?;
+        let rows = client.query(text, params).await.map_err(error);
+        if rows.is_err() && client.is_closed() {
+            *slot = None;
+        }
+        rows
+    }
+
+    pub async fn calls(&self, text: String, params: Vec<Param>) -> Result<Vec<CallSummary>, String> {
+        let params: Vec<Box<dyn ToSql + Sync + Send>> = params
+            .into_iter()
+            .map(|p| match p {
+                Param::Text(t) => Box::new(t) as Box<dyn ToSql + Sync + Send>,
+                Param::Int(i) => Box::new(i),
+            })
+            .collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+        let rows = self.read(&text, &refs).await?;
+        rows.iter().map(summary_of).collect()
+    }
+
+    pub async fn story(&self, call_id: &str) -> Result<Option<(CallSummary, Vec<CallEntry>)>, String> {
+        let found =
+            self.read(&format!("SELECT {} FROM calls WHERE call_id = $1", sql::SUMMARY_COLUMNS), &[&call_id]).await?;
+        let Some(call) = found.first() else { return Ok(None) };
+        let call = summary_of(call)?;
+        let tool_calls = self
+            .read(
+                &format!("SELECT {} FROM tool_calls WHERE call_id = $1 ORDER BY at, id", sql::TOOL_CALL_COLUMNS),
+                &[&call_id],
+            )
+            .await?;
+        let webhooks = self
+            .read(
+                &format!("SELECT {} FROM webhooks WHERE call_id = $1 ORDER BY at, id", sql::WEBHOOK_COLUMNS),
+                &[&call_id],
+            )
+            .await?;
+        let mut entries = Vec::with_capacity(tool_calls.len() + webhooks.len());
+        for r in &tool_calls {
+            entries.push(tool_call_entry(
+                get(r, 0)?,
+                get(r, 3)?,
+                get(r, 2)?,
+                get(r, 4)?,
+                get(r, 5)?,
+                get(r, 6)?,
+                get(r, 7)?,
+                get(r, 8)?,
+                get(r, 9)?,
+                get(r, 10)?,
+                get(r, 11)?,
+            ));
+        }
+        for r in &webhooks {
+            entries.push(webhook_entry(get(r, 0)?, get(r, 2)?, get(r, 3)?, get(r, 4)?, get(r, 5)?));
+        }
+        Ok(Some((call, entries)))
+    }
+}
+
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, String> {
+    row.try_get(i).map_err(error)
+}
+
+fn summary_of(r: &Row) -> Result<CallSummary, String> {
+    Ok(summary(
+        get(r, 0)?,
+        get(r, 1)?,
+        get(r, 2)?,
+        get(r, 3)?,
+        get(r, 4)?,
+        get(r, 5)?,
+        get(r, 6)?,
+        get(r, 7)?,
+        get(r, 8)?,
+        get(r, 9)?,
+    ))
+}

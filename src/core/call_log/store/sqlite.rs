@@ -1,0 +1,221 @@
+//! The call log in embedded SQLite: `calls.sqlite3` in the data folder, in
+//! WAL mode (readers never wait for the writer). The writer and the readers
+//! have a connection each; both run on tokio's blocking threads.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
+
+use super::rows::{Batch, summary, tool_call_entry, webhook_entry};
+use super::sql::{self, Dialect, Param};
+use crate::core::call_log::query::{CallEntry, CallSummary};
+
+/// The file in the data folder.
+pub(crate) const FILE: &str = "calls.sqlite3";
+
+pub(crate) struct Sqlite {
+    /// `None` for a log opened only to read it.
+    writer: Option<Arc<Mutex<Connection>>>,
+    reader: Arc<Mutex<Connection>>,
+}
+
+fn error(e: rusqlite::Error) -> String {
+    e.to_string()
+}
+
+/// Runs `work` on a blocking thread with `connection`.
+async fn with<T: Send + 'static>(
+    connection: &Arc<Mutex<Connection>>,
+    work: impl FnOnce(&mut Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+) -> Result<T, String> {
+    let connection = connection.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut connection = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        work(&mut connection).map_err(error)
+    })
+    .await
+    .map_err(|e| format!("the call log's database task failed: {e}"))?
+}
+
+impl Sqlite {
+    /// Opens `dir`/calls.sqlite3; with `create`, makes the folder, the file
+    /// and the tables when missing, and opens it for writing.
+    pub async fn open(dir: PathBuf, create: bool) -> Result<Self, String> {
+        tokio::task::spawn_blocking(move || Self::open_now(dir, create))
+            .await
+            .map_err(|e| format!("opening the call log failed: {e}"))?
+    }
+
+    fn open_now(dir: PathBuf, create: bool) -> Result<Self, String> {
+        let path = dir.join(FILE);
+        let writer = if create {
+            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create data folder {}: {e}", dir.display()))?;
+            let connection =
+                Connection::open(&path).map_err(|e| format!("cannot open {}: {}", path.display(), error(e)))?;
+            connection
+                .busy_timeout(Duration::from_secs(5))
+                .and_then(|_| connection.pragma_update(None, "journal_mode", "WAL"))
+                .and_then(|_| connection.pragma_update(None, "synchronous", "NORMAL"))
+                .and_then(|_| connection.execute_batch(&sql::schema(Dialect::Sqlite)))
+                .map_err(|e| format!("cannot set up the call log in {}: {}", path.display(), error(e)))?;
+            Some(Arc::new(Mutex::new(connection)))
+        } else {
+            if !path.exists() {
+                return Err(format!(
+                    "no call log at {}: give the data folder the server uses (--data-dir, SWITCHBOARD_DATA or data_dir)",
+                    path.display()
+                ));
+            }
+            None
+        };
+        let reader = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| c.busy_timeout(Duration::from_secs(5)).map(|_| c))
+            .map_err(|e| format!("cannot read {}: {}", path.display(), error(e)))?;
+        Ok(Self { writer, reader: Arc::new(Mutex::new(reader)) })
+    }
+
+    pub async fn write(&self, batch: Batch) -> Result<(), String> {
+        let writer = self.writer.as_ref().ok_or("the call log was opened to read only")?;
+        with(writer, move |connection| {
+            let transaction = connection.transaction()?;
+            {
+                let mut insert = transaction.prepare_cached(&format!(
+                    "INSERT INTO tool_calls ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                    sql::TOOL_CALL_COLUMNS
+                ))?;
+                for row in &batch.tool_calls {
+                    insert.execute(params![
+                        row.at,
+                        row.call_id,
+                        row.tool_call_id,
+                        row.tool,
+                        row.plugin,
+                        row.version,
+                        row.door,
+                        row.outcome,
+                        row.duration_us,
+                        row.arguments,
+                        row.result,
+                        row.error
+                    ])?;
+                }
+                let mut insert = transaction.prepare_cached(&format!(
+                    "INSERT INTO webhooks ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    sql::WEBHOOK_COLUMNS
+                ))?;
+                for row in &batch.webhooks {
+                    insert.execute(params![
+                        row.at,
+                        row.call_id,
+                        row.event,
+                        row.http_status,
+                        row.duration_us,
+                        row.detail
+                    ])?;
+                }
+                let mut merge = transaction
+                    .prepare_cached(&sql::placeholders(sql::merge_call(Dialect::Sqlite), Dialect::Sqlite))?;
+                for row in &batch.calls {
+                    merge.execute(params![
+                        row.call_id,
+                        row.first_at,
+                        row.last_at,
+                        row.customer_number,
+                        row.phone_number,
+                        row.tool_calls,
+                        row.failed,
+                        row.status,
+                        row.ended_reason,
+                        row.duration_seconds
+                    ])?;
+                }
+            }
+            transaction.commit()
+        })
+        .await
+    }
+
+    pub async fn prune(&self, before_ms: i64) -> Result<u64, String> {
+        let writer = self.writer.as_ref().ok_or("the call log was opened to read only")?;
+        with(writer, move |connection| {
+            let mut gone = 0;
+            for table in ["tool_calls", "webhooks"] {
+                gone += connection.execute(&format!("DELETE FROM {table} WHERE at < ?1"), [before_ms])? as u64;
+            }
+            connection.execute("DELETE FROM calls WHERE last_at < ?1", [before_ms])?;
+            Ok(gone)
+        })
+        .await
+    }
+
+    pub async fn calls(&self, text: String, params: Vec<Param>) -> Result<Vec<CallSummary>, String> {
+        with(&self.reader, move |connection| {
+            let values = params.into_iter().map(|p| match p {
+                Param::Text(t) => rusqlite::types::Value::Text(t),
+                Param::Int(i) => rusqlite::types::Value::Integer(i),
+            });
+            let mut statement = connection.prepare_cached(&text)?;
+            let rows = statement.query_map(params_from_iter(values), summary_of)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    pub async fn story(&self, call_id: String) -> Result<Option<(CallSummary, Vec<CallEntry>)>, String> {
+        with(&self.reader, move |connection| {
+            let call = connection
+                .prepare_cached(&format!("SELECT {} FROM calls WHERE call_id = ?1", sql::SUMMARY_COLUMNS))?
+                .query_row([&call_id], summary_of)
+                .optional()?;
+            let Some(call) = call else { return Ok(None) };
+            let mut entries: Vec<CallEntry> = connection
+                .prepare_cached(&format!(
+                    "SELECT {} FROM tool_calls WHERE call_id = ?1 ORDER BY at, id",
+                    sql::TOOL_CALL_COLUMNS
+                ))?
+                .query_map([&call_id], |r| {
+                    Ok(tool_call_entry(
+                        r.get(0)?,
+                        r.get(3)?,
+                        r.get(2)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                        r.get(8)?,
+                        r.get(9)?,
+                        r.get(10)?,
+                        r.get(11)?,
+                    ))
+                })?
+                .collect::<Result<_, _>>()?;
+            let webhooks = connection
+                .prepare_cached(&format!(
+                    "SELECT {} FROM webhooks WHERE call_id = ?1 ORDER BY at, id",
+                    sql::WEBHOOK_COLUMNS
+                ))?
+                .query_map([&call_id], |r| Ok(webhook_entry(r.get(0)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
+                .collect::<Result<Vec<_>, _>>()?;
+            entries.extend(webhooks);
+            Ok(Some((call, entries)))
+        })
+        .await
+    }
+}
+
+fn summary_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallSummary> {
+    Ok(summary(
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+        r.get(9)?,
+    ))
+}

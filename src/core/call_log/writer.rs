@@ -1,0 +1,160 @@
+//! The writer: the one task that takes records off the queue and writes
+//! them, a batch at a time, so a request never waits for the database.
+//! It also keeps the last hour's figures ([`Stats`]) and prunes what is
+//! older than the retention. A batch that cannot be written (the database
+//! slow, full or gone) is dropped, logged and counted; the next is tried
+//! afresh.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::record::{Record, ToolCallRecord, epoch_ms, micros};
+use super::settings::CallLogSettings;
+use super::stats::Stats;
+use super::store::{Batch, Store, ToolCallRow};
+use crate::core::metrics::Metrics;
+
+/// What goes through the queue.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "records are nearly every message; boxing each would allocate on the request path"
+)]
+pub(crate) enum Message {
+    /// A record to write.
+    Record(Record),
+    /// Write everything queued before this, then answer.
+    Flush(oneshot::Sender<()>),
+}
+
+/// Most records written in one transaction.
+const MAX_BATCH: usize = 4096;
+/// How long the writer gathers records before writing: the most a record
+/// waits before it can be read back (plus the write itself).
+const GATHER: Duration = Duration::from_millis(50);
+/// How often old records are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// At most one warning about dropped records per this long.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Runs until every sender is gone and the queue is empty.
+pub(crate) async fn run(
+    store: Arc<Store>,
+    mut queue: mpsc::Receiver<Message>,
+    settings: Arc<CallLogSettings>,
+    stats: Arc<Mutex<Stats>>,
+    metrics: Arc<Metrics>,
+) {
+    let mut pruned: Option<Instant> = None;
+    let mut warned: Option<Instant> = None;
+    let mut messages = Vec::with_capacity(MAX_BATCH);
+    loop {
+        if queue.recv_many(&mut messages, MAX_BATCH).await == 0 {
+            return;
+        }
+        if messages.len() < MAX_BATCH && !matches!(messages.last(), Some(Message::Flush(_))) {
+            tokio::time::sleep(GATHER).await;
+            let room = MAX_BATCH - messages.len();
+            if room > 0 && !queue.is_empty() {
+                queue.recv_many(&mut messages, room).await;
+            }
+        }
+        let mut records = Vec::with_capacity(messages.len());
+        let mut flushes = Vec::new();
+        for message in messages.drain(..) {
+            match message {
+                Message::Record(record) => records.push(record),
+                Message::Flush(done) => flushes.push(done),
+            }
+        }
+        if !records.is_empty() {
+            {
+                let mut stats = stats.lock().unwrap_or_else(|p| p.into_inner());
+                records.iter().for_each(|r| {
+                    if let Record::ToolCall(t) = r {
+                        stats.add(t)
+                    }
+                });
+            }
+            let batch = Batch::of(&records, |t| row(t, &settings));
+            let rows = batch.len();
+            match store.write(batch).await {
+                Ok(()) => metrics.record_call_log_written(rows),
+                Err(e) => {
+                    metrics.record_call_log_dropped("write_failed", rows);
+                    if warned.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+                        warned = Some(Instant::now());
+                        tracing::warn!(records = rows, error = %e, "call log: records dropped, the database did not take them (answers are not delayed)");
+                    }
+                }
+            }
+        }
+        for done in flushes {
+            let _ = done.send(());
+        }
+        if settings.retention_days > 0 && pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+            pruned = Some(Instant::now());
+            let keep = Duration::from_secs(u64::from(settings.retention_days) * 86_400);
+            let cutoff = epoch_ms(SystemTime::now().checked_sub(keep).unwrap_or(SystemTime::UNIX_EPOCH));
+            match store.prune(cutoff).await {
+                Ok(0) => {}
+                Ok(gone) => tracing::info!(
+                    rows = gone,
+                    retention_days = settings.retention_days,
+                    "call log: old records pruned"
+                ),
+                Err(e) => tracing::warn!(error = %e, "call log: pruning old records failed"),
+            }
+        }
+    }
+}
+
+/// A tool call as stored: plugin secrets redacted, captures as configured,
+/// long values cut.
+fn row(call: &ToolCallRecord, settings: &CallLogSettings) -> ToolCallRow {
+    let redact = |text: &str| match &call.plugin {
+        Some(plugin) => plugin.redact(text.to_owned()),
+        None => text.to_owned(),
+    };
+    let keep = |text: &Option<String>, capture: bool| {
+        text.as_deref().filter(|_| capture).map(|t| cut(redact(t), settings.max_value_bytes))
+    };
+    ToolCallRow {
+        at: epoch_ms(call.at),
+        call_id: call.call_id.clone(),
+        tool_call_id: call.tool_call_id.clone(),
+        tool: call.tool.clone(),
+        plugin: call.plugin.as_ref().map(|p| p.name.clone()),
+        version: call.plugin.as_ref().map(|p| p.version.clone()),
+        door: call.door,
+        outcome: call.outcome.as_str(),
+        duration_us: micros(call.duration),
+        arguments: keep(&call.arguments, settings.capture_arguments),
+        result: keep(&call.result, settings.capture_results),
+        error: call.error.as_deref().map(|e| cut(redact(e), settings.max_value_bytes)),
+    }
+}
+
+/// `text`, or when longer than `limit` bytes, a JSON string saying so with
+/// its beginning.
+fn cut(text: String, limit: usize) -> String {
+    if text.len() <= limit {
+        return text;
+    }
+    let start = &text[..text.floor_char_boundary(limit)];
+    serde_json::Value::String(format!("{start}… (cut: {} bytes in all)", text.len())).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_value_is_cut_to_a_json_string_that_says_so() {
+        assert_eq!(cut("{\"a\":1}".into(), 100), "{\"a\":1}");
+        let cut = cut(format!("\"{}\"", "é".repeat(100)), 11);
+        let shown: String = serde_json::from_str(&cut).unwrap();
+        assert_eq!(shown, format!("\"{}… (cut: 202 bytes in all)", "é".repeat(5)));
+    }
+}
