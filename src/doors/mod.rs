@@ -37,11 +37,12 @@ pub(crate) fn router(
     mcp: Option<&Arc<mcp::McpDoor>>,
     operators: Option<&Arc<access::OperatorRule>>,
 ) -> Router {
-    // The dashboard is always served: the page holds no data, and the
-    // operator endpoints it reads enforce their own rule.
-    let mut router = ops::health_routes(core.clone()).merge(ui::routes());
+    let mut router = ops::health_routes(core.clone());
     if let Some(rule) = operators {
         router = router.merge(ops::operator_routes(core.clone(), Some(rule.clone())));
+        // The dashboard goes where the endpoints it reads are, open to all:
+        // the page holds no data, and those endpoints enforce the rule.
+        router = router.merge(ui::routes());
     }
     if let Some(door) = webhook {
         router = router.merge(webhook::routes(door.clone()));
