@@ -14,13 +14,16 @@ use headless_chrome::{Browser, LaunchOptions, Tab};
 use serde_json::{Value, json};
 use switchboard::CallLogSettings;
 
-use crate::common::{TestServer, fixture, tool_calls};
+use switchboard::Settings;
+
+use crate::common::{SECRET, TestServer, code_cache, fixture, plugins_dir, tool_calls};
 
 /// The call id of the spec's fixtures, used for the whole test call.
 const CALL_ID: &str = "5c4d030f-43e3-4e65-899e-8148521e660f";
 /// What the test types and looks for: it must come back from the plugin.
 const SPOKEN: &str = "a table for two at eight";
 const TRIED: &str = "tried from the dashboard";
+const ADMIN_TOKEN: &str = "dashboard-admin-token";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tool_call_appears_opens_to_its_timeline_and_try_a_tool_answers() {
@@ -55,18 +58,50 @@ async fn a_tool_call_appears_opens_to_its_timeline_and_try_a_tool_answers() {
     }
 }
 
+/// Off this machine the operator endpoints want the admin token: the page
+/// asks for it, keeps it, and then shows what those endpoints answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn off_this_machine_the_page_asks_for_the_admin_token_and_then_shows_the_plugins() {
+    let chromium = chromium();
+    let Some(ip) = crate::mcp::non_loopback_address() else {
+        eprintln!("this machine has no non-loopback address; the admin token case was not exercised");
+        return;
+    };
+    let dir = plugins_dir(&["echo"]);
+    let settings = Settings {
+        plugins_dir: dir.path().to_owned(),
+        secrets: vec![SECRET.into()],
+        cache_dir: Some(code_cache()),
+        admin_token: Some(ADMIN_TOKEN.into()),
+        ..Settings::default()
+    };
+    let (_switchboard, port, _stop) = crate::ops::serve_everywhere(settings).await;
+    let url = format!("http://{ip}:{port}/ui/");
+    let driven = tokio::task::spawn_blocking(move || {
+        let browser = launch(&chromium);
+        let tab = browser.new_tab().unwrap();
+        tab.navigate_to(&url).unwrap().wait_until_navigated().unwrap();
+        let reason = wait(&tab, "#access:not([hidden])", "the admin token form").get_inner_text().unwrap();
+        assert!(reason.contains("SWITCHBOARD_ADMIN_TOKEN"), "the form says why: {reason}");
+        assert!(tab.find_element("#tools tr[data-tool]").is_err(), "no plugins are shown without the token");
+        tab.find_element("#token-input").unwrap().focus().unwrap();
+        tab.send_character(ADMIN_TOKEN).unwrap();
+        tab.find_element("#token-form button").unwrap().click().unwrap();
+        wait(&tab, r#"#tools tr[data-tool="echo"]"#, "echo in the tools table, with the token");
+        wait(&tab, "#access[hidden]", "the token form gone");
+        let kept = tab.evaluate("localStorage.getItem('switchboard.adminToken')", false).unwrap().value;
+        assert_eq!(kept, Some(json!(ADMIN_TOKEN)), "the token is kept for the next visit");
+    })
+    .await;
+    if let Err(e) = driven {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
 /// The browser's part, step by step; each wait is for content, up to
 /// headless_chrome's 20 s default.
 fn drive(chromium: &Path, url: &str, screenshots: Option<&Path>) {
-    let browser = Browser::new(LaunchOptions {
-        path: Some(chromium.to_owned()),
-        headless: true,
-        // Tests run as root, where Chromium's sandbox cannot start.
-        sandbox: false,
-        window_size: Some((LAPTOP.width, LAPTOP.height)),
-        ..LaunchOptions::default()
-    })
-    .expect("headless Chromium starts");
+    let browser = launch(chromium);
     let tab = browser.new_tab().unwrap();
     lay_out(&tab, LAPTOP, LAPTOP.height);
 
@@ -100,8 +135,10 @@ fn drive(chromium: &Path, url: &str, screenshots: Option<&Path>) {
     tab.find_element(r#"nav a[data-nav="try"]"#).unwrap().click().unwrap();
     wait(&tab, r#"#try-tool option[value="echo"]"#, "echo in the tools to try");
     let arguments = tab.wait_until_visible("#try-arguments").unwrap();
-    arguments.call_js_fn("function () { this.value = ''; }", vec![], false).unwrap();
-    arguments.type_into(&format!(r#"{{"note": "{TRIED}"}}"#)).unwrap();
+    // Typed as text input (key by key takes a quarter second a key here).
+    arguments.call_js_fn("function () { this.select(); }", vec![], false).unwrap();
+    arguments.focus().unwrap();
+    tab.send_character(&format!(r#"{{"note": "{TRIED}"}}"#)).unwrap();
     tab.find_element("#try-run").unwrap().click().unwrap();
     let output = wait(&tab, "#try-output[data-outcome]", "the answer of try a tool");
     let text = output.get_inner_text().unwrap();
@@ -119,6 +156,19 @@ fn drive(chromium: &Path, url: &str, screenshots: Option<&Path>) {
         wait(&tab, r#"#tools tr[data-tool="echo"]"#, "echo in the tools table, on a phone");
         save(&tab, PHONE, screenshots, "phone.png");
     }
+}
+
+/// Headless Chromium, laid out as a laptop's screen.
+fn launch(chromium: &Path) -> Browser {
+    Browser::new(LaunchOptions {
+        path: Some(chromium.to_owned()),
+        headless: true,
+        // Tests run as root, where Chromium's sandbox cannot start.
+        sandbox: false,
+        window_size: Some((LAPTOP.width, LAPTOP.height)),
+        ..LaunchOptions::default()
+    })
+    .expect("headless Chromium starts")
 }
 
 /// The element `selector` finds, once the page has it (up to 20 s); else a
