@@ -3,7 +3,8 @@
 # fresh machine: the wasm targets the test plugins build for, redis-server
 # (the Redis dedup tests start their own on a free loopback port), haproxy
 # (tests/it/replicas.rs puts one in front of three replicas), postgresql
-# (tests/it/call_log.rs starts its own cluster for the shared call log), and the
+# (tests/it/call_log.rs starts its own cluster for the shared call log),
+# chromium (tests/it/dashboard.rs drives the dashboard in it, headless), and the
 # plugin toolchains of every example language, and the MCP Python SDK (the
 # official MCP client of tests/it/mcp.rs); then builds the plugins the
 # tests load (the example plugins in every language, into plugins/, and the
@@ -42,6 +43,7 @@ need_package haproxy /usr/sbin/haproxy "the replica tests"
 # `postgres` user the package creates.
 need_package postgresql "$(ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | head -n 1 || true)" \
     "the PostgreSQL call log tests"
+need_package chromium chromium "the dashboard tests (headless Chromium)"
 rustup target add wasm32-wasip2 wasm32-wasip1 >/dev/null
 
 # The example plugins in every language, built from source on every run with

@@ -348,7 +348,8 @@ impl Switchboard {
     /// [`start_local`](Self::start_local)), `/mcp` (unless turned off in
     /// [`McpSettings`]), `GET /healthz`, `/readyz`, and, for loopback clients
     /// or the admin token, `/metrics`, `/tools`, `/plugins` (unless
-    /// [`Settings::separate_admin`]).
+    /// [`Settings::separate_admin`]), and with them the dashboard at `/ui/`
+    /// (its page is open to all; the endpoints it reads are not).
     ///
     /// The MCP door without tokens, and the operator endpoints without the
     /// admin token, answer loopback clients only, which they tell by the
@@ -361,12 +362,13 @@ impl Switchboard {
     }
 
     /// The operator endpoints, `GET /healthz`, `/readyz`, `/metrics`,
-    /// `/tools`, `/plugins`, open to whoever reaches them: for a listener
-    /// that only operators reach (`--admin-listen`; see
-    /// [`Settings::separate_admin`]).
+    /// `/tools`, `/plugins`, and the dashboard at `/ui/`, open to whoever
+    /// reaches them: for a listener that only operators reach
+    /// (`--admin-listen`; see [`Settings::separate_admin`]).
     pub fn admin_router(&self) -> Router {
         crate::doors::ops::health_routes(self.core.clone())
             .merge(crate::doors::ops::operator_routes(self.core.clone(), None))
+            .merge(crate::doors::ui::routes())
     }
 
     /// Serves MCP over a byte stream (stdin and stdout for `switchboard

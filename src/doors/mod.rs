@@ -4,7 +4,8 @@
 //! - [`webhook`]: the voice platform's signed webhooks (`POST /webhook`);
 //! - [`mcp`]: the Model Context Protocol, for other agents (`/mcp`, stdio);
 //! - [`ops`]: what operators ask: health, readiness, metrics, tools, plugins;
-//! - [`call_api`]: the call log for operators and the dashboard (`/api/*`).
+//! - [`call_api`]: the call log for operators and the dashboard (`/api/*`);
+//! - [`ui`]: the dashboard at `/ui/`, static files that read the operator endpoints.
 //!
 //! [`http`] is the server in front of them all when Switchboard serves alone
 //! ([`serve`](crate::serve)): connection cap, timeouts, early answers.
@@ -17,6 +18,7 @@ pub(crate) mod framing;
 pub(crate) mod http;
 pub(crate) mod mcp;
 pub(crate) mod ops;
+pub(crate) mod ui;
 pub(crate) mod webhook;
 
 use std::sync::Arc;
@@ -38,6 +40,9 @@ pub(crate) fn router(
     let mut router = ops::health_routes(core.clone());
     if let Some(rule) = operators {
         router = router.merge(ops::operator_routes(core.clone(), Some(rule.clone())));
+        // The dashboard goes where the endpoints it reads are, open to all:
+        // the page holds no data, and those endpoints enforce the rule.
+        router = router.merge(ui::routes());
     }
     if let Some(door) = webhook {
         router = router.merge(webhook::routes(door.clone()));

@@ -6,6 +6,7 @@ mod capabilities;
 mod command;
 mod common;
 mod connections;
+mod dashboard;
 mod dev;
 mod host_limits;
 mod languages;

@@ -79,7 +79,7 @@ async fn health_readiness_and_metrics() {
 
 /// A Switchboard serving `settings` on every address (port 0), as a
 /// deployment behind a load balancer does; stopped when the sender drops.
-async fn serve_everywhere(
+pub(crate) async fn serve_everywhere(
     settings: switchboard::Settings,
 ) -> (switchboard::Switchboard, u16, tokio::sync::oneshot::Sender<()>) {
     let switchboard = switchboard::Switchboard::start(settings).await.unwrap();
@@ -131,6 +131,9 @@ async fn operator_endpoints_answer_local_clients_or_the_admin_token() {
     for path in ["/healthz", "/readyz"] {
         assert_eq!(status(format!("http://{ip}:{port}{path}"), None).await, 200, "{path} stays open");
     }
+    // The dashboard's page holds no data: it loads for anyone, and what it
+    // reads asks for the token (tests/it/dashboard.rs).
+    assert_eq!(status(format!("http://{ip}:{port}/ui/"), None).await, 200, "the dashboard's page");
 }
 
 #[tokio::test]
@@ -146,6 +149,7 @@ async fn operator_endpoints_can_move_to_a_listener_of_their_own() {
     };
     let (switchboard, port, _stop) = serve_everywhere(settings).await;
     assert_eq!(status(format!("http://127.0.0.1:{port}/plugins"), None).await, 404, "not on the main listener");
+    assert_eq!(status(format!("http://127.0.0.1:{port}/ui/"), None).await, 404, "nor the dashboard that reads them");
     assert_eq!(status(format!("http://127.0.0.1:{port}/readyz"), None).await, 200);
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin_port = admin.local_addr().unwrap().port();
@@ -155,6 +159,7 @@ async fn operator_endpoints_can_move_to_a_listener_of_their_own() {
         reqwest::get(format!("http://127.0.0.1:{admin_port}/plugins")).await.unwrap().json().await.unwrap();
     assert_eq!(plugins["plugins"][0]["name"], "echo");
     assert_eq!(status(format!("http://127.0.0.1:{admin_port}/metrics"), None).await, 200);
+    assert_eq!(status(format!("http://127.0.0.1:{admin_port}/ui/"), None).await, 200, "the dashboard is with them");
 
     // It has the main listener's timeouts: half a request, then nothing,
     // and the connection is closed, not held.
