@@ -11,13 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use sha2::{Digest, Sha256};
-
 use super::manifest::Manifest;
 use super::schema::ArgumentValidator;
 use super::snapshot::{LoadFailure, Plugin};
 use crate::sandbox::capabilities::Capabilities;
-use crate::sandbox::{Guest, Loaded, Runtime, is_component};
+use crate::sandbox::{Guest, Loaded, Runtime, Wasm, is_component};
 use crate::types::Limits;
 
 /// A folder of plugins.
@@ -97,16 +95,16 @@ impl PluginFolder {
         }
         let grants = manifest.grants(&self.dir, &|var| std::env::var(var).ok()).map_err(|e| in_manifest(&e))?;
         let capabilities = Arc::new(Capabilities::new(name, grants));
-        let bytes = std::fs::read(&path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        let bytes = Wasm::new(std::fs::read(&path).map_err(|e| fail(format!("cannot read: {e}")))?);
         if !is_component(&bytes) {
             manifest.check_command_tools(name).map_err(|e| match manifest.tools.is_empty() {
                 true => fail(e),
                 false => in_manifest(&e),
             })?;
         }
-        let version = version_of(&bytes);
+        let version = bytes.version();
         let Loaded { guest, described, tier } = runtime
-            .load(Arc::new(bytes), manifest.command_tools(name), capabilities.clone(), manifest.reuse())
+            .load(bytes, manifest.command_tools(name), capabilities.clone(), manifest.reuse())
             .await
             .map_err(|e| fail(e.to_string()))?;
         let (mut tools, subscriptions) = (described.tools, described.subscriptions);
@@ -164,11 +162,6 @@ impl PluginFolder {
             reuse: manifest.reuse(),
         })
     }
-}
-
-/// A plugin version's name: the first 12 hex digits of the SHA-256 of its bytes.
-pub(super) fn version_of(bytes: &[u8]) -> String {
-    hex::encode(&Sha256::digest(bytes)[..6])
 }
 
 /// The plugin a path belongs to (`NAME.wasm` or `NAME.toml`), or `None` for

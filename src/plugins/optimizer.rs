@@ -13,8 +13,7 @@
 use std::sync::{Arc, Weak};
 
 use super::PluginSet;
-use super::loader::version_of;
-use crate::sandbox::Tier;
+use crate::sandbox::{Tier, Wasm};
 
 /// What came of optimising one plugin, for logs and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,12 +55,13 @@ pub(super) async fn optimize(plugins: &PluginSet, name: &str) -> OptimizeOutcome
     }
     // The bytes again, from the file: kept in memory, every large plugin
     // would hold its bytes for as long as it serves.
-    let bytes = match std::fs::read(&plugin.path) {
-        Ok(bytes) if version_of(&bytes) == plugin.version => bytes,
+    let bytes = match std::fs::read(&plugin.path).map(Wasm::new) {
+        Ok(wasm) if wasm.version() == plugin.version => wasm,
+        // Replaced or gone since: a reload of the file takes over.
         _ => return OptimizeOutcome::Skipped,
     };
     let started = std::time::Instant::now();
-    let guest = match plugins.runtime.optimize(Arc::new(bytes), plugin.capabilities.clone(), plugin.reuse).await {
+    let guest = match plugins.runtime.optimize(bytes, plugin.capabilities.clone(), plugin.reuse).await {
         Ok(guest) => guest,
         Err(e) => {
             tracing::warn!(plugin = %name, error = %e, "cannot compile optimised code; the baseline code keeps serving");

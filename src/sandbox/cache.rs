@@ -8,11 +8,12 @@
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
+
+use super::wasm::Wasm;
 
 /// The precompiled-code cache.
 #[derive(Clone)]
@@ -31,13 +32,12 @@ impl CodeCache {
     }
 
     /// Where the entry for `bytes` lives.
-    pub fn path_for(&self, bytes: &[u8]) -> PathBuf {
-        let digest = hex::encode(Sha256::digest(bytes));
-        self.dir.join(format!("{digest}-{}.cwasm", self.engine_key))
+    pub fn path_for(&self, bytes: &Wasm) -> PathBuf {
+        self.dir.join(format!("{}-{}.cwasm", bytes.sha256_hex(), self.engine_key))
     }
 
     /// The compiled component for `bytes`, from the cache when present.
-    pub fn component(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
+    pub fn component(&self, bytes: &Wasm) -> wasmtime::Result<Component> {
         self.get_or_compile(
             bytes,
             |engine, bytes| engine.precompile_component(bytes),
@@ -50,7 +50,7 @@ impl CodeCache {
     }
 
     /// The compiled core module for `bytes`, from the cache when present.
-    pub fn module(&self, bytes: &[u8]) -> wasmtime::Result<Module> {
+    pub fn module(&self, bytes: &Wasm) -> wasmtime::Result<Module> {
         self.get_or_compile(
             bytes,
             |engine, bytes| engine.precompile_module(bytes),
@@ -62,7 +62,7 @@ impl CodeCache {
 
     fn get_or_compile<T>(
         &self,
-        bytes: &[u8],
+        bytes: &Wasm,
         precompile: impl FnOnce(&Engine, &[u8]) -> wasmtime::Result<Vec<u8>>,
         from_file: impl Fn(&Engine, &Path) -> wasmtime::Result<T>,
         from_code: impl FnOnce(&Engine, &[u8]) -> wasmtime::Result<T>,

@@ -20,6 +20,7 @@ use wasmtime_wasi::{I32Exit, WasiCtx};
 use super::engine::{self, LoadError, WasmEngine};
 use super::limits::MemoryLimiter;
 use super::pool::{self, InstancePool};
+use super::wasm::Wasm;
 use crate::sandbox::capabilities::Capabilities;
 use crate::sandbox::capabilities::logging::{CallLog, Stream};
 use crate::types::{CallContext, Limits, ToolFailure};
@@ -77,7 +78,7 @@ impl CommandPlugin {
     pub(super) async fn load(
         engine: &WasmEngine,
         linker: &Linker<CommandState>,
-        bytes: Arc<Vec<u8>>,
+        bytes: Wasm,
         capabilities: Arc<Capabilities>,
     ) -> Result<Self, LoadError> {
         let module = engine.compile_module(bytes).await?;

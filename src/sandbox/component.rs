@@ -22,6 +22,7 @@ use super::host_limits::{self, HeldOutside, HttpHostState};
 use super::limits::MemoryLimiter;
 use super::pool::{self, InstancePool};
 use super::reuse::{Idle, Lease, Reuse};
+use super::wasm::Wasm;
 use crate::sandbox::capabilities::Capabilities;
 use crate::sandbox::capabilities::logging::{self, CallLog, CurrentLog, LogOutput, Stream};
 use crate::sandbox::capabilities::outbound::OutboundHttp;
@@ -220,12 +221,12 @@ impl ComponentPlugin {
     pub(super) async fn load(
         engine: &WasmEngine,
         linker: &Linker<CallState>,
-        bytes: Arc<Vec<u8>>,
+        bytes: Wasm,
         capabilities: Arc<Capabilities>,
         reuse: Reuse,
     ) -> Result<Self, LoadError> {
         let component = engine.compile_component(bytes.clone()).await.map_err(explain_compile_error)?;
-        let pool_cost = pool::component_cost(&component, bytes).await;
+        let pool_cost = pool::component_cost(&component, bytes.shared()).await;
         let mut plugin = Self::link(linker, component, capabilities, engine.pool().clone(), pool_cost)?;
         plugin.fuel_metering = engine.fuel_metering();
         plugin.idle = Idle::new(reuse, engine.pool());

@@ -19,6 +19,7 @@ use super::host_limits::HostLimitExceeded;
 use super::limits::MemoryLimiter;
 use super::pool::{InstancePool, MAX_CORE_INSTANCES_PER_COMPONENT, POOL_COMPONENT_INSTANCES, POOL_CORE_INSTANCES};
 use super::tiers::{CompilePool, Tier, TierOptions};
+use super::wasm::Wasm;
 use crate::types::{Limits, ToolFailure};
 
 /// How often the epoch ticker advances. Guest code yields to the async
@@ -133,7 +134,7 @@ impl WasmEngine {
     }
 
     /// Whether the code cache holds this engine's code for `bytes`.
-    pub fn is_cached(&self, bytes: &[u8]) -> bool {
+    pub fn is_cached(&self, bytes: &Wasm) -> bool {
         self.cache.as_ref().is_some_and(|cache| cache.path_for(bytes).is_file())
     }
 
@@ -149,7 +150,7 @@ impl WasmEngine {
 
     /// Compiles a component (or loads it from the code cache) off the
     /// request path, on the compile pool's threads.
-    pub async fn compile_component(&self, bytes: Arc<Vec<u8>>) -> Result<Component, LoadError> {
+    pub async fn compile_component(&self, bytes: Wasm) -> Result<Component, LoadError> {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
         let cached = self.is_cached(&bytes);
         let _turn = self.take_turn(cached).await;
@@ -163,7 +164,7 @@ impl WasmEngine {
 
     /// Compiles a core module (or loads it from the code cache) off the
     /// request path, on the compile pool's threads.
-    pub async fn compile_module(&self, bytes: Arc<Vec<u8>>) -> Result<Module, LoadError> {
+    pub async fn compile_module(&self, bytes: Wasm) -> Result<Module, LoadError> {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
         let cached = self.is_cached(&bytes);
         let _turn = self.take_turn(cached).await;

@@ -30,6 +30,7 @@ mod limits;
 pub(crate) mod pool;
 pub(crate) mod reuse;
 pub(crate) mod tiers;
+mod wasm;
 
 use std::sync::Arc;
 
@@ -40,6 +41,7 @@ pub(crate) use engine::{LoadError, RuntimeOptions};
 pub(crate) use reuse::Reuse;
 use tiers::CompilePool;
 pub(crate) use tiers::{Tier, TierOptions};
+pub(crate) use wasm::Wasm;
 
 /// What a freshly loaded guest says about itself.
 pub(crate) struct Described {
@@ -158,7 +160,7 @@ impl Compiler {
     async fn link(
         &self,
         engine: &WasmEngine,
-        bytes: Arc<Vec<u8>>,
+        bytes: Wasm,
         capabilities: Arc<Capabilities>,
         reuse: Reuse,
     ) -> Result<Guest, LoadError> {
@@ -233,7 +235,7 @@ impl Runtime {
     /// program exits, so every call of a command runs in a fresh one.
     pub async fn load(
         &self,
-        bytes: Arc<Vec<u8>>,
+        bytes: Wasm,
         command_tools: Vec<ToolDefinition>,
         capabilities: Arc<Capabilities>,
         reuse: Reuse,
@@ -281,7 +283,7 @@ impl Runtime {
     /// Its tools are those the baseline code described (same bytes).
     pub async fn optimize(
         &self,
-        bytes: Arc<Vec<u8>>,
+        bytes: Wasm,
         capabilities: Arc<Capabilities>,
         reuse: Reuse,
     ) -> Result<Guest, LoadError> {
