@@ -183,7 +183,19 @@ pub(crate) fn list_calls(query: &CallQuery, dialect: Dialect) -> Result<(String,
         if let Some(to) = to {
             inner.push(format!("at <= {}", bind(Param::Int(to))));
         }
-        conditions.push(format!("call_id IN (SELECT call_id FROM tool_calls WHERE {})", inner.join(" AND ")));
+        // EXISTS rather than IN: the newest calls are walked by index and
+        // each checked through its own rows, so a page of a common tool or
+        // outcome stops after the page, however long the log.
+        // SQLite is told which index: without statistics it may pick the
+        // tool's, and scan every call of that tool for each call listed.
+        let rows = match dialect {
+            Dialect::Sqlite => "tool_calls t INDEXED BY tool_calls_by_call",
+            Dialect::Postgres => "tool_calls t",
+        };
+        conditions.push(format!(
+            "EXISTS (SELECT 1 FROM {rows} WHERE t.call_id = calls.call_id AND {})",
+            inner.join(" AND ")
+        ));
     }
     let limit = query.limit.clamp(1, MAX_PAGE) + 1;
     let filter = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
