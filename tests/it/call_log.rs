@@ -12,12 +12,13 @@ use switchboard::CallLogSettings;
 use crate::capabilities::write_manifest;
 use crate::common::{PostgresServer, TestServer, eventually, metric, plugins_dir, tool_calls_on};
 
-/// A status-update (`status`) or end-of-call-report of call `call_id`.
-fn event(call_id: &str, kind: &str, status: &str) -> Vec<u8> {
+/// A status-update (`status`) or end-of-call-report of call `call_id`
+/// from `customer`.
+fn event_from(customer: &str, call_id: &str, kind: &str, status: &str) -> Vec<u8> {
     let mut message = json!({
         "type": kind,
         "call": {"id": call_id, "type": "inbound_phone_call", "status": status},
-        "customer": {"number": "+31612345678"},
+        "customer": {"number": customer},
     });
     if kind == "end-of-call-report" {
         message["duration_seconds"] = json!(84);
@@ -26,6 +27,11 @@ fn event(call_id: &str, kind: &str, status: &str) -> Vec<u8> {
         message["messages"] = json!([{"role": "user", "content": "Tuesday please"}]);
     }
     serde_json::to_vec(&json!({ "message": message })).unwrap()
+}
+
+/// The same, from +31612345678.
+fn event(call_id: &str, kind: &str, status: &str) -> Vec<u8> {
+    event_from("+31612345678", call_id, kind, status)
 }
 
 /// `GET /api/calls/{call_id}` once it holds `entries` entries.
@@ -353,7 +359,7 @@ async fn replicas_sharing_postgres_see_each_others_calls_and_survive_it_going_aw
     let (a, b) = (replica().await, replica().await);
     let body = tool_calls_on("call-shared", "+15550006666", &[("t-a", "echo", json!({"via": "a"}))]);
     assert_eq!(a.send(&body).await.status(), 200);
-    assert_eq!(b.send(&event("call-shared", "status-update", "ended")).await.status(), 200);
+    assert_eq!(b.send(&event_from("+15550006666", "call-shared", "status-update", "ended")).await.status(), 200);
     // Either replica tells the whole story.
     let from_b = story(&b, "call-shared", 3).await;
     assert_eq!(kinds(&from_b), ["tool-calls", "echo:ok", "status-update"]);
@@ -391,4 +397,20 @@ async fn replicas_sharing_postgres_see_each_others_calls_and_survive_it_going_aw
     let body = tool_calls_on("call-back", "+15550008888", &[("t-back", "echo", json!({}))]);
     assert_eq!(a.send(&body).await.status(), 200);
     assert_eq!(kinds(&story(&b, "call-back", 2).await), ["tool-calls", "echo:ok"]);
+
+    // It comes back empty (a failover to a fresh database): the first batch
+    // fails, and the writer makes the tables again for the next.
+    let (admin, connection) = tokio_postgres::connect(&postgres.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    admin.batch_execute("DROP TABLE tool_calls, webhooks, calls").await.unwrap();
+    let failed = metric(&a.metrics().await, "switchboard_call_log_dropped_total{reason=\"write_failed\"}");
+    let lost = tool_calls_on("call-lost", "+15550008888", &[("t-lost", "echo", json!({}))]);
+    assert_eq!(a.send(&lost).await.status(), 200);
+    eventually("the write into the missing tables to fail", async || {
+        metric(&a.metrics().await, "switchboard_call_log_dropped_total{reason=\"write_failed\"}") > failed
+    })
+    .await;
+    let body = tool_calls_on("call-anew", "+15550008888", &[("t-anew", "echo", json!({}))]);
+    assert_eq!(a.send(&body).await.status(), 200);
+    assert_eq!(kinds(&story(&b, "call-anew", 2).await), ["tool-calls", "echo:ok"]);
 }

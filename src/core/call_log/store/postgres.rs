@@ -1,9 +1,9 @@
 //! The call log in PostgreSQL, shared by replicas. A batch is three
 //! statements in one transaction, each taking whole columns as arrays
 //! (`UNNEST`), so a batch costs three round trips whatever its size. A
-//! connection that breaks is opened again on next use: while the database
-//! is gone, writes fail (the writer drops and counts them) and answers go
-//! on.
+//! connection that breaks is opened again on next use (and the tables made
+//! again, if the database came back without them): while the database is
+//! gone, writes fail (the writer drops and counts them) and answers go on.
 
 use tokio::sync::Mutex;
 use tokio_postgres::types::ToSql;
@@ -43,12 +43,26 @@ async fn connect(url: &str) -> Result<Client, String> {
     Ok(client)
 }
 
-/// The open client in `slot`, or a new one.
-async fn client<'a>(url: &str, slot: &'a mut Option<Client>) -> Result<&'a mut Client, String> {
+/// The open client in `slot`, or a new one; a new writer's connection
+/// first makes the tables when missing (the database may have come back
+/// empty: a failover, a restore).
+async fn client<'a>(url: &str, slot: &'a mut Option<Client>, writes: bool) -> Result<&'a mut Client, String> {
     if slot.as_ref().is_none_or(|c| c.is_closed()) {
-        *slot = Some(connect(url).await?);
+        let mut client = connect(url).await?;
+        if writes {
+            create_schema(&mut client).await?;
+        }
+        *slot = Some(client);
     }
     Ok(slot.as_mut().expect("just set"))
+}
+
+/// Creates the tables and indexes when missing, one replica at a time.
+async fn create_schema(client: &mut Client) -> Result<(), String> {
+    let transaction = client.transaction().await.map_err(error)?;
+    transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]).await.map_err(error)?;
+    transaction.batch_execute(&sql::schema(Dialect::Postgres)).await.map_err(error)?;
+    transaction.commit().await.map_err(error)
 }
 
 impl Postgres {
@@ -56,17 +70,14 @@ impl Postgres {
     pub async fn open(url: String, create: bool) -> Result<Self, String> {
         let mut first = connect(&url).await?;
         if create {
-            let transaction = first.transaction().await.map_err(error)?;
-            transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK]).await.map_err(error)?;
-            transaction.batch_execute(&sql::schema(Dialect::Postgres)).await.map_err(error)?;
-            transaction.commit().await.map_err(error)?;
+            create_schema(&mut first).await?;
         }
         Ok(Self { url, writer: Mutex::new(Some(first)), reader: Mutex::new(None) })
     }
 
     pub async fn write(&self, batch: Batch) -> Result<(), String> {
         let mut slot = self.writer.lock().await;
-        let result = self.write_with(client(&self.url, &mut slot).await?, &batch).await;
+        let result = self.write_with(client(&self.url, &mut slot, true).await?, &batch).await;
         if result.is_err() {
             // Start again from a new connection next time.
             *slot = None;
@@ -137,7 +148,7 @@ impl Postgres {
 
     pub async fn prune(&self, before_ms: i64) -> Result<u64, String> {
         let mut slot = self.writer.lock().await;
-        let client = client(&self.url, &mut slot).await?;
+        let client = client(&self.url, &mut slot, true).await?;
         let transaction = client.transaction().await.map_err(error)?;
         let mut gone = 0;
         for statement in sql::PRUNE {
@@ -150,7 +161,7 @@ impl Postgres {
     /// Runs a read on the reader connection (opened again if it broke).
     async fn read(&self, text: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, String> {
         let mut slot = self.reader.lock().await;
-        let client = client(&self.url, &mut slot).await?;
+        let client = client(&self.url, &mut slot, false).await?;
         let rows = client.query(text, params).await.map_err(error);
         if rows.is_err() && client.is_closed() {
             *slot = None;

@@ -192,10 +192,8 @@ pub(crate) fn list_calls(query: &CallQuery, dialect: Dialect) -> Result<(String,
             Dialect::Sqlite => "tool_calls t INDEXED BY tool_calls_by_call",
             Dialect::Postgres => "tool_calls t",
         };
-        conditions.push(format!(
-            "EXISTS (SELECT 1 FROM {rows} WHERE t.call_id = calls.call_id AND {})",
-            inner.join(" AND ")
-        ));
+        conditions
+            .push(format!("EXISTS (SELECT 1 FROM {rows} WHERE t.call_id = calls.call_id AND {})", inner.join(" AND ")));
     }
     let limit = query.limit.clamp(1, MAX_PAGE) + 1;
     let filter = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
