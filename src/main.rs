@@ -17,6 +17,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     init_logging(&cli);
+    if !matches!(cli.command, cli::Command::Serve(_) | cli::Command::Mcp(_)) {
+        end_quietly_on_closed_pipe();
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -55,5 +58,17 @@ fn init_logging(cli: &cli::Cli) {
             builder.with_ansi(std::io::stderr().is_terminal()).without_time().init()
         }
         cli::LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
+}
+
+/// A one-shot command whose reader goes away (`switchboard calls | head`)
+/// ends there, as Unix tools do, instead of panicking on the failed write:
+/// Rust ignores SIGPIPE unless told otherwise. The servers keep ignoring it
+/// (a client that hangs up is theirs to handle).
+fn end_quietly_on_closed_pipe() {
+    // SAFETY: restores the default disposition of one signal at start,
+    // before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
