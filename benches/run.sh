@@ -8,8 +8,9 @@
 #   --out FILE       where to write the report (default: BENCHMARKS.md at the
 #                    repository root for a full run).
 #   --only LIST      comma-separated sections: http, instantiation (the in-process
-#                    figures), reload, memory, startup, tiers (default: all); the
-#                    others keep the figures of the last run in the same work folder.
+#                    figures), reload, memory, startup, tiers, call-log (default:
+#                    all); the others keep the figures of the last run in the same
+#                    work folder.
 #   --servers LIST   comma-separated servers for the http section:
 #                    switchboard-echo, switchboard-echo-reuse, switchboard-edge,
 #                    switchboard-echo_command, native, express, express-cluster,
@@ -47,7 +48,7 @@ while [[ $# -gt 0 ]]; do
             shift
             ;;
         -h | --help)
-            sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
