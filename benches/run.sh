@@ -21,7 +21,7 @@
 # It installs express (npm) and a Python venv (fastapi, uvicorn[standard], flask,
 # gunicorn) under target/bench-deps/, builds Switchboard, the native baseline,
 # the load generator and the plugins in release mode, then runs benches/suite.
-# A full run measures for about 8 minutes after the builds, and waits up to 5
+# A full run measures for about 9 minutes after the builds, and waits up to 5
 # more for a quiet machine. Needs cargo, node, npm and python3 (with venv).
 # Everything it starts listens on 127.0.0.1 only and stops when it ends.
 set -euo pipefail
