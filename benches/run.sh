@@ -8,8 +8,9 @@
 #   --out FILE       where to write the report (default: BENCHMARKS.md at the
 #                    repository root for a full run).
 #   --only LIST      comma-separated sections: http, instantiation (the in-process
-#                    figures), reload, memory, startup, tiers (default: all); the
-#                    others keep the figures of the last run in the same work folder.
+#                    figures), reload, memory, startup, tiers, call-log (default:
+#                    all); the others keep the figures of the last run in the same
+#                    work folder.
 #   --servers LIST   comma-separated servers for the http section:
 #                    switchboard-echo, switchboard-echo-reuse, switchboard-edge,
 #                    switchboard-echo_command, native, express, express-cluster,
@@ -20,7 +21,7 @@
 # It installs express (npm) and a Python venv (fastapi, uvicorn[standard], flask,
 # gunicorn) under target/bench-deps/, builds Switchboard, the native baseline,
 # the load generator and the plugins in release mode, then runs benches/suite.
-# A full run measures for about 8 minutes after the builds, and waits up to 5
+# A full run measures for about 9 minutes after the builds, and waits up to 5
 # more for a quiet machine. Needs cargo, node, npm and python3 (with venv).
 # Everything it starts listens on 127.0.0.1 only and stops when it ends.
 set -euo pipefail
@@ -47,7 +48,7 @@ while [[ $# -gt 0 ]]; do
             shift
             ;;
         -h | --help)
-            sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)

@@ -96,9 +96,20 @@ impl Conn {
         }
     }
 
-    /// POSTs `body` to `/webhook`, signed with the current time, as the platform does.
+    /// POSTs the `tool-calls` webhook `body` to `/webhook`, signed with the
+    /// current time, as the platform does.
     pub async fn post_webhook(&mut self, ep: &Endpoint, body: String) -> Result<(StatusCode, Bytes), String> {
-        let request = signed_webhook(&body)
+        self.post_event(ep, "tool-calls", body).await
+    }
+
+    /// POSTs the webhook `body` of `event` (`status-update`, ...) to `/webhook`, signed.
+    pub async fn post_event(
+        &mut self,
+        ep: &Endpoint,
+        event: &str,
+        body: String,
+    ) -> Result<(StatusCode, Bytes), String> {
+        let request = signed_event(event, &body)
             .header(header::HOST, &ep.host)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
@@ -117,32 +128,46 @@ impl Conn {
     }
 }
 
-/// `POST /webhook` with the headers the platform sends for `body`: its
-/// content type, event, and a signature made with the current time. The
-/// caller adds the body (and the `Host` header, over HTTP).
+/// `POST /webhook` with the headers the platform sends for the `tool-calls`
+/// webhook `body`: its content type, event, and a signature made with the
+/// current time. The caller adds the body (and the `Host` header, over HTTP).
 pub fn signed_webhook(body: &str) -> http::request::Builder {
+    signed_event("tool-calls", body)
+}
+
+/// [`signed_webhook`] for a webhook of `event`.
+pub fn signed_event(event: &str, body: &str) -> http::request::Builder {
     let timestamp = switchboard::unix_now();
     let signature = switchboard::sign(SECRET.as_bytes(), timestamp, body.as_bytes());
     Request::builder()
         .method(Method::POST)
         .uri("/webhook")
         .header(header::CONTENT_TYPE, "application/json")
-        .header("x-webhook-event", "tool-calls")
+        .header("x-webhook-event", event)
         .header("x-webhook-timestamp", timestamp.to_string())
         .header("x-webhook-signature", signature)
 }
 
+/// The call id of the spec fixtures, which every webhook of the load carries.
+pub const FIXTURE_CALL_ID: &str = "5c4d030f-43e3-4e65-899e-8148521e660f";
+
 /// A tool-calls webhook with one tool call, shaped like the spec fixture
 /// `tool-calls.request.json`.
 pub fn tool_calls_body(tool_call_id: &str, tool: &str, arguments: &str) -> String {
+    tool_calls_body_of_call(FIXTURE_CALL_ID, tool_call_id, tool, arguments)
+}
+
+/// [`tool_calls_body`] on the call `call_id`.
+pub fn tool_calls_body_of_call(call_id: &str, tool_call_id: &str, tool: &str, arguments: &str) -> String {
     format!(
         concat!(
             r#"{{"message":{{"type":"tool-calls","timestamp":"2025-12-13T12:00:00.000Z","#,
-            r#""call":{{"id":"5c4d030f-43e3-4e65-899e-8148521e660f","type":"inbound_phone_call","status":"in-progress"}},"#,
+            r#""call":{{"id":"{call_id}","type":"inbound_phone_call","status":"in-progress"}},"#,
             r#""phone_number":{{"number":"+31850835037","name":"HMS Sovereign Demo"}},"#,
             r#""customer":{{"number":"+31612345678"}},"#,
             r#""tool_call_list":[{{"id":"{id}","type":"function","function":{{"name":"{tool}","arguments":{args}}}}}]}}}}"#
         ),
+        call_id = call_id,
         id = tool_call_id,
         tool = tool,
         args = arguments,

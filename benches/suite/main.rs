@@ -1,12 +1,13 @@
 //! The benchmark suite behind `benches/run.sh`: starts each server under
 //! test, drives it with the load generator, measures the extra figures
-//! (in-process calls, hot reload, memory, start-up, compile tiers) and
-//! writes BENCHMARKS.md.
+//! (in-process calls, hot reload, memory, start-up, compile tiers, the call
+//! log) and writes BENCHMARKS.md.
 //!
 //! Built as a `harness = false` bench target; `benches/run.sh` installs the
 //! baselines, builds everything and passes the paths. Run it through that
 //! script (`benches/run.sh --help`).
 
+mod call_log;
 mod client;
 mod extras;
 mod load;
@@ -72,7 +73,7 @@ struct Args {
     /// The command line to quote in the report.
     #[arg(long, default_value = "benches/run.sh")]
     command_line: String,
-    /// Only these sections: http, instantiation, reload, memory, startup, tiers.
+    /// Only these sections: http, instantiation, reload, memory, startup, tiers, call-log.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Only these servers in the http section.
@@ -169,6 +170,9 @@ pub struct Results {
     /// Compile tiers per example language (absent in older results.json).
     #[serde(default)]
     pub tiers: Figure<tiers::TiersResult>,
+    /// The call log's figures (absent in older results.json).
+    #[serde(default)]
+    pub call_log: Figure<call_log::CallLogResult>,
     /// Waits for the machine to be quiet before each block: (block, seconds waited, other load then).
     pub quiet_waits: Vec<(String, f64, f64)>,
 }
@@ -267,26 +271,47 @@ fn machine(args: &Args) -> Vec<(String, String)> {
 
 /// The command that starts server `key` on 127.0.0.1:PORT, and how the
 /// report says it was started.
+///
+/// Switchboard's servers run with the call log off (`--config` with
+/// `[call_log] enabled = false`), as every figure before the call log was
+/// measured, except `switchboard-echo-log-on`, the call log section's.
 fn server_command(args: &Args, key: &str, port: u16) -> (Command, String) {
     let baselines = args.root.join("benches/baselines");
     let address = format!("127.0.0.1:{port}");
+    let serve = |binary: &std::path::Path, plugins: &str| {
+        let mut c = Command::new(binary);
+        c.arg("serve").arg("--plugins").arg(args.work.join(plugins)).args(["--listen", &address]);
+        c.arg("--config").arg(servers::call_log_off_config(args));
+        c
+    };
+    const OFF: &str = "`switchboard serve --config call-log-off.toml`";
+    const OFF_FILE: &str = "(`call-log-off.toml`: `[call_log] enabled = false`)";
     match key {
         "switchboard-echo" | "switchboard-echo_command" => {
-            let mut c = Command::new(&args.switchboard);
-            c.arg("serve").arg("--plugins").arg(args.work.join("plugins-http")).args(["--listen", &address]);
-            (c, "`switchboard serve` (release build, default settings)".into())
+            (serve(&args.switchboard, "plugins-http"), format!("{OFF} (release build) {OFF_FILE}"))
         }
-        "switchboard-echo-reuse" => {
-            let mut c = Command::new(&args.switchboard);
-            c.arg("serve").arg("--plugins").arg(args.work.join("plugins-http-reuse")).args(["--listen", &address]);
-            (c, "`switchboard serve`, `echo.toml`: `max_instance_reuse = 256`".into())
-        }
+        "switchboard-echo-reuse" => (
+            serve(&args.switchboard, "plugins-http-reuse"),
+            format!("{OFF} {OFF_FILE}, `echo.toml`: `max_instance_reuse = 256`"),
+        ),
         "switchboard-edge" => {
             // Without the edge-only build the server fails to start, and the report says so.
             let binary = args.switchboard_edge.clone().unwrap_or_else(|| args.work.join("no-switchboard-edge-build"));
-            let mut c = Command::new(binary);
-            c.arg("serve").arg("--plugins").arg(args.work.join("plugins-http")).args(["--listen", &address]);
-            (c, "`switchboard serve` built with `--features bench-no-plugin-call`".into())
+            (serve(&binary, "plugins-http"), format!("{OFF} {OFF_FILE}, built with `--features bench-no-plugin-call`"))
+        }
+        "switchboard-echo-log-off" => {
+            (serve(&args.switchboard, call_log::PLUGINS), format!("{OFF} (release build) {OFF_FILE}"))
+        }
+        "switchboard-echo-log-on" => {
+            let mut c = Command::new(&args.switchboard);
+            c.arg("serve").arg("--plugins").arg(args.work.join(call_log::PLUGINS)).args(["--listen", &address]);
+            c.arg("--data-dir").arg(args.work.join(call_log::ON_DATA));
+            let how = format!(
+                "`switchboard serve --data-dir {}` (release build, default settings: the call log on, in SQLite; \
+                 emptied before the run)",
+                call_log::ON_DATA
+            );
+            (c, how)
         }
         "native" => {
             let mut c = Command::new(&args.native);
@@ -341,7 +366,7 @@ struct Running {
 /// starts), then measures them in turns: at each load, round after round,
 /// one window per server. Returns each server's figures, the windows of a
 /// load merged.
-async fn bench_servers(servers: Vec<Server>, args: &Args, d: Durations) -> Vec<ServerResults> {
+async fn bench_servers(servers: Vec<Server>, args: &Args, d: Durations, levels: &[usize]) -> Vec<ServerResults> {
     let mut running: Vec<Running> = Vec::new();
     for (key, label, tool, half_rate) in servers {
         eprintln!("== starting {label}");
@@ -370,8 +395,7 @@ async fn bench_servers(servers: Vec<Server>, args: &Args, d: Durations) -> Vec<S
         warmup: if round == 0 { d.warmup } else { d.warmup.min(REWARM) },
         measure: d.measure / rounds,
     };
-    let levels = if args.concurrency.is_empty() { CONCURRENCY.to_vec() } else { args.concurrency.clone() };
-    for concurrency in levels {
+    for &concurrency in levels {
         eprintln!("== {concurrency} connections, closed loop ({rounds} round(s), servers in turns)");
         let merged = measure_in_turns(&mut running, rounds, |entry, round| {
             let w = window(round);
@@ -408,6 +432,9 @@ async fn bench_servers(servers: Vec<Server>, args: &Args, d: Durations) -> Vec<S
     }
 
     // Half of each server's best throughput, at a fixed rate.
+    if !running.iter().any(|entry| entry.half_rate) {
+        return stop_servers(args, running);
+    }
     eprintln!("== half of each server's best throughput, fixed rate ({rounds} round(s), servers in turns)");
     let merged = measure_in_turns(&mut running, rounds, |entry, round| {
         let max = entry.results.runs.iter().map(|r| r.rps).fold(0.0, f64::max);
@@ -438,6 +465,12 @@ async fn bench_servers(servers: Vec<Server>, args: &Args, d: Durations) -> Vec<S
         }
     }
 
+    stop_servers(args, running)
+}
+
+/// Stops the servers of [`bench_servers`]; their figures, each marked failed
+/// if the server had exited by then.
+fn stop_servers(args: &Args, running: Vec<Running>) -> Vec<ServerResults> {
     running
         .into_iter()
         .map(|mut entry| {
@@ -569,12 +602,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
         let servers: Vec<Server> =
             SERVERS.into_iter().filter(|s| args.servers.is_empty() || args.servers.iter().any(|k| k == s.0)).collect();
         wait_for_quiet(&mut results, "http").await;
-        results.http = bench_servers(servers, &args, durations).await;
+        let levels = if args.concurrency.is_empty() { CONCURRENCY.to_vec() } else { args.concurrency.clone() };
+        results.http = bench_servers(servers, &args, durations, &levels).await;
     }
     results.reload = section(&args, &mut results, "reload", extras::reload(&args)).await;
     results.memory = section(&args, &mut results, "memory", extras::memory(&args)).await;
     results.startup = section(&args, &mut results, "startup", extras::startup(&args)).await;
     results.tiers = section(&args, &mut results, "tiers", tiers::tiers_section(&args)).await;
+    results.call_log = section(&args, &mut results, "call-log", call_log::call_log_section(&args, durations)).await;
 
     // With --only, the sections not run keep the figures of the last run.
     let last = || std::fs::read_to_string(&results_json).ok().and_then(|t| serde_json::from_str::<Results>(&t).ok());
@@ -599,6 +634,7 @@ fn keep_unmeasured(results: &mut Results, last: Results) {
     results.memory = results.memory.take().or(last.memory);
     results.startup = results.startup.take().or(last.startup);
     results.tiers = results.tiers.take().or(last.tiers);
+    results.call_log = results.call_log.take().or(last.call_log);
 }
 
 fn main() -> anyhow::Result<()> {

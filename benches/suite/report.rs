@@ -292,7 +292,189 @@ pub fn render(r: &Results) -> String {
         );
     });
     tiers_section(m, r);
+    call_log_section(m, r);
     md
+}
+
+fn call_log_section(m: &mut String, r: &Results) {
+    section(m, "Call log (issue 18)", &r.call_log, |m, c| {
+        let b = &c.big;
+        let at = |key: &str| c.throughput.iter().find(|s| s.key == key).and_then(|s| s.at(TARGET_CONCURRENCY));
+        let (on, off) = (at("switchboard-echo-log-on"), at("switchboard-echo-log-off"));
+        let _ = writeln!(
+            m,
+            "Two `switchboard serve` (the same release binary, `echo.wasm`), one keeping the call log (default \
+             settings: SQLite in a data folder of its own), one with `[call_log] enabled = false`, measured in turns \
+             at {TARGET_CONCURRENCY} connections as the servers above are. Every other Switchboard this suite starts \
+             runs with the call log off, as they all ran before it existed, so that the figures of the other \
+             sections stay comparable. Then a log of {} tool calls is built and read (below). \
+             Goals are judged on the median of the samples (the visibility goal on its p99, here the maximum); the maximum is shown beside it.\n\n\
+             | figure | goal | measured | met |\n|---|---|---|---|",
+            thousands(b.tool_calls as f64)
+        );
+        let mut row = |figure: &str, goal: &str, measured: String, met: bool| {
+            let _ = writeln!(m, "| {figure} | {goal} | {measured} | {} |", if met { "yes" } else { "**NO**" });
+        };
+        if let (Some(on), Some(off)) = (on, off) {
+            let t = on.rps / off.rps;
+            row(
+                &format!("throughput, call log on ÷ off (echo, {TARGET_CONCURRENCY} connections, same run)"),
+                "≥ 0.95",
+                format!(
+                    "{} vs {} req/s = {}; CPU {} vs {} µs/req",
+                    thousands(on.rps),
+                    thousands(off.rps),
+                    ratio(t),
+                    num(on.server_cpu_us_per_req, 1),
+                    num(off.server_cpu_us_per_req, 1)
+                ),
+                t >= 0.95,
+            );
+        }
+        let v = &c.visibility;
+        row(
+            "a tool call visible in `/api/calls` after its answer",
+            "< 1 s",
+            format!(
+                "p50 {} ms, p99 {} ms, max {} ms ({} calls{}); on the large log: p50 {} ms, max {} ms",
+                num(v.delay.median_ms, 1),
+                num(v.delay.p99_ms, 1),
+                num(v.delay.max_ms, 1),
+                v.delay.samples_ms.len() + v.not_visible,
+                if v.not_visible > 0 { format!(", {} not within 10 s", v.not_visible) } else { String::new() },
+                num(b.visibility.delay.median_ms, 1),
+                num(b.visibility.delay.max_ms, 1),
+            ),
+            v.not_visible == 0
+                && b.visibility.not_visible == 0
+                && v.delay.p99_ms.max(b.visibility.delay.p99_ms) < 1000.0,
+        );
+        row(
+            &format!("`switchboard calls --call ID` on a log of {} tool calls", thousands(b.tool_calls as f64)),
+            "< 100 ms",
+            format!("median {} ms, max {} ms", num(b.cli_call.median_ms, 1), num(b.cli_call.max_ms, 1)),
+            b.cli_call.median_ms < 100.0,
+        );
+        row(
+            &format!(
+                "dashboard first load, {} calls logged ({} tool calls)",
+                thousands(b.calls as f64),
+                thousands(b.tool_calls as f64)
+            ),
+            "< 1 s",
+            format!("median {} ms, max {} ms", num(b.first_load.median_ms, 1), num(b.first_load.max_ms, 1)),
+            b.first_load.median_ms < 1000.0,
+        );
+
+        let _ = writeln!(
+            m,
+            "\n### Throughput with the call log on and off\n\n\
+             | server | connections | req/s | p50 ms | p99 ms | server CPU µs/req | loadgen CPU µs/req | other load (cores) | errors |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for s in &c.throughput {
+            for run in &s.runs {
+                let _ = writeln!(
+                    m,
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    s.label,
+                    run.concurrency,
+                    thousands(run.rps),
+                    ms(run.p50_us),
+                    ms(run.p99_us),
+                    num(run.server_cpu_us_per_req, 1),
+                    num(run.client_cpu_us_per_req, 1),
+                    num(run.other_cores, 2),
+                    run.errors
+                );
+            }
+        }
+        let dropped = c.answered_tool_calls.saturating_sub(c.logged_tool_calls);
+        let _ = writeln!(
+            m,
+            "\nThe log-on server's database held {} tool calls after its runs, of the {} it answered (warm-ups and \
+             its readiness check included): {}. Each request is a `tool-calls` webhook with one tool call, so the \
+             log gets two records per request (the webhook and the tool call); all the load's webhooks carry the \
+             spec fixture's call id, so they update one summary row.\n\nHow each server was started:\n",
+            thousands(c.logged_tool_calls as f64),
+            thousands(c.answered_tool_calls as f64),
+            if dropped == 0 { "none dropped".to_owned() } else { format!("**{} dropped**", thousands(dropped as f64)) }
+        );
+        for s in &c.throughput {
+            let _ = writeln!(m, "- {}: {}", s.label, s.how);
+        }
+        let samples =
+            |s: &crate::call_log::Spread| s.samples_ms.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(", ");
+        let _ = writeln!(
+            m,
+            "\n### A tool call visible after its answer\n\n\
+             On an idle log-on server, {} signed `tool-calls` webhooks (echo), one at a time, each on a call of its \
+             own; after each answer, `GET /api/calls/{{call_id}}` every ~1 ms (on a second connection) until it \
+             shows the tool call. The writer gathers records for 50 ms before it writes a batch. Delay from having \
+             read the answer (ms): {}\n",
+            v.delay.samples_ms.len() + v.not_visible,
+            samples(&v.delay)
+        );
+        let _ = writeln!(
+            m,
+            "### A log of {} tool calls\n\n\
+             Built in {} s: a server (log on) logged two real calls, each a `status-update` (in progress), ten \
+             `tool-calls` webhooks of one echo call each, a `status-update` (ended) and the spec's \
+             `end-of-call-report`; in the second, the last tool call has arguments that are not an object \
+             (`invalid_arguments`). The server stopped, their rows were copied in SQL into the server's own tables \
+             (indexes in place) as {} calls with random UUIDs, every {}th a copy of the failed one, starting over \
+             the last 24 hours, each lasting 3 minutes with its rows evenly spaced, inserted in time order so that \
+             calls interleave as in a real log; each call has its summary row, and the counts were checked to add \
+             up. {} calls ({} with a failed tool call), {} tool calls, {} webhooks; `calls.sqlite3` is **{} MB** \
+             ({} bytes per tool call, webhooks included). No `ANALYZE` (the server runs none).\n\n\
+             Each command is a fresh process, as a user runs it (`--data-dir` the log's folder, output read whole), \
+             a different random call for each `--call`, after one untimed run of the same command (the binary and \
+             the file in the page cache, as for any command run twice). Then `switchboard serve` on the log (ready {} ms after it \
+             was spawned) for the dashboard and the API. {} samples each:\n\n\
+             | what | median ms | max ms |\n|---|---:|---:|\n\
+             | `switchboard --version` (a fresh process of the binary doing nothing: the floor) | {} | {} |\n\
+             | `switchboard calls --call ID` | {} | {} |\n\
+             | `switchboard calls` (the 20 most recent) | {} | {} |\n\
+             | `switchboard calls --errors` | {} | {} |\n\
+             | `switchboard calls --tool echo --errors` | {} | {} |\n\
+             | dashboard first load: {} | {} | {} |\n\
+             | `GET /api/calls/{{id}}` (a call's view), fresh connection | {} | {} |\n\
+             | a tool call visible after its answer, on this log ({} calls) | {} | {} |\n\n\
+             The dashboard's first load is timed as its page makes it, on two fresh connections as a browser opens \
+             them, each answer read whole and checked (50 calls listed); the browser's parsing and rendering are \
+             not included.\n",
+            thousands(b.tool_calls as f64),
+            num(b.build_s, 1),
+            thousands(b.calls.saturating_sub(2) as f64),
+            crate::call_log::FAILED_EVERY,
+            thousands(b.calls as f64),
+            thousands(b.failed_calls as f64),
+            thousands(b.tool_calls as f64),
+            thousands(b.webhooks as f64),
+            num(b.file_bytes as f64 / 1e6, 0),
+            num(b.file_bytes as f64 / b.tool_calls as f64, 0),
+            num(b.serve_ready_ms, 0),
+            b.cli_call.samples_ms.len(),
+            num(b.version.median_ms, 1),
+            num(b.version.max_ms, 1),
+            num(b.cli_call.median_ms, 1),
+            num(b.cli_call.max_ms, 1),
+            num(b.cli_list.median_ms, 1),
+            num(b.cli_list.max_ms, 1),
+            num(b.cli_errors.median_ms, 1),
+            num(b.cli_errors.max_ms, 1),
+            num(b.cli_tool_errors.median_ms, 1),
+            num(b.cli_tool_errors.max_ms, 1),
+            crate::call_log::FIRST_LOAD,
+            num(b.first_load.median_ms, 1),
+            num(b.first_load.max_ms, 1),
+            num(b.call_view.median_ms, 1),
+            num(b.call_view.max_ms, 1),
+            b.visibility.delay.samples_ms.len() + b.visibility.not_visible,
+            num(b.visibility.delay.median_ms, 1),
+            num(b.visibility.delay.max_ms, 1),
+        );
+    });
 }
 
 fn tiers_section(m: &mut String, r: &Results) {

@@ -30,6 +30,18 @@ pub fn stop_all() {
     }
 }
 
+/// `WORK/call-log-off.toml`, written on first use: a configuration with
+/// only `[call_log] enabled = false`. The suite's Switchboard servers run
+/// with it (but for the call log section's), as all of them ran before the
+/// call log existed; without it `serve` would keep a log in `./data`.
+pub fn call_log_off_config(args: &Args) -> PathBuf {
+    let path = args.work.join("call-log-off.toml");
+    if !path.exists() {
+        std::fs::write(&path, "[call_log]\nenabled = false\n").expect("write call-log-off.toml in the work folder");
+    }
+    path
+}
+
 /// A free loopback port (bound, read, released).
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
@@ -82,12 +94,14 @@ impl ServerProc {
         !matches!(self.child.try_wait(), Ok(None))
     }
 
-    /// Starts `switchboard serve` on a free port with the plugins in `dir`,
-    /// logging to `WORK/NAME.log`.
+    /// Starts `switchboard serve` on a free port with the plugins in `dir`
+    /// and the call log off ([`call_log_off_config`]), logging to
+    /// `WORK/NAME.log`.
     pub fn switchboard(args: &Args, dir: &Path, name: &str) -> anyhow::Result<Self> {
         let port = free_port();
         let mut command = Command::new(&args.switchboard);
         command.arg("serve").arg("--listen").arg(format!("127.0.0.1:{port}")).arg("--plugins").arg(dir);
+        command.arg("--config").arg(call_log_off_config(args));
         Self::spawn(name, &mut command, port, &args.work.join(format!("{name}.log")))
     }
 

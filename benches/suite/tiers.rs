@@ -121,7 +121,11 @@ fn config(dir: &Path, cache: &Path, background_threads: usize) -> anyhow::Result
     let path = dir.with_extension("toml");
     std::fs::write(
         &path,
-        format!("cache_dir = {:?}\n[compile]\nbackground_threads = {background_threads}\n", cache.display()),
+        // The call log off, as before it existed (see servers::call_log_off_config).
+        format!(
+            "cache_dir = {:?}\n[compile]\nbackground_threads = {background_threads}\n[call_log]\nenabled = false\n",
+            cache.display()
+        ),
     )?;
     Ok(path)
 }
