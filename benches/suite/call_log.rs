@@ -488,10 +488,11 @@ fn multiply(file: &PathBuf, ok: &str, failed: &str, calls: u64) -> anyhow::Resul
          FROM n",
         params![copies, FAILED_EVERY as i64, ok, failed, start, spacing],
     )?;
+    // Rows are timed in microseconds, summaries in milliseconds.
     tx.execute(
         "INSERT INTO tool_calls (at, call_id, tool_call_id, tool, plugin, version, door, outcome, duration_us, \
            arguments, result, error) \
-         SELECT c.start + p.pos * ?1, c.call_id, t.tool_call_id || '_' || c.i, t.tool, t.plugin, t.version, t.door, \
+         SELECT (c.start + p.pos * ?1) * 1000, c.call_id, t.tool_call_id || '_' || c.i, t.tool, t.plugin, t.version, t.door, \
            t.outcome, t.duration_us, t.arguments, t.result, t.error \
          FROM copies c JOIN template p ON p.call_id = c.template AND p.kind = 'tool' JOIN tool_calls t ON t.id = p.id \
          ORDER BY 1",
@@ -499,7 +500,7 @@ fn multiply(file: &PathBuf, ok: &str, failed: &str, calls: u64) -> anyhow::Resul
     )?;
     tx.execute(
         "INSERT INTO webhooks (at, call_id, event, http_status, duration_us, detail) \
-         SELECT c.start + p.pos * ?1, c.call_id, w.event, w.http_status, w.duration_us, w.detail \
+         SELECT (c.start + p.pos * ?1) * 1000, c.call_id, w.event, w.http_status, w.duration_us, w.detail \
          FROM copies c JOIN template p ON p.call_id = c.template AND p.kind = 'hook' JOIN webhooks w ON w.id = p.id \
          ORDER BY 1",
         [step],

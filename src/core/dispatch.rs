@@ -60,11 +60,20 @@ pub(crate) struct ToolCallRequest {
     /// The tool name.
     pub name: String,
     /// Arguments as JSON object text, or why they are unusable.
-    pub arguments: Result<String, String>,
+    pub arguments: Result<String, Unusable>,
     /// Where the call comes from.
     pub context: CallContext,
     /// The door it came in by.
     pub door: Door,
+}
+
+/// Arguments that cannot be used.
+#[derive(Debug, Clone)]
+pub(crate) struct Unusable {
+    /// Why, for the LLM.
+    pub why: String,
+    /// What was sent, for the call log.
+    pub sent: String,
 }
 
 /// The outcome of one tool call.
@@ -209,7 +218,7 @@ impl Dispatcher {
             "not run: the request has {total} tool calls, and only the first {} of a request run (max_tool_calls_per_request)",
             self.max_calls
         );
-        Logged::start(&self.services.log, &call, None, String::new()).finish(Outcome::Error, None, Some(&message));
+        Logged::start(&self.services.log, &call, None, "".into()).finish(Outcome::Error, None, Some(&message));
         ToolCallOutcome { id: call.id, result: Err(message), replayed: false }
     }
 }
@@ -264,7 +273,7 @@ async fn answer(
         return (execute(&call, plugin, arguments, cutoff, &services).await.map_err(|f| f.to_string()), false);
     };
     let key = DedupKey::new(&call.context.call_id, &call.id, &call.name, &arguments);
-    // A replayed answer is logged with the arguments it answered.
+    // A replayed answer is logged with the arguments it answered (shared, not copied).
     let replay = services.log.is_on().then(|| (Instant::now(), plugin.clone(), arguments.clone()));
     let run = async { execute(&call, plugin, arguments, cutoff, &services).await.map_err(|f| f.to_string()) };
     let (answer, duplicate) = dedup.once(key, cutoff, run).await;
@@ -291,7 +300,7 @@ async fn answer(
 async fn execute(
     call: &ToolCallRequest,
     plugin: Arc<Plugin>,
-    arguments: String,
+    arguments: Arc<str>,
     cutoff: Instant,
     services: &Services,
 ) -> Result<Box<RawValue>, ToolFailure> {
@@ -331,19 +340,22 @@ fn refuse(
         Duration::ZERO,
     );
     tracing::info!(tool = %call.name, tool_call_id = %call.id, call_id = %call.context.call_id, error = %failure, "tool call refused");
-    let arguments = call.arguments.clone().unwrap_or_default();
+    let arguments: Arc<str> = match &call.arguments {
+        Ok(text) => text.as_str().into(),
+        Err(unusable) => unusable.sent.as_str().into(),
+    };
     Logged::start(&services.log, call, target, arguments).finish_with::<Box<RawValue>>(&Err(failure.clone()), false);
     failure
 }
 
 /// Finds the plugin and checks the arguments against the tool's schema.
-fn prepare(call: &ToolCallRequest, target: Option<&Arc<Plugin>>) -> Result<(Arc<Plugin>, String), ToolFailure> {
+fn prepare(call: &ToolCallRequest, target: Option<&Arc<Plugin>>) -> Result<(Arc<Plugin>, Arc<str>), ToolFailure> {
     let Some(plugin) = target else {
         return Err(ToolFailure::NotFound(format!("unknown tool {:?}: no loaded plugin provides it", call.name)));
     };
-    let arguments = call.arguments.as_deref().map_err(|why| ToolFailure::InvalidArguments(why.clone()))?;
+    let arguments = call.arguments.as_deref().map_err(|bad| ToolFailure::InvalidArguments(bad.why.clone()))?;
     plugin.check_arguments(&call.name, arguments)?;
-    Ok((plugin.clone(), arguments.to_owned()))
+    Ok((plugin.clone(), arguments.into()))
 }
 
 /// A tool call's record in the making. Finished with how the call ended;
@@ -355,11 +367,11 @@ struct Logged {
     record: Option<ToolCallRecord>,
     started: Instant,
     /// The call's arguments, held here so a timeout can log them too.
-    arguments: String,
+    arguments: Arc<str>,
 }
 
 impl Logged {
-    fn start(log: &CallLog, call: &ToolCallRequest, plugin: Option<&Arc<Plugin>>, arguments: String) -> Self {
+    fn start(log: &CallLog, call: &ToolCallRequest, plugin: Option<&Arc<Plugin>>, arguments: Arc<str>) -> Self {
         let record = log.is_on().then(|| ToolCallRecord {
             at: SystemTime::now(),
             call_id: call.context.call_id.clone(),
@@ -400,7 +412,7 @@ impl Logged {
         if let Some(mut record) = self.record.take() {
             record.outcome = outcome;
             record.duration = self.started.elapsed();
-            record.arguments = Some(std::mem::take(&mut self.arguments)).filter(|a| !a.is_empty());
+            record.arguments = Some(self.arguments.clone()).filter(|a| !a.is_empty());
             record.result = result.map(str::to_owned);
             record.error = error.map(str::to_owned);
             self.log.tool_call(record);
@@ -412,7 +424,7 @@ impl Drop for Logged {
     fn drop(&mut self) {
         if let Some(mut record) = self.record.take() {
             record.duration = self.started.elapsed();
-            record.arguments = Some(std::mem::take(&mut self.arguments)).filter(|a| !a.is_empty());
+            record.arguments = Some(self.arguments.clone()).filter(|a| !a.is_empty());
             record.error = Some(ToolFailure::TimedOut(record.duration).to_string());
             self.log.tool_call(record);
         }
@@ -421,7 +433,7 @@ impl Drop for Logged {
 
 /// Runs an async tool after its call was answered, under the plugin's own
 /// timeout; its outcome is logged as an entry of its own.
-fn run_in_background(call: ToolCallRequest, plugin: Arc<Plugin>, arguments: String, services: &Services) {
+fn run_in_background(call: ToolCallRequest, plugin: Arc<Plugin>, arguments: Arc<str>, services: &Services) {
     let services = services.clone();
     services.shutdown.clone().spawn(Work::AsyncTool, async move {
         let started = Instant::now();

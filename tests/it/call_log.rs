@@ -242,6 +242,9 @@ async fn timeouts_duplicates_invalid_arguments_and_tries_are_logged_as_such() {
         |outcome: &str| story["entries"].as_array().unwrap().iter().find(|e| e["outcome"] == outcome).unwrap().clone();
     assert!(entry("timeout")["error"].as_str().unwrap().contains("did not answer within"), "{story:#}");
     assert_eq!(entry("duplicate")["result"], json!({"echo": {"n": 1}}));
+    assert_eq!(entry("duplicate")["arguments"], json!({"n": 1}));
+    // Unusable arguments are kept as sent: what the LLM really said.
+    assert_eq!(entry("invalid_arguments")["arguments"], json!("not an object"));
     assert_eq!(story["call"]["failed"], 2);
 
     // The dashboard's "try a tool" runs the tool, answers, and is logged under its own door.

@@ -95,8 +95,8 @@ pub(crate) struct ToolCallRecord {
     pub customer_number: Option<String>,
     /// The number called, when known.
     pub phone_number: Option<String>,
-    /// The arguments as sent (JSON text, or what was unusable about them).
-    pub arguments: Option<String>,
+    /// The arguments as sent (JSON text), shared with the call.
+    pub arguments: Option<Arc<str>>,
     /// The result (JSON text) on success.
     pub result: Option<String>,
     /// The message the caller got on failure.
@@ -129,6 +129,12 @@ impl Record {
 /// Milliseconds since the Unix epoch (what the database stores).
 pub(crate) fn epoch_ms(at: SystemTime) -> i64 {
     at.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Microseconds since the Unix epoch: when a row was made (fine enough to
+/// keep a call's webhooks and tool calls in their order).
+pub(crate) fn epoch_us(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0)
 }
 
 /// Microseconds, for the stored durations.

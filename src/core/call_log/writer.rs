@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::record::{Record, ToolCallRecord, epoch_ms, micros};
+use super::record::{Record, ToolCallRecord, epoch_ms, epoch_us, micros};
 use super::settings::CallLogSettings;
 use super::stats::Stats;
 use super::store::{Batch, Store, ToolCallRow};
@@ -48,7 +48,10 @@ pub(crate) async fn run(
 ) {
     let mut pruned: Option<Instant> = None;
     let mut warned: Option<Instant> = None;
+    // Buffers kept from batch to batch.
     let mut messages = Vec::with_capacity(MAX_BATCH);
+    let mut records = Vec::with_capacity(MAX_BATCH);
+    let mut batch = Batch::default();
     loop {
         if queue.recv_many(&mut messages, MAX_BATCH).await == 0 {
             return;
@@ -60,7 +63,7 @@ pub(crate) async fn run(
                 queue.recv_many(&mut messages, room).await;
             }
         }
-        let mut records = Vec::with_capacity(messages.len());
+        records.clear();
         let mut flushes = Vec::new();
         for message in messages.drain(..) {
             match message {
@@ -77,9 +80,12 @@ pub(crate) async fn run(
                     }
                 });
             }
-            let batch = Batch::of(&records, |t| row(t, &settings));
+            batch.fill(&records, |t| row(t, &settings));
+            records.clear();
             let rows = batch.len();
-            match store.write(batch).await {
+            let written;
+            (batch, written) = store.write(batch).await;
+            match written {
                 Ok(()) => metrics.record_call_log_written(rows),
                 Err(e) => {
                     metrics.record_call_log_dropped("write_failed", rows);
@@ -117,11 +123,10 @@ fn row(call: &ToolCallRecord, settings: &CallLogSettings) -> ToolCallRow {
         Some(plugin) => plugin.redact(text.to_owned()),
         None => text.to_owned(),
     };
-    let keep = |text: &Option<String>, capture: bool| {
-        text.as_deref().filter(|_| capture).map(|t| cut(redact(t), settings.max_value_bytes))
-    };
+    let keep =
+        |text: Option<&str>, capture: bool| text.filter(|_| capture).map(|t| cut(redact(t), settings.max_value_bytes));
     ToolCallRow {
-        at: epoch_ms(call.at),
+        at: epoch_us(call.at),
         call_id: call.call_id.clone(),
         tool_call_id: call.tool_call_id.clone(),
         tool: call.tool.clone(),
@@ -130,8 +135,8 @@ fn row(call: &ToolCallRecord, settings: &CallLogSettings) -> ToolCallRow {
         door: call.door,
         outcome: call.outcome.as_str(),
         duration_us: micros(call.duration),
-        arguments: keep(&call.arguments, settings.capture_arguments),
-        result: keep(&call.result, settings.capture_results),
+        arguments: keep(call.arguments.as_deref(), settings.capture_arguments),
+        result: keep(call.result.as_deref(), settings.capture_results),
         error: call.error.as_deref().map(|e| cut(redact(e), settings.max_value_bytes)),
     }
 }

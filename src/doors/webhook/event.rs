@@ -184,8 +184,14 @@ pub struct FunctionCall {
 pub enum Arguments {
     /// The arguments as JSON object text.
     Json(String),
-    /// The arguments could not be used; the message says why (for the LLM).
-    Invalid(String),
+    /// The arguments could not be used: why (for the LLM), and the JSON
+    /// text that was sent (for the call log).
+    Invalid {
+        /// Why they cannot be used.
+        why: String,
+        /// The `arguments` value as sent.
+        sent: String,
+    },
 }
 
 impl Default for Arguments {
@@ -198,6 +204,7 @@ impl<'de> Deserialize<'de> for Arguments {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let raw = Box::<RawValue>::deserialize(deserializer)?;
         let text = raw.get();
+        let invalid = |why| Arguments::Invalid { why, sent: text.to_owned() };
         Ok(match text.as_bytes().first() {
             Some(b'{') => Arguments::Json(text.to_owned()),
             Some(b'n') => Arguments::default(),
@@ -205,11 +212,11 @@ impl<'de> Deserialize<'de> for Arguments {
                 let inner: String = serde_json::from_str(text).map_err(serde::de::Error::custom)?;
                 match serde_json::from_str::<serde_json::Value>(&inner) {
                     Ok(value) if value.is_object() => Arguments::Json(inner),
-                    Ok(_) => Arguments::Invalid("arguments must be a JSON object".to_owned()),
-                    Err(e) => Arguments::Invalid(format!("arguments are a string that is not valid JSON: {e}")),
+                    Ok(_) => invalid("arguments must be a JSON object".to_owned()),
+                    Err(e) => invalid(format!("arguments are a string that is not valid JSON: {e}")),
                 }
             }
-            _ => Arguments::Invalid("arguments must be a JSON object".to_owned()),
+            _ => invalid("arguments must be a JSON object".to_owned()),
         })
     }
 }
@@ -348,7 +355,7 @@ impl std::fmt::Display for Arguments {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Arguments::Json(text) => f.write_str(text),
-            Arguments::Invalid(why) => write!(f, "<invalid: {why}>"),
+            Arguments::Invalid { why, .. } => write!(f, "<invalid: {why}>"),
         }
     }
 }
@@ -428,8 +435,12 @@ mod tests {
         assert_eq!(tool_call_with(r#"{"a":1}"#), Arguments::Json(r#"{"a":1}"#.into()));
         assert_eq!(tool_call_with(r#""{\"a\":1}""#), Arguments::Json(r#"{"a":1}"#.into()));
         assert_eq!(tool_call_with("null"), Arguments::Json("{}".into()));
-        assert!(matches!(tool_call_with(r#""not json""#), Arguments::Invalid(m) if m.contains("not valid JSON")));
-        assert!(matches!(tool_call_with("[1]"), Arguments::Invalid(m) if m.contains("JSON object")));
+        assert!(
+            matches!(tool_call_with(r#""not json""#), Arguments::Invalid { why, sent } if why.contains("not valid JSON") && sent == r#""not json""#)
+        );
+        assert!(
+            matches!(tool_call_with("[1]"), Arguments::Invalid { why, sent } if why.contains("JSON object") && sent == "[1]")
+        );
     }
 
     #[test]

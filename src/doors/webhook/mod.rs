@@ -27,7 +27,7 @@ use serde_json::value::RawValue;
 
 use crate::core::Core;
 use crate::core::call_log::WebhookRecord;
-use crate::core::dispatch::{Door, ToolCallOutcome, ToolCallRequest};
+use crate::core::dispatch::{Door, ToolCallOutcome, ToolCallRequest, Unusable};
 use crate::types::{CallContext, EventKind};
 use error::ApiError;
 use event::{Arguments, Event, ToolCalls};
@@ -258,7 +258,7 @@ fn tool_call_requests(calls: ToolCalls) -> Vec<ToolCallRequest> {
             name: item.function.name,
             arguments: match item.function.arguments {
                 Arguments::Json(text) => Ok(text),
-                Arguments::Invalid(why) => Err(why),
+                Arguments::Invalid { why, sent } => Err(Unusable { why, sent }),
             },
             context: CallContext {
                 call_id: common.call.id.clone(),

@@ -66,8 +66,9 @@ impl Store {
         }
     }
 
-    /// Writes `batch` in one transaction.
-    pub async fn write(&self, batch: Batch) -> Result<(), String> {
+    /// Writes `batch` in one transaction, and gives it back (its buffers
+    /// are reused for the next).
+    pub async fn write(&self, batch: Batch) -> (Batch, Result<(), String>) {
         match self {
             Store::Sqlite(s) => s.write(batch).await,
             Store::Postgres(p) => p.write(batch).await,
@@ -103,8 +104,8 @@ impl Store {
         };
         Ok(found.map(|(call, mut entries)| {
             // Stable: at the same millisecond, a request's webhook comes before its tool calls.
-            entries.sort_by_key(|e| (e.at_ms(), matches!(e, CallEntry::ToolCall { .. })));
-            CallStory { call, entries }
+            entries.sort_by_key(|(at_us, e)| (*at_us, matches!(e, CallEntry::ToolCall { .. })));
+            CallStory { call, entries: entries.into_iter().map(|(_, entry)| entry).collect() }
         }))
     }
 }
@@ -114,7 +115,7 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::core::call_log::record::{Outcome, Record, ToolCallRecord, WebhookRecord, epoch_ms};
+    use crate::core::call_log::record::{Outcome, Record, ToolCallRecord, WebhookRecord, epoch_ms, epoch_us};
 
     fn tool_call(call_id: &str, at: SystemTime, outcome: Outcome) -> Record {
         Record::ToolCall(ToolCallRecord {
@@ -136,7 +137,7 @@ mod tests {
 
     fn shape(t: &ToolCallRecord) -> ToolCallRow {
         ToolCallRow {
-            at: epoch_ms(t.at),
+            at: epoch_us(t.at),
             call_id: t.call_id.clone(),
             tool_call_id: t.tool_call_id.clone(),
             tool: t.tool.clone(),
@@ -145,7 +146,7 @@ mod tests {
             door: t.door,
             outcome: t.outcome.as_str(),
             duration_us: 3000,
-            arguments: t.arguments.clone(),
+            arguments: t.arguments.as_deref().map(str::to_owned),
             result: t.result.clone(),
             error: t.error.clone(),
         }
@@ -177,10 +178,14 @@ mod tests {
             tool_call("new", now, Outcome::Ok),
             status("new", now, "in-progress"),
         ];
-        store.write(Batch::of(&first, shape)).await.unwrap();
+        let mut batch = Batch::default();
+        batch.fill(&first, shape);
+        let (mut batch, written) = store.write(batch).await;
+        written.unwrap();
         let later = now + Duration::from_millis(5);
         let second = [tool_call("new", later, Outcome::Timeout), status("new", later, "ended")];
-        store.write(Batch::of(&second, shape)).await.unwrap();
+        batch.fill(&second, shape);
+        store.write(batch).await.1.unwrap();
 
         let story = store.story("new").await.unwrap().unwrap();
         let call = &story.call;

@@ -75,14 +75,18 @@ impl Postgres {
         Ok(Self { url, writer: Mutex::new(Some(first)), reader: Mutex::new(None) })
     }
 
-    pub async fn write(&self, batch: Batch) -> Result<(), String> {
+    /// Writes `batch` in one transaction, and gives it back for reuse.
+    pub async fn write(&self, batch: Batch) -> (Batch, Result<(), String>) {
         let mut slot = self.writer.lock().await;
-        let result = self.write_with(client(&self.url, &mut slot, true).await?, &batch).await;
+        let result = match client(&self.url, &mut slot, true).await {
+            Ok(client) => self.write_with(client, &batch).await,
+            Err(e) => Err(e),
+        };
         if result.is_err() {
             // Start again from a new connection next time.
             *slot = None;
         }
-        result
+        (batch, result)
     }
 
     async fn write_with(&self, client: &mut Client, batch: &Batch) -> Result<(), String> {
@@ -182,7 +186,7 @@ impl Postgres {
         rows.iter().map(summary_of).collect()
     }
 
-    pub async fn story(&self, call_id: &str) -> Result<Option<(CallSummary, Vec<CallEntry>)>, String> {
+    pub async fn story(&self, call_id: &str) -> Result<Option<(CallSummary, Vec<(i64, CallEntry)>)>, String> {
         let found =
             self.read(&format!("SELECT {} FROM calls WHERE call_id = $1", sql::SUMMARY_COLUMNS), &[&call_id]).await?;
         let Some(call) = found.first() else { return Ok(None) };

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::core::call_log::query::{CallEntry, CallSummary, rfc3339};
-use crate::core::call_log::record::{Record, ToolCallRecord, epoch_ms, micros};
+use crate::core::call_log::record::{Record, ToolCallRecord, epoch_ms, epoch_us, micros};
 
 /// What one write adds: rows as the tables take them.
 #[derive(Default)]
@@ -18,6 +18,7 @@ pub(crate) struct Batch {
 }
 
 pub(crate) struct ToolCallRow {
+    /// Microseconds since the epoch.
     pub at: i64,
     pub call_id: String,
     pub tool_call_id: String,
@@ -33,6 +34,7 @@ pub(crate) struct ToolCallRow {
 }
 
 pub(crate) struct WebhookRow {
+    /// Microseconds since the epoch.
     pub at: i64,
     pub call_id: String,
     pub event: &'static str,
@@ -56,16 +58,23 @@ pub(crate) struct CallRow {
 }
 
 impl Batch {
-    /// The rows of `records`, in order; `shape` turns each tool call's
-    /// plugin, arguments and result into what is stored.
-    pub fn of(records: &[Record], mut shape: impl FnMut(&ToolCallRecord) -> ToolCallRow) -> Self {
-        let mut batch = Batch::default();
+    /// Makes this the rows of `records`, in order (the buffers of the last
+    /// batch are kept: a writer at thousands of rows a second would
+    /// otherwise take fresh memory for each); `shape` turns each tool
+    /// call's plugin, arguments and result into what is stored.
+    pub fn fill(&mut self, records: &[Record], mut shape: impl FnMut(&ToolCallRecord) -> ToolCallRow) {
+        let batch = self;
+        batch.tool_calls.clear();
+        batch.webhooks.clear();
+        batch.calls.clear();
         let mut calls: BTreeMap<&str, CallRow> = BTreeMap::new();
         for record in records {
-            let at = match record {
-                Record::Webhook(w) => epoch_ms(w.at),
-                Record::ToolCall(t) => epoch_ms(t.at),
+            let when = match record {
+                Record::Webhook(w) => w.at,
+                Record::ToolCall(t) => t.at,
             };
+            // Rows in microseconds, summaries in milliseconds.
+            let (at, at_us) = (epoch_ms(when), epoch_us(when));
             let call = calls.entry(record.call_id()).or_insert_with(|| CallRow {
                 call_id: record.call_id().to_owned(),
                 first_at: at,
@@ -88,7 +97,7 @@ impl Batch {
                     call.ended_reason = w.ended_reason.clone().or(call.ended_reason.take());
                     call.duration_seconds = w.duration_seconds.or(call.duration_seconds);
                     batch.webhooks.push(WebhookRow {
-                        at,
+                        at: at_us,
                         call_id: w.call_id.clone(),
                         event: w.event,
                         http_status: i64::from(w.http_status),
@@ -105,8 +114,7 @@ impl Batch {
                 }
             }
         }
-        batch.calls = calls.into_values().collect();
-        batch
+        batch.calls.extend(calls.into_values());
     }
 
     /// Rows in the batch.
@@ -150,10 +158,10 @@ pub(crate) fn json(text: Option<String>) -> Option<serde_json::Value> {
     text.map(|t| serde_json::from_str(&t).unwrap_or(serde_json::Value::String(t)))
 }
 
-/// A stored tool call row as shown.
+/// A stored tool call row as shown, with its time in microseconds (to sort by).
 #[allow(clippy::too_many_arguments, reason = "one argument per column")]
 pub(crate) fn tool_call_entry(
-    at_ms: i64,
+    at_us: i64,
     tool: String,
     tool_call_id: String,
     plugin: Option<String>,
@@ -164,37 +172,45 @@ pub(crate) fn tool_call_entry(
     arguments: Option<String>,
     result: Option<String>,
     error: Option<String>,
-) -> CallEntry {
-    CallEntry::ToolCall {
-        at: rfc3339(at_ms),
-        at_ms,
-        tool,
-        tool_call_id,
-        plugin,
-        version,
-        door,
-        outcome,
-        duration_ms: duration_us as f64 / 1000.0,
-        arguments: json(arguments),
-        result: json(result),
-        error,
-    }
+) -> (i64, CallEntry) {
+    let at_ms = at_us.div_euclid(1000);
+    (
+        at_us,
+        CallEntry::ToolCall {
+            at: rfc3339(at_ms),
+            at_ms,
+            tool,
+            tool_call_id,
+            plugin,
+            version,
+            door,
+            outcome,
+            duration_ms: duration_us as f64 / 1000.0,
+            arguments: json(arguments),
+            result: json(result),
+            error,
+        },
+    )
 }
 
-/// A stored webhook row as shown.
+/// A stored webhook row as shown, with its time in microseconds (to sort by).
 pub(crate) fn webhook_entry(
-    at_ms: i64,
+    at_us: i64,
     event: String,
     http_status: i64,
     duration_us: i64,
     detail: Option<String>,
-) -> CallEntry {
-    CallEntry::Webhook {
-        at: rfc3339(at_ms),
-        at_ms,
-        event,
-        http_status,
-        duration_ms: duration_us as f64 / 1000.0,
-        detail: json(detail),
-    }
+) -> (i64, CallEntry) {
+    let at_ms = at_us.div_euclid(1000);
+    (
+        at_us,
+        CallEntry::Webhook {
+            at: rfc3339(at_ms),
+            at_ms,
+            event,
+            http_status,
+            duration_ms: duration_us as f64 / 1000.0,
+            detail: json(detail),
+        },
+    )
 }

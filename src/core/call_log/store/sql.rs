@@ -12,7 +12,9 @@ pub(crate) enum Dialect {
     Postgres,
 }
 
-/// The tables and indexes, created when missing. `{id}`, `{int}` and
+/// The tables and indexes, created when missing. A row's `at` is in
+/// microseconds since the epoch; a summary's `first_at` and `last_at` in
+/// milliseconds. `{id}`, `{int}` and
 /// `{real}` are filled per dialect. Each index costs every write its
 /// update, so there are only those the reads need: recent calls
 /// (`last_at`), by number, by tool, and one call's rows (`call_id`, which
@@ -177,11 +179,12 @@ pub(crate) fn list_calls(query: &CallQuery, dialect: Dialect) -> Result<(String,
             let list: Vec<String> = outcomes.into_iter().map(|o| bind(Param::Text(o.to_owned()))).collect();
             inner.push(format!("outcome IN ({})", list.join(", ")));
         }
+        // Rows are timed in microseconds.
         if let Some(from) = from {
-            inner.push(format!("at >= {}", bind(Param::Int(from))));
+            inner.push(format!("at >= {}", bind(Param::Int(from.saturating_mul(1000)))));
         }
         if let Some(to) = to {
-            inner.push(format!("at <= {}", bind(Param::Int(to))));
+            inner.push(format!("at <= {}", bind(Param::Int(to.saturating_mul(1000).saturating_add(999)))));
         }
         // EXISTS rather than IN: the newest calls are walked by index and
         // each checked through its own rows, so a page of a common tool or

@@ -76,65 +76,14 @@ impl Sqlite {
         Ok(Self { writer, reader: Arc::new(Mutex::new(reader)) })
     }
 
-    pub async fn write(&self, batch: Batch) -> Result<(), String> {
-        let writer = self.writer.as_ref().ok_or("the call log was opened to read only")?;
-        with(writer, move |connection| {
-            let transaction = connection.transaction()?;
-            {
-                let mut insert = transaction.prepare_cached(&format!(
-                    "INSERT INTO tool_calls ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                    sql::TOOL_CALL_COLUMNS
-                ))?;
-                for row in &batch.tool_calls {
-                    insert.execute(params![
-                        row.at,
-                        row.call_id,
-                        row.tool_call_id,
-                        row.tool,
-                        row.plugin,
-                        row.version,
-                        row.door,
-                        row.outcome,
-                        row.duration_us,
-                        row.arguments,
-                        row.result,
-                        row.error
-                    ])?;
-                }
-                let mut insert = transaction.prepare_cached(&format!(
-                    "INSERT INTO webhooks ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    sql::WEBHOOK_COLUMNS
-                ))?;
-                for row in &batch.webhooks {
-                    insert.execute(params![
-                        row.at,
-                        row.call_id,
-                        row.event,
-                        row.http_status,
-                        row.duration_us,
-                        row.detail
-                    ])?;
-                }
-                let mut merge = transaction
-                    .prepare_cached(&sql::placeholders(sql::merge_call(Dialect::Sqlite), Dialect::Sqlite))?;
-                for row in &batch.calls {
-                    merge.execute(params![
-                        row.call_id,
-                        row.first_at,
-                        row.last_at,
-                        row.customer_number,
-                        row.phone_number,
-                        row.tool_calls,
-                        row.failed,
-                        row.status,
-                        row.ended_reason,
-                        row.duration_seconds
-                    ])?;
-                }
-            }
-            transaction.commit()
-        })
-        .await
+    /// Writes `batch` in one transaction; gives the batch back, emptied of
+    /// nothing, so the writer reuses its buffers.
+    pub async fn write(&self, batch: Batch) -> (Batch, Result<(), String>) {
+        let Some(writer) = &self.writer else { return (batch, Err("the call log was opened to read only".into())) };
+        match with(writer, move |connection| Ok((insert(connection, &batch), batch))).await {
+            Ok((written, batch)) => (batch, written.map_err(error)),
+            Err(e) => (Batch::default(), Err(e)),
+        }
     }
 
     pub async fn prune(&self, before_ms: i64) -> Result<u64, String> {
@@ -165,14 +114,14 @@ impl Sqlite {
         .await
     }
 
-    pub async fn story(&self, call_id: String) -> Result<Option<(CallSummary, Vec<CallEntry>)>, String> {
+    pub async fn story(&self, call_id: String) -> Result<Option<(CallSummary, Vec<(i64, CallEntry)>)>, String> {
         with(&self.reader, move |connection| {
             let call = connection
                 .prepare_cached(&format!("SELECT {} FROM calls WHERE call_id = ?1", sql::SUMMARY_COLUMNS))?
                 .query_row([&call_id], summary_of)
                 .optional()?;
             let Some(call) = call else { return Ok(None) };
-            let mut entries: Vec<CallEntry> = connection
+            let mut entries: Vec<(i64, CallEntry)> = connection
                 .prepare_cached(&format!(
                     "SELECT {} FROM tool_calls WHERE call_id = ?1 ORDER BY at, id",
                     sql::TOOL_CALL_COLUMNS
@@ -220,4 +169,55 @@ fn summary_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallSummary> {
         r.get(8)?,
         r.get(9)?,
     ))
+}
+
+/// Inserts `batch`'s rows and merges its summaries, in one transaction.
+fn insert(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<()> {
+    let transaction = connection.transaction()?;
+    {
+        let mut insert = transaction.prepare_cached(&format!(
+            "INSERT INTO tool_calls ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            sql::TOOL_CALL_COLUMNS
+        ))?;
+        for row in &batch.tool_calls {
+            insert.execute(params![
+                row.at,
+                row.call_id,
+                row.tool_call_id,
+                row.tool,
+                row.plugin,
+                row.version,
+                row.door,
+                row.outcome,
+                row.duration_us,
+                row.arguments,
+                row.result,
+                row.error
+            ])?;
+        }
+        let mut insert = transaction.prepare_cached(&format!(
+            "INSERT INTO webhooks ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            sql::WEBHOOK_COLUMNS
+        ))?;
+        for row in &batch.webhooks {
+            insert.execute(params![row.at, row.call_id, row.event, row.http_status, row.duration_us, row.detail])?;
+        }
+        let mut merge =
+            transaction.prepare_cached(&sql::placeholders(sql::merge_call(Dialect::Sqlite), Dialect::Sqlite))?;
+        for row in &batch.calls {
+            merge.execute(params![
+                row.call_id,
+                row.first_at,
+                row.last_at,
+                row.customer_number,
+                row.phone_number,
+                row.tool_calls,
+                row.failed,
+                row.status,
+                row.ended_reason,
+                row.duration_seconds
+            ])?;
+        }
+    }
+    transaction.commit()
 }
