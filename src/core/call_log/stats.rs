@@ -78,10 +78,10 @@ impl Stats {
     /// Counts one tool call.
     pub fn add(&mut self, call: &ToolCallRecord) {
         let minute = minute_of(call.at);
-        let window = self
-            .tools
-            .entry(call.tool.clone())
-            .or_insert_with(|| Window { minutes: vec![Minute::empty(0); WINDOW_MINUTES] });
+        if !self.tools.contains_key(&call.tool) {
+            self.tools.insert(call.tool.clone(), Window { minutes: vec![Minute::empty(0); WINDOW_MINUTES] });
+        }
+        let window = self.tools.get_mut(&call.tool).expect("just inserted");
         let slot = &mut window.minutes[minute as usize % WINDOW_MINUTES];
         if slot.minute != minute {
             *slot = Minute::empty(minute);

@@ -17,8 +17,9 @@ pub(crate) enum Dialect {
 /// milliseconds. `{id}`, `{int}` and
 /// `{real}` are filled per dialect. Each index costs every write its
 /// update, so there are only those the reads need: recent calls
-/// (`last_at`), by number, by tool, and one call's rows (`call_id`, which
-/// pruning uses too: it deletes whole calls).
+/// (`last_at`), by number, and one call's rows (`call_id`: the story, the
+/// tool and outcome filters, which check each listed call's rows, and
+/// pruning, which deletes whole calls).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS calls (
     call_id TEXT PRIMARY KEY,
@@ -51,7 +52,6 @@ CREATE TABLE IF NOT EXISTS tool_calls (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS tool_calls_by_call ON tool_calls (call_id, at);
-CREATE INDEX IF NOT EXISTS tool_calls_by_tool ON tool_calls (tool, at);
 CREATE TABLE IF NOT EXISTS webhooks (
     id {id},
     at {int} NOT NULL,
