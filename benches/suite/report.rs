@@ -374,19 +374,7 @@ fn call_log_section(m: &mut String, r: &Results) {
         );
         for s in &c.throughput {
             for run in &s.runs {
-                let _ = writeln!(
-                    m,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                    s.label,
-                    run.concurrency,
-                    thousands(run.rps),
-                    ms(run.p50_us),
-                    ms(run.p99_us),
-                    num(run.server_cpu_us_per_req, 1),
-                    num(run.client_cpu_us_per_req, 1),
-                    num(run.other_cores, 2),
-                    run.errors
-                );
+                let _ = writeln!(m, "{}", load_row(&s.label, run));
             }
         }
         let dropped = c.answered_tool_calls.saturating_sub(c.logged_tool_calls);
@@ -595,19 +583,7 @@ fn http_tables(m: &mut String, r: &Results) {
             continue;
         }
         for run in &s.runs {
-            let _ = writeln!(
-                m,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                s.label,
-                run.concurrency,
-                thousands(run.rps),
-                ms(run.p50_us),
-                ms(run.p99_us),
-                num(run.server_cpu_us_per_req, 1),
-                num(run.client_cpu_us_per_req, 1),
-                num(run.other_cores, 2),
-                run.errors
-            );
+            let _ = writeln!(m, "{}", load_row(&s.label, run));
         }
     }
     let all_runs = || r.http.iter().flat_map(|s| s.runs.iter().chain(&s.half_rate).map(move |run| (s, run)));
@@ -853,4 +829,20 @@ fn targets(m: &mut String, r: &Results) {
         "\nWhere a request's CPU goes, what was fixed and what was tried (a hand-written reading of \
          `benches/profile.sh`): [benches/PROFILE.md](benches/PROFILE.md).\n"
     );
+}
+
+/// One closed-loop run as a row of the throughput tables.
+fn load_row(label: &str, run: &LoadResult) -> String {
+    format!(
+        "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        label,
+        run.concurrency,
+        thousands(run.rps),
+        ms(run.p50_us),
+        ms(run.p99_us),
+        num(run.server_cpu_us_per_req, 1),
+        num(run.client_cpu_us_per_req, 1),
+        num(run.other_cores, 2),
+        run.errors
+    )
 }
