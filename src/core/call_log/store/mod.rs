@@ -185,13 +185,22 @@ mod tests {
         let later = now + Duration::from_millis(5);
         let second = [tool_call("new", later, Outcome::Timeout), status("new", later, "ended")];
         batch.fill(&second, shape);
-        store.write(batch).await.1.unwrap();
+        let (mut batch, written) = store.write(batch).await;
+        written.unwrap();
 
         let story = store.story("new").await.unwrap().unwrap();
         let call = &story.call;
         assert_eq!((call.tool_calls, call.failed, call.status.as_deref()), (2, 1, Some("ended")));
         assert_eq!((call.customer_number.as_deref(), call.phone_number.as_deref()), (Some("+1555"), Some("+3185")));
         assert_eq!(story.entries.len(), 4);
+
+        // More rows than one INSERT takes: whole statements and the rest one by one.
+        let many: Vec<Record> =
+            (0..70).map(|i| tool_call("many", now + Duration::from_micros(i), Outcome::Ok)).collect();
+        batch.fill(&many, shape);
+        store.write(batch).await.1.unwrap();
+        let story = store.story("many").await.unwrap().unwrap();
+        assert_eq!((story.entries.len(), story.call.tool_calls), (70, 70));
 
         let gone = store.prune(epoch_ms(now - Duration::from_secs(7 * 86_400))).await.unwrap();
         assert_eq!(gone, 2, "the old call: its one tool call and its summary");

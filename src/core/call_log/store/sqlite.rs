@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rusqlite::types::ToSql;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
 
 use super::rows::{Batch, summary, tool_call_entry, webhook_entry};
@@ -174,34 +175,26 @@ fn summary_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallSummary> {
 /// Inserts `batch`'s rows and merges its summaries, in one transaction.
 fn insert(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<()> {
     let transaction = connection.transaction()?;
+    insert_rows(&transaction, "tool_calls", sql::TOOL_CALL_COLUMNS, &batch.tool_calls, |row| {
+        [
+            &row.at as &dyn ToSql,
+            &row.call_id,
+            &row.tool_call_id,
+            &row.tool,
+            &row.plugin,
+            &row.version,
+            &row.door,
+            &row.outcome,
+            &row.duration_us,
+            &row.arguments,
+            &row.result,
+            &row.error,
+        ]
+    })?;
+    insert_rows(&transaction, "webhooks", sql::WEBHOOK_COLUMNS, &batch.webhooks, |row| {
+        [&row.at as &dyn ToSql, &row.call_id, &row.event, &row.http_status, &row.duration_us, &row.detail]
+    })?;
     {
-        let mut insert = transaction.prepare_cached(&format!(
-            "INSERT INTO tool_calls ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-            sql::TOOL_CALL_COLUMNS
-        ))?;
-        for row in &batch.tool_calls {
-            insert.execute(params![
-                row.at,
-                row.call_id,
-                row.tool_call_id,
-                row.tool,
-                row.plugin,
-                row.version,
-                row.door,
-                row.outcome,
-                row.duration_us,
-                row.arguments,
-                row.result,
-                row.error
-            ])?;
-        }
-        let mut insert = transaction.prepare_cached(&format!(
-            "INSERT INTO webhooks ({}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            sql::WEBHOOK_COLUMNS
-        ))?;
-        for row in &batch.webhooks {
-            insert.execute(params![row.at, row.call_id, row.event, row.http_status, row.duration_us, row.detail])?;
-        }
         let mut merge =
             transaction.prepare_cached(&sql::placeholders(sql::merge_call(Dialect::Sqlite), Dialect::Sqlite))?;
         for row in &batch.calls {
@@ -220,4 +213,38 @@ fn insert(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<()> {
         }
     }
     transaction.commit()
+}
+
+/// Rows one INSERT statement takes: the statement's own cost (starting its
+/// program, resetting it) is shared by that many rows.
+const ROWS_PER_INSERT: usize = 32;
+
+/// Inserts `rows` into `table`, [`ROWS_PER_INSERT`] to a statement (the
+/// last few one by one, so two statements per table stay prepared).
+fn insert_rows<'r, R, const N: usize>(
+    transaction: &rusqlite::Transaction<'_>,
+    table: &str,
+    columns: &str,
+    rows: &'r [R],
+    values: impl Fn(&'r R) -> [&'r dyn ToSql; N],
+) -> rusqlite::Result<()> {
+    let statement = |count: usize| {
+        let row = format!("({})", vec!["?"; N].join(", "));
+        format!("INSERT INTO {table} ({columns}) VALUES {}", vec![row; count].join(", "))
+    };
+    let mut chunks = rows.chunks_exact(ROWS_PER_INSERT);
+    if chunks.len() > 0 {
+        let mut many = transaction.prepare_cached(&statement(ROWS_PER_INSERT))?;
+        for chunk in &mut chunks {
+            many.execute(params_from_iter(chunk.iter().flat_map(&values)))?;
+        }
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut one = transaction.prepare_cached(&statement(1))?;
+        for row in rest {
+            one.execute(params_from_iter(values(row)))?;
+        }
+    }
+    Ok(())
 }
