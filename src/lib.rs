@@ -53,8 +53,8 @@ pub use app::{
 };
 pub use core::assistant::{AssistantRoute, AssistantSettings};
 pub use core::call_log::{
-    CallEntry, CallLogDatabase, CallLogReader, CallLogSettings, CallPage, CallQuery, CallStory, CallSummary, ToolStats,
-    parse_time,
+    CallEntry, CallLogDatabase, CallLogReader, CallLogSettings, CallPage, CallQuery, CallStory, CallSummary,
+    CallsError, ToolStats, parse_time,
 };
 pub use core::dedup::DedupSettings;
 pub use doors::webhook::signature::{sign, unix_now};

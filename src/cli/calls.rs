@@ -35,7 +35,7 @@ pub async fn run(args: CallsArgs) -> anyhow::Result<ExitCode> {
         limit: args.limit,
         ..CallQuery::default()
     };
-    let page = log.calls(&query).await.map_err(anyhow::Error::msg)?;
+    let page = log.calls(&query).await?;
     match args.json {
         true => println!("{}", serde_json::to_string_pretty(&page)?),
         false => print_calls(&page.calls),

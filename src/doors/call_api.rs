@@ -24,7 +24,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::core::Core;
-use crate::core::call_log::{CallQuery, parse_time};
+use crate::core::call_log::{CallQuery, CallsError, parse_time};
 use crate::core::dispatch::Door;
 use crate::types::CallContext;
 
@@ -88,8 +88,8 @@ async fn list_calls(
     };
     match reader.calls(&query).await {
         Ok(page) => Json(page).into_response(),
-        Err(e) if e.contains("unknown outcome") || e.contains("page cursor") => refuse(StatusCode::BAD_REQUEST, e),
-        Err(e) => unavailable(e),
+        Err(CallsError::BadQuery(e)) => refuse(StatusCode::BAD_REQUEST, e),
+        Err(CallsError::Unavailable(e)) => unavailable(e),
     }
 }
 

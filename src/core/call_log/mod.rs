@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 
 use super::metrics::Metrics;
-pub use query::{CallEntry, CallPage, CallQuery, CallStory, CallSummary, parse_time};
+pub use query::{CallEntry, CallPage, CallQuery, CallStory, CallSummary, CallsError, parse_time};
 use record::Record;
 pub(crate) use record::{Outcome, ToolCallRecord, WebhookRecord};
 pub use settings::CallLogSettings;
@@ -123,10 +123,10 @@ impl CallLog {
 /// Reads a call log: recent calls by filter, and one call's whole story.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), String> {
+/// # async fn run() -> anyhow::Result<()> {
 /// use switchboard::{CallLogReader, CallLogSettings, CallQuery};
 ///
-/// let log = CallLogReader::open(&CallLogSettings::sqlite("data")).await?;
+/// let log = CallLogReader::open(&CallLogSettings::sqlite("data")).await.map_err(anyhow::Error::msg)?;
 /// let failed = log.calls(&CallQuery { outcome: Some("failed".into()), ..Default::default() }).await?;
 /// for call in failed.calls {
 ///     println!("{} {:?}: {} of {} tool calls failed", call.call_id, call.customer_number, call.failed, call.tool_calls);
@@ -145,7 +145,7 @@ impl CallLogReader {
     }
 
     /// One page of calls matching `query`, the most recently active first.
-    pub async fn calls(&self, query: &CallQuery) -> Result<CallPage, String> {
+    pub async fn calls(&self, query: &CallQuery) -> Result<CallPage, CallsError> {
         let mut calls = self.store.calls(query).await?;
         let page = query.limit.clamp(1, query::MAX_PAGE);
         let next_before = (calls.len() > page).then(|| {

@@ -39,6 +39,18 @@ impl Default for CallQuery {
     }
 }
 
+/// Why [`CallLogReader::calls`](crate::CallLogReader::calls) gave no page.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallsError {
+    /// The query cannot be answered as written (an unknown outcome, a
+    /// cursor that is not one); the message says what to send instead.
+    #[error("{0}")]
+    BadQuery(String),
+    /// The database cannot be read now.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
 /// Most calls one page holds.
 pub(crate) const MAX_PAGE: usize = 500;
 
@@ -137,15 +149,6 @@ pub enum CallEntry {
         /// The message the caller got on failure.
         error: Option<String>,
     },
-}
-
-impl CallEntry {
-    /// When the entry was made, in milliseconds since the Unix epoch.
-    pub fn at_ms(&self) -> i64 {
-        match self {
-            CallEntry::Webhook { at_ms, .. } | CallEntry::ToolCall { at_ms, .. } => *at_ms,
-        }
-    }
 }
 
 /// `ms` since the Unix epoch as RFC 3339 (UTC, milliseconds).

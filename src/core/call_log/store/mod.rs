@@ -15,7 +15,7 @@ mod sqlite;
 
 use std::path::PathBuf;
 
-use super::query::{CallEntry, CallQuery, CallStory, CallSummary};
+use super::query::{CallEntry, CallQuery, CallStory, CallSummary, CallsError};
 pub(crate) use rows::{Batch, ToolCallRow};
 use sql::Dialect;
 
@@ -84,16 +84,17 @@ impl Store {
     }
 
     /// One page of calls (one more than asked, when there are more).
-    pub async fn calls(&self, query: &CallQuery) -> Result<Vec<CallSummary>, String> {
+    pub async fn calls(&self, query: &CallQuery) -> Result<Vec<CallSummary>, CallsError> {
         let dialect = match self {
             Store::Sqlite(_) => Dialect::Sqlite,
             Store::Postgres(_) => Dialect::Postgres,
         };
-        let (text, params) = sql::list_calls(query, dialect)?;
-        match self {
+        let (text, params) = sql::list_calls(query, dialect).map_err(CallsError::BadQuery)?;
+        let read = match self {
             Store::Sqlite(s) => s.calls(text, params).await,
             Store::Postgres(p) => p.calls(text, params).await,
-        }
+        };
+        read.map_err(CallsError::Unavailable)
     }
 
     /// Everything logged about `call_id`, in order; `None` for a call never logged.
