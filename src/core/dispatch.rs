@@ -304,7 +304,6 @@ async fn execute(
     cutoff: Instant,
     services: &Services,
 ) -> Result<Box<RawValue>, ToolFailure> {
-    let started = Instant::now();
     let logged = Logged::start(&services.log, call, Some(&plugin), arguments);
     let tool = plugin.tool(&call.name).expect("lookup found this tool");
     let result = if tool.is_async {
@@ -316,7 +315,7 @@ async fn execute(
         limits.timeout = limits.timeout.min(cutoff.saturating_duration_since(Instant::now()));
         plugin.call(&call.name, &logged.arguments, &call.context, limits).await.map(into_json)
     };
-    services.metrics.record_tool_call(&call.name, call.door.label(), outcome_label(&result), started.elapsed());
+    services.metrics.record_tool_call(&call.name, call.door.label(), outcome_label(&result), logged.started.elapsed());
     if let Err(failure) = &result {
         tracing::info!(tool = %call.name, tool_call_id = %call.id, call_id = %call.context.call_id, error = %failure, "tool call failed");
     }
@@ -365,6 +364,7 @@ struct Logged {
     log: CallLog,
     /// `None` when the call log is off.
     record: Option<ToolCallRecord>,
+    /// When the call started: its duration, for the log and the metrics.
     started: Instant,
     /// The call's arguments, held here so a timeout can log them too.
     arguments: Arc<str>,
@@ -409,23 +409,24 @@ impl Logged {
     }
 
     fn finish(mut self, outcome: Outcome, result: Option<&str>, error: Option<&str>) {
-        if let Some(mut record) = self.record.take() {
+        if let Some(record) = &mut self.record {
             record.outcome = outcome;
-            record.duration = self.started.elapsed();
-            record.arguments = Some(self.arguments.clone()).filter(|a| !a.is_empty());
             record.result = result.map(str::to_owned);
             record.error = error.map(str::to_owned);
-            self.log.tool_call(record);
         }
+        // Dropped here: `drop` sends it.
     }
 }
 
 impl Drop for Logged {
+    /// Sends the record: as finished, or (never finished) as a timeout.
     fn drop(&mut self) {
         if let Some(mut record) = self.record.take() {
             record.duration = self.started.elapsed();
             record.arguments = Some(self.arguments.clone()).filter(|a| !a.is_empty());
-            record.error = Some(ToolFailure::TimedOut(record.duration).to_string());
+            if record.outcome == Outcome::Timeout && record.error.is_none() {
+                record.error = Some(ToolFailure::TimedOut(record.duration).to_string());
+            }
             self.log.tool_call(record);
         }
     }
@@ -436,10 +437,14 @@ impl Drop for Logged {
 fn run_in_background(call: ToolCallRequest, plugin: Arc<Plugin>, arguments: Arc<str>, services: &Services) {
     let services = services.clone();
     services.shutdown.clone().spawn(Work::AsyncTool, async move {
-        let started = Instant::now();
         let logged = Logged::start(&services.log, &call, Some(&plugin), arguments);
         let result = plugin.call(&call.name, &logged.arguments, &call.context, plugin.limits).await.map(into_json);
-        services.metrics.record_tool_call(&call.name, call.door.label(), outcome_label(&result), started.elapsed());
+        services.metrics.record_tool_call(
+            &call.name,
+            call.door.label(),
+            outcome_label(&result),
+            logged.started.elapsed(),
+        );
         match &result {
             Ok(_) => tracing::info!(tool = %call.name, tool_call_id = %call.id, "async tool finished"),
             Err(e) => tracing::warn!(tool = %call.name, tool_call_id = %call.id, error = %e, "async tool failed"),

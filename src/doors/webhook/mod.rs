@@ -65,8 +65,8 @@ async fn receive(State(app): State<Arc<WebhookDoor>>, headers: HeaderMap, body: 
         }
     };
     app.core.metrics().record_webhook(event.kind().as_str(), 200);
-    let received = SystemTime::now();
-    let mut record = app.core.call_log().is_on().then(|| webhook_record(&event, received));
+    let mut record = app.core.call_log().is_on().then(|| webhook_record(&event, SystemTime::now()));
+    let report = matches!(event, Event::EndOfCallReport(_));
     let response = match event {
         Event::ToolCalls(calls) => {
             let deadline = arrived + app.tool_calls_budget;
@@ -116,7 +116,6 @@ async fn receive(State(app): State<Arc<WebhookDoor>>, headers: HeaderMap, body: 
     if let Some(mut record) = record {
         record.http_status = response.status().as_u16();
         record.duration = arrived.elapsed();
-        let report = record.event == EventKind::EndOfCallReport.as_str();
         app.core.call_log().webhook(record, || report.then(|| report_details(&body)).flatten());
     }
     response
