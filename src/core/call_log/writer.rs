@@ -63,7 +63,6 @@ pub(crate) async fn run(
                 queue.recv_many(&mut messages, room).await;
             }
         }
-        records.clear();
         let mut flushes = Vec::new();
         for message in messages.drain(..) {
             match message {
