@@ -4,7 +4,8 @@
 #   benches/profile.sh [SERVER] [SECONDS]
 #
 #   SERVER    switchboard-echo (default), switchboard-echo-reuse, switchboard-edge,
-#             switchboard-echo_command or native
+#             switchboard-echo_command, native,
+#             switchboard-echo-log-on, switchboard-echo-log-off (the call log section's pair)
 #   SECONDS   how long to record (default 4), inside a 10 s measured window
 #
 # Runs the suite's load generator at 16 connections against SERVER and, in the

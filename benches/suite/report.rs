@@ -382,7 +382,7 @@ fn call_log_section(m: &mut String, r: &Results) {
             m,
             "\nThe log-on server's database held {} tool calls after its runs, of the {} it answered (warm-ups and \
              its readiness check included): {}. Each request is a `tool-calls` webhook with one tool call, so the \
-             log gets two records per request (the webhook and the tool call); all the load's webhooks carry the \
+             log gets one record per request (a `tool-calls` webhook is kept as its tool calls); all the load's webhooks carry the \
              spec fixture's call id, so they update one summary row.\n\nHow each server was started:\n",
             thousands(c.logged_tool_calls as f64),
             thousands(c.answered_tool_calls as f64),

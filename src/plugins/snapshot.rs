@@ -87,6 +87,13 @@ impl Plugin {
         self.capabilities.values().redact(text)
     }
 
+    /// [`Self::redact`] for shared text: the same text, not a copy, when the
+    /// plugin has no secret to look for.
+    pub fn redact_shared(&self, text: Arc<str>) -> Arc<str> {
+        let values = self.capabilities.values();
+        if values.has_secrets() { values.redact(text.to_string()).into() } else { text }
+    }
+
     /// The definition of `tool`, when this plugin offers it.
     pub fn tool(&self, tool: &str) -> Option<&ToolDefinition> {
         self.tools.iter().find(|t| t.name == tool)

@@ -79,8 +79,7 @@ pub(crate) async fn run(
                     }
                 });
             }
-            batch.fill(&records, |t| row(t, &settings));
-            records.clear();
+            batch.fill(records.drain(..), |t| row(t, &settings));
             let rows = batch.len();
             let written;
             (batch, written) = store.write(batch).await;
@@ -116,36 +115,46 @@ pub(crate) async fn run(
 }
 
 /// A tool call as stored: plugin secrets redacted, captures as configured,
-/// long values cut.
-fn row(call: &ToolCallRecord, settings: &CallLogSettings) -> ToolCallRow {
-    let redact = |text: &str| match &call.plugin {
-        Some(plugin) => plugin.redact(text.to_owned()),
-        None => text.to_owned(),
+/// long values cut. Its text is moved, not copied, unless it changes.
+fn row(call: ToolCallRecord, settings: &CallLogSettings) -> ToolCallRow {
+    let limit = settings.max_value_bytes;
+    let plugin = call.plugin.as_deref();
+    let redact = |text: String| match plugin {
+        Some(plugin) => plugin.redact(text),
+        None => text,
     };
-    let keep =
-        |text: Option<&str>, capture: bool| text.filter(|_| capture).map(|t| cut(redact(t), settings.max_value_bytes));
+    let arguments = call.arguments.filter(|_| settings.capture_arguments).map(|text| {
+        let text = match plugin {
+            Some(plugin) => plugin.redact_shared(text),
+            None => text,
+        };
+        if text.len() > limit { cut(&text, limit).into() } else { text }
+    });
+    let result = call.result.filter(|_| settings.capture_results).map(|text| cut_owned(redact(text), limit));
+    let error = call.error.map(|text| cut_owned(redact(text), limit));
     ToolCallRow {
         at: epoch_us(call.at),
-        call_id: call.call_id.clone(),
-        tool_call_id: call.tool_call_id.clone(),
-        tool: call.tool.clone(),
-        plugin: call.plugin.as_ref().map(|p| p.name.clone()),
-        version: call.plugin.as_ref().map(|p| p.version.clone()),
+        call_id: call.call_id,
+        tool_call_id: call.tool_call_id,
+        tool: call.tool,
         door: call.door,
         outcome: call.outcome.as_str(),
         duration_us: micros(call.duration),
-        arguments: keep(call.arguments.as_deref(), settings.capture_arguments),
-        result: keep(call.result.as_deref(), settings.capture_results),
-        error: call.error.as_deref().map(|e| cut(redact(e), settings.max_value_bytes)),
+        plugin: call.plugin,
+        arguments,
+        result,
+        error,
     }
 }
 
-/// `text`, or when longer than `limit` bytes, a JSON string saying so with
-/// its beginning.
-fn cut(text: String, limit: usize) -> String {
-    if text.len() <= limit {
-        return text;
-    }
+/// `text`, or [`cut`] when longer than `limit` bytes.
+fn cut_owned(text: String, limit: usize) -> String {
+    if text.len() <= limit { text } else { cut(&text, limit) }
+}
+
+/// `text` (longer than `limit` bytes) cut: a JSON string that says so,
+/// with its beginning.
+fn cut(text: &str, limit: usize) -> String {
     let start = &text[..text.floor_char_boundary(limit)];
     serde_json::Value::String(format!("{start}… (cut: {} bytes in all)", text.len())).to_string()
 }
@@ -156,8 +165,8 @@ mod tests {
 
     #[test]
     fn a_long_value_is_cut_to_a_json_string_that_says_so() {
-        assert_eq!(cut("{\"a\":1}".into(), 100), "{\"a\":1}");
-        let cut = cut(format!("\"{}\"", "é".repeat(100)), 11);
+        assert_eq!(cut_owned("{\"a\":1}".into(), 100), "{\"a\":1}");
+        let cut = cut_owned(format!("\"{}\"", "é".repeat(100)), 11);
         let shown: String = serde_json::from_str(&cut).unwrap();
         assert_eq!(shown, format!("\"{}… (cut: 202 bytes in all)", "é".repeat(5)));
     }

@@ -65,7 +65,11 @@ async fn receive(State(app): State<Arc<WebhookDoor>>, headers: HeaderMap, body: 
         }
     };
     app.core.metrics().record_webhook(event.kind().as_str(), 200);
-    let mut record = app.core.call_log().is_on().then(|| webhook_record(&event, SystemTime::now()));
+    // A tool-calls webhook is logged as its tool calls (each with its
+    // time, numbers, outcome and duration): a row of its own would say
+    // again what they say, at a cost on every call.
+    let mut record = (app.core.call_log().is_on() && !matches!(event, Event::ToolCalls(_)))
+        .then(|| webhook_record(&event, SystemTime::now()));
     let report = matches!(event, Event::EndOfCallReport(_));
     let response = match event {
         Event::ToolCalls(calls) => {

@@ -136,20 +136,19 @@ mod tests {
         })
     }
 
-    fn shape(t: &ToolCallRecord) -> ToolCallRow {
+    fn shape(t: ToolCallRecord) -> ToolCallRow {
         ToolCallRow {
             at: epoch_us(t.at),
-            call_id: t.call_id.clone(),
-            tool_call_id: t.tool_call_id.clone(),
-            tool: t.tool.clone(),
+            call_id: t.call_id,
+            tool_call_id: t.tool_call_id,
+            tool: t.tool,
             plugin: None,
-            version: None,
             door: t.door,
             outcome: t.outcome.as_str(),
             duration_us: 3000,
-            arguments: t.arguments.as_deref().map(str::to_owned),
-            result: t.result.clone(),
-            error: t.error.clone(),
+            arguments: t.arguments,
+            result: t.result,
+            error: t.error,
         }
     }
 
@@ -180,12 +179,12 @@ mod tests {
             status("new", now, "in-progress"),
         ];
         let mut batch = Batch::default();
-        batch.fill(&first, shape);
+        batch.fill(first.into_iter(), shape);
         let (mut batch, written) = store.write(batch).await;
         written.unwrap();
         let later = now + Duration::from_millis(5);
         let second = [tool_call("new", later, Outcome::Timeout), status("new", later, "ended")];
-        batch.fill(&second, shape);
+        batch.fill(second.into_iter(), shape);
         let (mut batch, written) = store.write(batch).await;
         written.unwrap();
 
@@ -198,7 +197,7 @@ mod tests {
         // More rows than one INSERT takes: whole statements and the rest one by one.
         let many: Vec<Record> =
             (0..70).map(|i| tool_call("many", now + Duration::from_micros(i), Outcome::Ok)).collect();
-        batch.fill(&many, shape);
+        batch.fill(many.into_iter(), shape);
         store.write(batch).await.1.unwrap();
         let story = store.story("many").await.unwrap().unwrap();
         assert_eq!((story.entries.len(), story.call.tool_calls), (70, 70));

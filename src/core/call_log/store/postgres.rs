@@ -98,8 +98,8 @@ impl Postgres {
                 &t.iter().map(|r| r.call_id.as_str()).collect::<Vec<_>>(),
                 &t.iter().map(|r| r.tool_call_id.as_str()).collect::<Vec<_>>(),
                 &t.iter().map(|r| r.tool.as_str()).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.plugin.as_deref()).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.version.as_deref()).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.plugin_name()).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.version()).collect::<Vec<_>>(),
                 &t.iter().map(|r| r.door).collect::<Vec<_>>(),
                 &t.iter().map(|r| r.outcome).collect::<Vec<_>>(),
                 &t.iter().map(|r| r.duration_us).collect::<Vec<_>>(),
@@ -131,10 +131,11 @@ impl Postgres {
             );
             transaction.execute(&statement, &columns).await.map_err(error)?;
         }
-        let c = &batch.calls;
+        let c: Vec<_> = batch.calls.values().collect();
+        let ids: Vec<&str> = batch.calls.keys().map(String::as_str).collect();
         if !c.is_empty() {
             let columns: [&(dyn ToSql + Sync); 10] = [
-                &c.iter().map(|r| r.call_id.as_str()).collect::<Vec<_>>(),
+                &ids,
                 &c.iter().map(|r| r.first_at).collect::<Vec<_>>(),
                 &c.iter().map(|r| r.last_at).collect::<Vec<_>>(),
                 &c.iter().map(|r| r.customer_number.as_deref()).collect::<Vec<_>>(),

@@ -3,18 +3,22 @@
 //! databases.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::core::call_log::query::{CallEntry, CallSummary, rfc3339};
-use crate::core::call_log::record::{Record, ToolCallRecord, epoch_ms, epoch_us, micros};
+use crate::core::call_log::record::{Record, ToolCallRecord, WebhookRecord, epoch_ms, epoch_us, micros};
+use crate::plugins::Plugin;
 
-/// What one write adds: rows as the tables take them.
+/// What one write adds: rows as the tables take them. Made by moving the
+/// records' text, not copying it: the writer takes thousands of records a
+/// second, and each copy would cost every one of them.
 #[derive(Default)]
 pub(crate) struct Batch {
     pub tool_calls: Vec<ToolCallRow>,
     pub webhooks: Vec<WebhookRow>,
-    /// One per call id, sorted by id (so concurrent writers lock rows in
+    /// One per call id, in id order (so concurrent writers lock rows in
     /// the same order).
-    pub calls: Vec<CallRow>,
+    pub calls: BTreeMap<String, CallRow>,
 }
 
 pub(crate) struct ToolCallRow {
@@ -23,14 +27,26 @@ pub(crate) struct ToolCallRow {
     pub call_id: String,
     pub tool_call_id: String,
     pub tool: String,
-    pub plugin: Option<String>,
-    pub version: Option<String>,
+    /// The plugin version that ran it: its name and version are stored.
+    pub plugin: Option<Arc<Plugin>>,
     pub door: &'static str,
     pub outcome: &'static str,
     pub duration_us: i64,
-    pub arguments: Option<String>,
+    pub arguments: Option<Arc<str>>,
     pub result: Option<String>,
     pub error: Option<String>,
+}
+
+impl ToolCallRow {
+    /// The stored plugin name.
+    pub fn plugin_name(&self) -> Option<&str> {
+        self.plugin.as_deref().map(|p| p.name.as_str())
+    }
+
+    /// The stored plugin version.
+    pub fn version(&self) -> Option<&str> {
+        self.plugin.as_deref().map(|p| p.version.as_str())
+    }
 }
 
 pub(crate) struct WebhookRow {
@@ -45,7 +61,6 @@ pub(crate) struct WebhookRow {
 
 /// A call's summary as one batch changes it: merged into the stored row.
 pub(crate) struct CallRow {
-    pub call_id: String,
     pub first_at: i64,
     pub last_at: i64,
     pub customer_number: Option<String>,
@@ -57,64 +72,94 @@ pub(crate) struct CallRow {
     pub duration_seconds: Option<f64>,
 }
 
+impl CallRow {
+    fn new(at: i64) -> Self {
+        CallRow {
+            first_at: at,
+            last_at: at,
+            customer_number: None,
+            phone_number: None,
+            tool_calls: 0,
+            failed: 0,
+            status: None,
+            ended_reason: None,
+            duration_seconds: None,
+        }
+    }
+}
+
+/// `value` when it is there, else what `kept` held: a later record's
+/// number or status replaces an earlier one's.
+fn later(kept: &mut Option<String>, value: Option<String>) {
+    if value.is_some() {
+        *kept = value;
+    }
+}
+
 impl Batch {
-    /// Makes this the rows of `records`, in order (the buffers of the last
-    /// batch are kept: a writer at thousands of rows a second would
-    /// otherwise take fresh memory for each); `shape` turns each tool
-    /// call's plugin, arguments and result into what is stored.
-    pub fn fill(&mut self, records: &[Record], mut shape: impl FnMut(&ToolCallRecord) -> ToolCallRow) {
-        let batch = self;
-        batch.tool_calls.clear();
-        batch.webhooks.clear();
-        batch.calls.clear();
-        let mut calls: BTreeMap<&str, CallRow> = BTreeMap::new();
+    /// Makes this the rows of `records`, in order, taking their text (the
+    /// buffers of the last batch are kept: a writer at thousands of rows a
+    /// second would otherwise take fresh memory for each); `shape` turns
+    /// each tool call into what is stored.
+    pub fn fill(
+        &mut self,
+        records: impl Iterator<Item = Record>,
+        mut shape: impl FnMut(ToolCallRecord) -> ToolCallRow,
+    ) {
+        self.tool_calls.clear();
+        self.webhooks.clear();
+        self.calls.clear();
         for record in records {
-            let when = match record {
+            let when = match &record {
                 Record::Webhook(w) => w.at,
                 Record::ToolCall(t) => t.at,
             };
             // Rows in microseconds, summaries in milliseconds.
-            let (at, at_us) = (epoch_ms(when), epoch_us(when));
-            let call = calls.entry(record.call_id()).or_insert_with(|| CallRow {
-                call_id: record.call_id().to_owned(),
-                first_at: at,
-                last_at: at,
-                customer_number: None,
-                phone_number: None,
-                tool_calls: 0,
-                failed: 0,
-                status: None,
-                ended_reason: None,
-                duration_seconds: None,
-            });
+            let at = epoch_ms(when);
+            if !self.calls.contains_key(record.call_id()) {
+                self.calls.insert(record.call_id().to_owned(), CallRow::new(at));
+            }
+            let call = self.calls.get_mut(record.call_id()).expect("just inserted");
             call.first_at = call.first_at.min(at);
             call.last_at = call.last_at.max(at);
             match record {
                 Record::Webhook(w) => {
-                    call.customer_number = w.customer_number.clone().or(call.customer_number.take());
-                    call.phone_number = w.phone_number.clone().or(call.phone_number.take());
-                    call.status = w.status.clone().or(call.status.take());
-                    call.ended_reason = w.ended_reason.clone().or(call.ended_reason.take());
-                    call.duration_seconds = w.duration_seconds.or(call.duration_seconds);
-                    batch.webhooks.push(WebhookRow {
-                        at: at_us,
-                        call_id: w.call_id.clone(),
-                        event: w.event,
-                        http_status: i64::from(w.http_status),
-                        duration_us: micros(w.duration),
-                        detail: w.detail.clone(),
+                    let WebhookRecord {
+                        at: _,
+                        event,
+                        call_id,
+                        customer_number,
+                        phone_number,
+                        http_status,
+                        duration,
+                        status,
+                        ended_reason,
+                        duration_seconds,
+                        detail,
+                    } = w;
+                    later(&mut call.customer_number, customer_number);
+                    later(&mut call.phone_number, phone_number);
+                    later(&mut call.status, status);
+                    later(&mut call.ended_reason, ended_reason);
+                    call.duration_seconds = duration_seconds.or(call.duration_seconds);
+                    self.webhooks.push(WebhookRow {
+                        at: epoch_us(when),
+                        call_id,
+                        event,
+                        http_status: i64::from(http_status),
+                        duration_us: micros(duration),
+                        detail,
                     });
                 }
-                Record::ToolCall(t) => {
-                    call.customer_number = t.customer_number.clone().or(call.customer_number.take());
-                    call.phone_number = t.phone_number.clone().or(call.phone_number.take());
+                Record::ToolCall(mut t) => {
+                    later(&mut call.customer_number, t.customer_number.take());
+                    later(&mut call.phone_number, t.phone_number.take());
                     call.tool_calls += 1;
                     call.failed += i64::from(t.outcome.failed());
-                    batch.tool_calls.push(shape(t));
+                    self.tool_calls.push(shape(t));
                 }
             }
         }
-        batch.calls.extend(calls.into_values());
     }
 
     /// Rows in the batch.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::types::ToSql;
+use rusqlite::types::{Null, ToSql};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
 
 use super::rows::{Batch, summary, tool_call_entry, webhook_entry};
@@ -181,8 +181,8 @@ fn insert(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<()> {
             &row.call_id,
             &row.tool_call_id,
             &row.tool,
-            &row.plugin,
-            &row.version,
+            row.plugin.as_deref().map_or(&Null as &dyn ToSql, |p| &p.name),
+            row.plugin.as_deref().map_or(&Null as &dyn ToSql, |p| &p.version),
             &row.door,
             &row.outcome,
             &row.duration_us,
@@ -197,9 +197,9 @@ fn insert(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<()> {
     {
         let mut merge =
             transaction.prepare_cached(&sql::placeholders(sql::merge_call(Dialect::Sqlite), Dialect::Sqlite))?;
-        for row in &batch.calls {
+        for (call_id, row) in &batch.calls {
             merge.execute(params![
-                row.call_id,
+                call_id,
                 row.first_at,
                 row.last_at,
                 row.customer_number,
