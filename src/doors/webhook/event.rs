@@ -206,7 +206,10 @@ impl<'de> Deserialize<'de> for Arguments {
         let text = raw.get();
         let invalid = |why| Arguments::Invalid { why, sent: text.to_owned() };
         Ok(match text.as_bytes().first() {
-            Some(b'{') => Arguments::Json(text.to_owned()),
+            Some(b'{') => match strictly_json(text) {
+                Ok(()) => Arguments::Json(text.to_owned()),
+                Err(e) => invalid(format!("arguments are not valid JSON: {e}")),
+            },
             Some(b'n') => Arguments::default(),
             Some(b'"') => {
                 let inner: String = serde_json::from_str(text).map_err(serde::de::Error::custom)?;
@@ -219,6 +222,18 @@ impl<'de> Deserialize<'de> for Arguments {
             _ => invalid("arguments must be a JSON object".to_owned()),
         })
     }
+}
+
+/// Whether `text`, which the raw reader took as a JSON object, is one that
+/// every JSON reader takes. The raw reader checks a string's escapes without
+/// decoding them, so an unpaired surrogate (`"\udfaa"`) gets through it;
+/// the plugin's own reader, or the tool's schema check, would then refuse
+/// the arguments. Only text with a `\u` escape is decoded to look.
+fn strictly_json(text: &str) -> Result<(), serde_json::Error> {
+    if text.contains("\\u") {
+        serde_json::from_str::<serde_json::Value>(text)?;
+    }
+    Ok(())
 }
 
 /// `status-update`: the call's status changed.
@@ -428,6 +443,18 @@ mod tests {
         assert_eq!(calls.common.customer_number(), None);
         assert_eq!(calls.common.phone_number(), None);
         calls.tool_call_list[0].function.arguments.clone()
+    }
+
+    #[test]
+    fn arguments_with_an_unpaired_surrogate_are_unusable_not_passed_on() {
+        // Found by the `decode` fuzz target: the raw reader let these through.
+        let lone = tool_call_with(r#"{"name":"Jan \udfaa"}"#);
+        let Arguments::Invalid { why, sent } = lone else { panic!("taken as JSON: {lone:?}") };
+        assert!(why.starts_with("arguments are not valid JSON: "), "{why}");
+        assert_eq!(sent, r#"{"name":"Jan \udfaa"}"#);
+        // A pair, and other escapes, are fine.
+        let pair = r#"{"name":"\ud83d\ude00 \u00e9"}"#;
+        assert_eq!(tool_call_with(pair), Arguments::Json(pair.into()));
     }
 
     #[test]
