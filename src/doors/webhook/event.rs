@@ -225,15 +225,64 @@ impl<'de> Deserialize<'de> for Arguments {
 }
 
 /// Whether `text`, which the raw reader took as a JSON object, is one that
-/// every JSON reader takes. The raw reader checks a string's escapes without
-/// decoding them, so an unpaired surrogate (`"\udfaa"`) gets through it;
-/// the plugin's own reader, or the tool's schema check, would then refuse
-/// the arguments. Only text with a `\u` escape is decoded to look.
+/// every JSON reader takes. The raw reader checks the grammar without
+/// reading values, so an unpaired surrogate escape (`"\udfaa"`) or a number
+/// no double holds (`2e308`) gets through it; the plugin's own reader, or
+/// the tool's schema check, would then refuse the arguments. This reads
+/// every string and number, keeping none (no allocation).
 fn strictly_json(text: &str) -> Result<(), serde_json::Error> {
-    if text.contains("\\u") {
-        serde_json::from_str::<serde_json::Value>(text)?;
+    serde_json::from_str::<Strict>(text).map(|_| ())
+}
+
+/// Any JSON value, read whole and kept not at all: see [`strictly_json`].
+struct Strict;
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(Strict)
     }
-    Ok(())
+}
+
+impl<'de> serde::de::Visitor<'de> for Strict {
+    type Value = Strict;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+
+    fn visit_unit<E>(self) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<Strict, A::Error> {
+        while items.next_element::<Strict>()?.is_some() {}
+        Ok(Strict)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut entries: A) -> Result<Strict, A::Error> {
+        while entries.next_entry::<Strict, Strict>()?.is_some() {}
+        Ok(Strict)
+    }
 }
 
 /// `status-update`: the call's status changed.
@@ -446,7 +495,7 @@ mod tests {
     }
 
     #[test]
-    fn arguments_with_an_unpaired_surrogate_are_unusable_not_passed_on() {
+    fn arguments_no_strict_reader_takes_are_unusable_not_passed_on() {
         // Found by the `decode` fuzz target: the raw reader let these through.
         let lone = tool_call_with(r#"{"name":"Jan \udfaa"}"#);
         let Arguments::Invalid { why, sent } = lone else { panic!("taken as JSON: {lone:?}") };
@@ -455,6 +504,12 @@ mod tests {
         // A pair, and other escapes, are fine.
         let pair = r#"{"name":"\ud83d\ude00 \u00e9"}"#;
         assert_eq!(tool_call_with(pair), Arguments::Json(pair.into()));
+        // The same for a number no double holds (found the same way).
+        let huge = tool_call_with(r#"{"n":[1, {"m": 2e308}]}"#);
+        let Arguments::Invalid { why, .. } = huge else { panic!("taken as JSON: {huge:?}") };
+        assert!(why.contains("number out of range"), "{why}");
+        let fine = r#"{"n":[1e308, -0.5, 18446744073709551616, null, true, "x"], "o": {}}"#;
+        assert_eq!(tool_call_with(fine), Arguments::Json(fine.into()));
     }
 
     #[test]
