@@ -17,7 +17,7 @@ use futures::FutureExt;
 
 use serde_json::value::RawValue;
 
-use super::call_log::{CallLog, Outcome, ToolCallRecord};
+use super::call_log::{CallLog, Outcome, ToolCallRecord, ToolCallText};
 use super::dedup::{Answer, Dedup, DedupKey};
 use super::metrics::Metrics;
 use super::shutdown::{Shutdown, Work};
@@ -359,35 +359,34 @@ fn prepare(call: &ToolCallRequest, target: Option<&Arc<Plugin>>) -> Result<(Arc<
 
 /// A tool call's record in the making. Finished with how the call ended;
 /// dropped unfinished (its future cancelled at the deadline), it is logged
-/// as a timeout.
-struct Logged {
+/// as a timeout. The record is made once the call has ended, its text
+/// copied from the call in one piece.
+struct Logged<'a> {
     log: CallLog,
-    /// `None` when the call log is off.
-    record: Option<ToolCallRecord>,
+    call: &'a ToolCallRequest,
+    plugin: Option<Arc<Plugin>>,
+    /// When the call started (wall clock, for the log): `None` when the
+    /// call log is off.
+    at: Option<SystemTime>,
     /// When the call started: its duration, for the log and the metrics.
     started: Instant,
     /// The call's arguments, held here so a timeout can log them too.
     arguments: Arc<str>,
+    /// Logged already (finished).
+    sent: bool,
 }
 
-impl Logged {
-    fn start(log: &CallLog, call: &ToolCallRequest, plugin: Option<&Arc<Plugin>>, arguments: Arc<str>) -> Self {
-        let record = log.is_on().then(|| ToolCallRecord {
-            at: SystemTime::now(),
-            call_id: call.context.call_id.clone(),
-            tool_call_id: call.id.clone(),
-            tool: call.name.clone(),
+impl<'a> Logged<'a> {
+    fn start(log: &CallLog, call: &'a ToolCallRequest, plugin: Option<&Arc<Plugin>>, arguments: Arc<str>) -> Self {
+        Self {
+            log: log.clone(),
+            call,
             plugin: plugin.cloned(),
-            door: call.door.label(),
-            customer_number: call.context.customer_number.clone(),
-            phone_number: call.context.phone_number.clone(),
-            arguments: None,
-            result: None,
-            error: None,
-            outcome: Outcome::Timeout,
-            duration: Duration::ZERO,
-        });
-        Self { log: log.clone(), record, started: Instant::now(), arguments }
+            at: log.is_on().then(SystemTime::now),
+            started: Instant::now(),
+            arguments,
+            sent: false,
+        }
     }
 
     /// Logs the call as ended with `result` (`accepted`: an async tool's
@@ -409,25 +408,40 @@ impl Logged {
     }
 
     fn finish(mut self, outcome: Outcome, result: Option<&str>, error: Option<&str>) {
-        if let Some(record) = &mut self.record {
-            record.outcome = outcome;
-            record.result = result.map(str::to_owned);
-            record.error = error.map(str::to_owned);
-        }
-        // Dropped here: `drop` sends it.
+        self.send(outcome, result, error);
+    }
+
+    fn send(&mut self, outcome: Outcome, result: Option<&str>, error: Option<&str>) {
+        let Some(at) = self.at.filter(|_| !self.sent) else { return };
+        self.sent = true;
+        let call = self.call;
+        let text = ToolCallText {
+            call_id: &call.context.call_id,
+            tool_call_id: &call.id,
+            tool: &call.name,
+            customer_number: call.context.customer_number.as_deref(),
+            phone_number: call.context.phone_number.as_deref(),
+            result,
+            error,
+        };
+        self.log.tool_call(ToolCallRecord {
+            at,
+            plugin: self.plugin.take(),
+            door: call.door.label(),
+            arguments: Some(self.arguments.clone()).filter(|a| !a.is_empty()),
+            outcome,
+            duration: self.started.elapsed(),
+            text: text.pack(),
+        });
     }
 }
 
-impl Drop for Logged {
-    /// Sends the record: as finished, or (never finished) as a timeout.
+impl Drop for Logged<'_> {
+    /// Logs a call that never finished as a timeout.
     fn drop(&mut self) {
-        if let Some(mut record) = self.record.take() {
-            record.duration = self.started.elapsed();
-            record.arguments = Some(self.arguments.clone()).filter(|a| !a.is_empty());
-            if record.outcome == Outcome::Timeout && record.error.is_none() {
-                record.error = Some(ToolFailure::TimedOut(record.duration).to_string());
-            }
-            self.log.tool_call(record);
+        if self.at.is_some() && !self.sent {
+            let timed_out = ToolFailure::TimedOut(self.started.elapsed()).to_string();
+            self.send(Outcome::Timeout, None, Some(&timed_out));
         }
     }
 }

@@ -90,8 +90,12 @@ impl Plugin {
     /// [`Self::redact`] for shared text: the same text, not a copy, when the
     /// plugin has no secret to look for.
     pub fn redact_shared(&self, text: Arc<str>) -> Arc<str> {
-        let values = self.capabilities.values();
-        if values.has_secrets() { values.redact(text.to_string()).into() } else { text }
+        if self.has_secrets() { self.redact(text.to_string()).into() } else { text }
+    }
+
+    /// Whether the plugin has secret values to redact.
+    pub fn has_secrets(&self) -> bool {
+        self.capabilities.values().has_secrets()
     }
 
     /// The definition of `tool`, when this plugin offers it.

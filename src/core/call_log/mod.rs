@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::metrics::Metrics;
 pub use query::{CallEntry, CallPage, CallQuery, CallStory, CallSummary, CallsError, parse_time};
 use record::Record;
-pub(crate) use record::{Outcome, ToolCallRecord, WebhookRecord};
+pub(crate) use record::{Outcome, ToolCallRecord, ToolCallText, WebhookRecord};
 pub use settings::CallLogSettings;
 use stats::Stats;
 pub use stats::ToolStats;

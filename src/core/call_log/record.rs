@@ -75,36 +75,112 @@ pub(crate) struct WebhookRecord {
     pub detail: Option<String>,
 }
 
-/// One tool call, as answered.
+/// One tool call, as answered. Its text (ids, tool, numbers, result,
+/// error) is kept in one allocation, [`ToolCallText::pack`]: a record is
+/// made on every call and freed on the writer's thread, where each
+/// allocation costs more than on the request's own.
 #[derive(Clone)]
 pub(crate) struct ToolCallRecord {
     /// When it started.
     pub at: SystemTime,
-    /// The platform's call id (`mcp` for MCP calls, `dashboard` for tries).
-    pub call_id: String,
-    /// The id of this tool call.
-    pub tool_call_id: String,
-    /// The tool asked for.
-    pub tool: String,
     /// The plugin version that ran it (its secrets are redacted from what
     /// is stored); `None` when none did.
     pub plugin: Option<Arc<Plugin>>,
     /// The door it came in by.
     pub door: &'static str,
-    /// The caller's number, when known.
-    pub customer_number: Option<String>,
-    /// The number called, when known.
-    pub phone_number: Option<String>,
     /// The arguments as sent (JSON text), shared with the call.
     pub arguments: Option<Arc<str>>,
-    /// The result (JSON text) on success.
-    pub result: Option<String>,
-    /// The message the caller got on failure.
-    pub error: Option<String>,
     /// How it ended.
     pub outcome: Outcome,
     /// From its start to its answer.
     pub duration: Duration,
+    /// The text fields.
+    pub text: PackedText,
+}
+
+/// A tool call's text fields, borrowed: what [`ToolCallText::pack`] keeps.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct ToolCallText<'a> {
+    /// The platform's call id (`mcp` for MCP calls, `dashboard` for tries).
+    pub call_id: &'a str,
+    /// The id of this tool call.
+    pub tool_call_id: &'a str,
+    /// The tool asked for.
+    pub tool: &'a str,
+    /// The caller's number, when known.
+    pub customer_number: Option<&'a str>,
+    /// The number called, when known.
+    pub phone_number: Option<&'a str>,
+    /// The result (JSON text) on success.
+    pub result: Option<&'a str>,
+    /// The message the caller got on failure.
+    pub error: Option<&'a str>,
+}
+
+/// [`ToolCallText`]'s fields in one string.
+#[derive(Clone, Default)]
+pub(crate) struct PackedText {
+    text: String,
+    /// Where each field ends in `text` (each starts where the one before ends).
+    ends: [usize; FIELDS],
+    /// Bit `i` set: field `i` is present (an absent one is empty).
+    present: u8,
+}
+
+const FIELDS: usize = 7;
+
+impl<'a> ToolCallText<'a> {
+    /// The fields copied into one string.
+    pub fn pack(&self) -> PackedText {
+        let fields = [
+            Some(self.call_id),
+            Some(self.tool_call_id),
+            Some(self.tool),
+            self.customer_number,
+            self.phone_number,
+            self.result,
+            self.error,
+        ];
+        let mut packed = PackedText {
+            text: String::with_capacity(fields.iter().flatten().map(|f| f.len()).sum()),
+            ..PackedText::default()
+        };
+        for (i, field) in fields.into_iter().enumerate() {
+            if let Some(field) = field {
+                packed.text.push_str(field);
+                packed.present |= 1 << i;
+            }
+            packed.ends[i] = packed.text.len();
+        }
+        packed
+    }
+}
+
+impl PackedText {
+    fn get(&self, i: usize) -> Option<&str> {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        (self.present & (1 << i) != 0).then(|| &self.text[start..self.ends[i]])
+    }
+
+    /// The fields, borrowed.
+    pub fn fields(&self) -> ToolCallText<'_> {
+        ToolCallText {
+            call_id: self.get(0).unwrap_or_default(),
+            tool_call_id: self.get(1).unwrap_or_default(),
+            tool: self.get(2).unwrap_or_default(),
+            customer_number: self.get(3),
+            phone_number: self.get(4),
+            result: self.get(5),
+            error: self.get(6),
+        }
+    }
+}
+
+impl ToolCallRecord {
+    /// The record's text fields.
+    pub fn text(&self) -> ToolCallText<'_> {
+        self.text.fields()
+    }
 }
 
 /// One entry for the writer.
@@ -121,7 +197,7 @@ impl Record {
     pub fn call_id(&self) -> &str {
         match self {
             Record::Webhook(w) => &w.call_id,
-            Record::ToolCall(t) => &t.call_id,
+            Record::ToolCall(t) => t.text().call_id,
         }
     }
 }
@@ -140,4 +216,28 @@ pub(crate) fn epoch_us(at: SystemTime) -> i64 {
 /// Microseconds, for the stored durations.
 pub(crate) fn micros(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_text_gives_back_each_field_present_or_absent() {
+        let fields = ToolCallText {
+            call_id: "call-1",
+            tool_call_id: "",
+            tool: "echo",
+            customer_number: None,
+            phone_number: Some("+3185"),
+            result: Some("{\"é\":1}"),
+            error: None,
+        };
+        let packed = fields.pack();
+        let back = packed.fields();
+        assert_eq!((back.call_id, back.tool_call_id, back.tool), ("call-1", "", "echo"));
+        assert_eq!((back.customer_number, back.phone_number), (None, Some("+3185")));
+        assert_eq!((back.result, back.error), (Some("{\"é\":1}"), None));
+        assert_eq!(packed.text, "call-1echo+3185{\"é\":1}");
+    }
 }

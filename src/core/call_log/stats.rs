@@ -78,10 +78,11 @@ impl Stats {
     /// Counts one tool call.
     pub fn add(&mut self, call: &ToolCallRecord) {
         let minute = minute_of(call.at);
-        if !self.tools.contains_key(&call.tool) {
-            self.tools.insert(call.tool.clone(), Window { minutes: vec![Minute::empty(0); WINDOW_MINUTES] });
+        let tool = call.text().tool;
+        if !self.tools.contains_key(tool) {
+            self.tools.insert(tool.to_owned(), Window { minutes: vec![Minute::empty(0); WINDOW_MINUTES] });
         }
-        let window = self.tools.get_mut(&call.tool).expect("just inserted");
+        let window = self.tools.get_mut(tool).expect("just inserted");
         let slot = &mut window.minutes[minute as usize % WINDOW_MINUTES];
         if slot.minute != minute {
             *slot = Minute::empty(minute);
@@ -136,24 +137,18 @@ fn percentile(durations: &[u64; BUCKETS], calls: u64, q: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::record::Outcome;
+    use super::super::record::{Outcome, ToolCallText};
     use super::*;
 
     fn call(tool: &str, at: SystemTime, ms: u64, outcome: Outcome) -> ToolCallRecord {
         ToolCallRecord {
             at,
-            call_id: "c".into(),
-            tool_call_id: "t".into(),
-            tool: tool.into(),
             plugin: None,
             door: "webhook",
-            customer_number: None,
-            phone_number: None,
             arguments: None,
-            result: None,
-            error: None,
             outcome,
             duration: Duration::from_millis(ms),
+            text: ToolCallText { call_id: "c", tool_call_id: "t", tool, ..ToolCallText::default() }.pack(),
         }
     }
 

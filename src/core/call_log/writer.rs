@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::record::{Record, ToolCallRecord, epoch_ms, epoch_us, micros};
+use super::record::{Record, ToolCallRecord, ToolCallText, epoch_ms, epoch_us};
 use super::settings::CallLogSettings;
 use super::stats::Stats;
 use super::store::{Batch, Store, ToolCallRow};
@@ -115,36 +115,38 @@ pub(crate) async fn run(
 }
 
 /// A tool call as stored: plugin secrets redacted, captures as configured,
-/// long values cut. Its text is moved, not copied, unless it changes.
-fn row(call: ToolCallRecord, settings: &CallLogSettings) -> ToolCallRow {
+/// long values cut. Its text is copied again only when one of these
+/// changes it.
+fn row(mut call: ToolCallRecord, settings: &CallLogSettings) -> ToolCallRow {
     let limit = settings.max_value_bytes;
     let plugin = call.plugin.as_deref();
-    let redact = |text: String| match plugin {
-        Some(plugin) => plugin.redact(text),
-        None => text,
+    let stored = |text: &str| -> Option<String> {
+        let redacted = plugin.filter(|p| p.has_secrets()).map(|p| p.redact(text.to_owned())).filter(|r| r != text);
+        match redacted {
+            Some(text) => Some(cut_owned(text, limit)),
+            None => (text.len() > limit).then(|| cut(text, limit)),
+        }
     };
-    let arguments = call.arguments.filter(|_| settings.capture_arguments).map(|text| {
-        let text = match plugin {
+    let fields = call.text();
+    let result = fields.result.filter(|_| settings.capture_results);
+    let (new_result, new_error) = (result.and_then(stored), fields.error.and_then(stored));
+    if new_result.is_some() || new_error.is_some() || result.is_none() && fields.result.is_some() {
+        let text = ToolCallText {
+            result: new_result.as_deref().or(result),
+            error: new_error.as_deref().or(fields.error),
+            ..fields
+        }
+        .pack();
+        call.text = text;
+    }
+    call.arguments = call.arguments.take().filter(|_| settings.capture_arguments).map(|text| {
+        let text = match call.plugin.as_deref() {
             Some(plugin) => plugin.redact_shared(text),
             None => text,
         };
         if text.len() > limit { cut(&text, limit).into() } else { text }
     });
-    let result = call.result.filter(|_| settings.capture_results).map(|text| cut_owned(redact(text), limit));
-    let error = call.error.map(|text| cut_owned(redact(text), limit));
-    ToolCallRow {
-        at: epoch_us(call.at),
-        call_id: call.call_id,
-        tool_call_id: call.tool_call_id,
-        tool: call.tool,
-        door: call.door,
-        outcome: call.outcome.as_str(),
-        duration_us: micros(call.duration),
-        plugin: call.plugin,
-        arguments,
-        result,
-        error,
-    }
+    ToolCallRow { at: epoch_us(call.at), record: call }
 }
 
 /// `text`, or [`cut`] when longer than `limit` bytes.

@@ -116,40 +116,33 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::core::call_log::record::{Outcome, Record, ToolCallRecord, WebhookRecord, epoch_ms, epoch_us};
+    use crate::core::call_log::record::{
+        Outcome, Record, ToolCallRecord, ToolCallText, WebhookRecord, epoch_ms, epoch_us,
+    };
 
     fn tool_call(call_id: &str, at: SystemTime, outcome: Outcome) -> Record {
+        let tool_call_id = format!("{call_id}-t");
         Record::ToolCall(ToolCallRecord {
             at,
-            call_id: call_id.into(),
-            tool_call_id: format!("{call_id}-t"),
-            tool: "echo".into(),
             plugin: None,
             door: "webhook",
-            customer_number: Some("+1555".into()),
-            phone_number: None,
             arguments: Some("{\"a\":1}".into()),
-            result: None,
-            error: Some("boom".into()),
             outcome,
             duration: Duration::from_millis(3),
+            text: ToolCallText {
+                call_id,
+                tool_call_id: &tool_call_id,
+                tool: "echo",
+                customer_number: Some("+1555"),
+                error: Some("boom"),
+                ..ToolCallText::default()
+            }
+            .pack(),
         })
     }
 
     fn shape(t: ToolCallRecord) -> ToolCallRow {
-        ToolCallRow {
-            at: epoch_us(t.at),
-            call_id: t.call_id,
-            tool_call_id: t.tool_call_id,
-            tool: t.tool,
-            plugin: None,
-            door: t.door,
-            outcome: t.outcome.as_str(),
-            duration_us: 3000,
-            arguments: t.arguments,
-            result: t.result,
-            error: t.error,
-        }
+        ToolCallRow { at: epoch_us(t.at), record: t }
     }
 
     #[tokio::test]

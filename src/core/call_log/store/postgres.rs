@@ -95,17 +95,17 @@ impl Postgres {
         if !t.is_empty() {
             let columns: [&(dyn ToSql + Sync); 12] = [
                 &t.iter().map(|r| r.at).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.call_id.as_str()).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.tool_call_id.as_str()).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.tool.as_str()).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.text().call_id).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.text().tool_call_id).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.text().tool).collect::<Vec<_>>(),
                 &t.iter().map(|r| r.plugin_name()).collect::<Vec<_>>(),
                 &t.iter().map(|r| r.version()).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.door).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.outcome).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.duration_us).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.arguments.as_deref()).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.result.as_deref()).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.error.as_deref()).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.record.door).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.outcome()).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.duration_us()).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.arguments()).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.text().result).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.text().error).collect::<Vec<_>>(),
             ];
             let statement = format!(
                 "INSERT INTO tool_calls ({}) SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \

@@ -3,11 +3,9 @@
 //! databases.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use crate::core::call_log::query::{CallEntry, CallSummary, rfc3339};
-use crate::core::call_log::record::{Record, ToolCallRecord, WebhookRecord, epoch_ms, epoch_us, micros};
-use crate::plugins::Plugin;
+use crate::core::call_log::record::{Record, ToolCallRecord, ToolCallText, WebhookRecord, epoch_ms, epoch_us, micros};
 
 /// What one write adds: rows as the tables take them. Made by moving the
 /// records' text, not copying it: the writer takes thousands of records a
@@ -21,31 +19,40 @@ pub(crate) struct Batch {
     pub calls: BTreeMap<String, CallRow>,
 }
 
+/// A tool call as stored: its record with its values redacted, captured
+/// and cut as configured.
 pub(crate) struct ToolCallRow {
     /// Microseconds since the epoch.
     pub at: i64,
-    pub call_id: String,
-    pub tool_call_id: String,
-    pub tool: String,
-    /// The plugin version that ran it: its name and version are stored.
-    pub plugin: Option<Arc<Plugin>>,
-    pub door: &'static str,
-    pub outcome: &'static str,
-    pub duration_us: i64,
-    pub arguments: Option<Arc<str>>,
-    pub result: Option<String>,
-    pub error: Option<String>,
+    pub record: ToolCallRecord,
 }
 
 impl ToolCallRow {
+    /// The ids, tool, result and error.
+    pub fn text(&self) -> ToolCallText<'_> {
+        self.record.text()
+    }
+
     /// The stored plugin name.
     pub fn plugin_name(&self) -> Option<&str> {
-        self.plugin.as_deref().map(|p| p.name.as_str())
+        self.record.plugin.as_deref().map(|p| p.name.as_str())
     }
 
     /// The stored plugin version.
     pub fn version(&self) -> Option<&str> {
-        self.plugin.as_deref().map(|p| p.version.as_str())
+        self.record.plugin.as_deref().map(|p| p.version.as_str())
+    }
+
+    pub fn outcome(&self) -> &'static str {
+        self.record.outcome.as_str()
+    }
+
+    pub fn duration_us(&self) -> i64 {
+        micros(self.record.duration)
+    }
+
+    pub fn arguments(&self) -> Option<&str> {
+        self.record.arguments.as_deref()
     }
 }
 
@@ -93,6 +100,16 @@ impl CallRow {
 fn later(kept: &mut Option<String>, value: Option<String>) {
     if value.is_some() {
         *kept = value;
+    }
+}
+
+/// [`later`] for borrowed text: copied only when it differs (a call's
+/// tool calls all carry the same numbers).
+fn same_or_later(kept: &mut Option<String>, value: Option<&str>) {
+    if let Some(value) = value
+        && kept.as_deref() != Some(value)
+    {
+        *kept = Some(value.to_owned());
     }
 }
 
@@ -151,9 +168,10 @@ impl Batch {
                         detail,
                     });
                 }
-                Record::ToolCall(mut t) => {
-                    later(&mut call.customer_number, t.customer_number.take());
-                    later(&mut call.phone_number, t.phone_number.take());
+                Record::ToolCall(t) => {
+                    let text = t.text();
+                    same_or_later(&mut call.customer_number, text.customer_number);
+                    same_or_later(&mut call.phone_number, text.phone_number);
                     call.tool_calls += 1;
                     call.failed += i64::from(t.outcome.failed());
                     self.tool_calls.push(shape(t));

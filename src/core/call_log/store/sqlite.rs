@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rusqlite::types::{Null, ToSql};
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
 
 use super::rows::{Batch, summary, tool_call_entry, webhook_entry};
@@ -176,23 +176,31 @@ fn summary_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallSummary> {
 fn insert(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<()> {
     let transaction = connection.transaction()?;
     insert_rows(&transaction, "tool_calls", sql::TOOL_CALL_COLUMNS, &batch.tool_calls, |row| {
+        let text = row.text();
         [
-            &row.at as &dyn ToSql,
-            &row.call_id,
-            &row.tool_call_id,
-            &row.tool,
-            row.plugin.as_deref().map_or(&Null as &dyn ToSql, |p| &p.name),
-            row.plugin.as_deref().map_or(&Null as &dyn ToSql, |p| &p.version),
-            &row.door,
-            &row.outcome,
-            &row.duration_us,
-            &row.arguments,
-            &row.result,
-            &row.error,
+            int(row.at),
+            self::text(Some(text.call_id)),
+            self::text(Some(text.tool_call_id)),
+            self::text(Some(text.tool)),
+            self::text(row.plugin_name()),
+            self::text(row.version()),
+            self::text(Some(row.record.door)),
+            self::text(Some(row.outcome())),
+            int(row.duration_us()),
+            self::text(row.arguments()),
+            self::text(text.result),
+            self::text(text.error),
         ]
     })?;
     insert_rows(&transaction, "webhooks", sql::WEBHOOK_COLUMNS, &batch.webhooks, |row| {
-        [&row.at as &dyn ToSql, &row.call_id, &row.event, &row.http_status, &row.duration_us, &row.detail]
+        [
+            int(row.at),
+            text(Some(&row.call_id)),
+            text(Some(row.event)),
+            int(row.http_status),
+            int(row.duration_us),
+            text(row.detail.as_deref()),
+        ]
     })?;
     {
         let mut merge =
@@ -215,6 +223,19 @@ fn insert(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<()> {
     transaction.commit()
 }
 
+/// A text column's value, borrowed (NULL when absent).
+fn text(value: Option<&str>) -> ToSqlOutput<'_> {
+    match value {
+        Some(text) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+        None => ToSqlOutput::Owned(Value::Null),
+    }
+}
+
+/// An integer column's value.
+fn int(value: i64) -> ToSqlOutput<'static> {
+    ToSqlOutput::Owned(Value::Integer(value))
+}
+
 /// Rows one INSERT statement takes: the statement's own cost (starting its
 /// program, resetting it) is shared by that many rows.
 const ROWS_PER_INSERT: usize = 32;
@@ -226,7 +247,7 @@ fn insert_rows<'r, R, const N: usize>(
     table: &str,
     columns: &str,
     rows: &'r [R],
-    values: impl Fn(&'r R) -> [&'r dyn ToSql; N],
+    values: impl Fn(&'r R) -> [ToSqlOutput<'r>; N],
 ) -> rusqlite::Result<()> {
     let statement = |count: usize| {
         let row = format!("({})", vec!["?"; N].join(", "));
