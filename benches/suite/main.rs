@@ -119,6 +119,9 @@ pub const TARGET_CONCURRENCY: usize = 16;
 pub struct Durations {
     pub warmup: Duration,
     pub measure: Duration,
+    /// Windows the measure is cut into, taken in turns with the other
+    /// servers ([`ROUNDS`] unless a section needs more).
+    pub rounds: u32,
 }
 
 /// The servers of the HTTP table: key, label, tool, and whether to also run
@@ -390,10 +393,11 @@ async fn bench_servers(servers: Vec<Server>, args: &Args, d: Durations, levels: 
         running.push(Running { key, tool, half_rate, results, server });
     }
 
-    let rounds = if args.quick { 1 } else { ROUNDS };
+    let rounds = if args.quick { 1 } else { d.rounds };
     let window = |round: u32| Durations {
         warmup: if round == 0 { d.warmup } else { d.warmup.min(REWARM) },
         measure: d.measure / rounds,
+        rounds: 1,
     };
     for &concurrency in levels {
         eprintln!("== {concurrency} connections, closed loop ({rounds} round(s), servers in turns)");
@@ -582,6 +586,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let durations = Durations {
         warmup: Duration::from_secs_f64(args.warmup_secs.unwrap_or(warmup)),
         measure: Duration::from_secs_f64(args.measure_secs.unwrap_or(measure)),
+        rounds: ROUNDS,
     };
     let echo = args.root.join("plugins/echo.wasm");
     let echo_command = args.root.join("plugins/echo_command.wasm");
