@@ -322,10 +322,10 @@ fn call_log_section(m: &mut String, r: &Results) {
                 &format!("throughput, call log on ÷ off (echo, {TARGET_CONCURRENCY} connections, same run)"),
                 "≥ 0.95",
                 format!(
-                    "{} vs {} req/s = {}; CPU {} vs {} µs/req",
+                    "{} vs {} req/s = {}×; CPU {} vs {} µs/req",
                     thousands(on.rps),
                     thousands(off.rps),
-                    ratio(t),
+                    num(t, 3),
                     num(on.server_cpu_us_per_req, 1),
                     num(off.server_cpu_us_per_req, 1)
                 ),
