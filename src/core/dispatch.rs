@@ -17,7 +17,7 @@ use futures::FutureExt;
 
 use serde_json::value::RawValue;
 
-use super::call_log::{CallLog, Outcome, ToolCallRecord, ToolCallText};
+use super::call_log::{CallLog, NewToolCall, Outcome, ToolCallText};
 use super::dedup::{Answer, Dedup, DedupKey};
 use super::metrics::Metrics;
 use super::shutdown::{Shutdown, Work};
@@ -362,9 +362,9 @@ fn prepare(call: &ToolCallRequest, target: Option<&Arc<Plugin>>) -> Result<(Arc<
 /// as a timeout. The record is made once the call has ended, its text
 /// copied from the call in one piece.
 struct Logged<'a> {
-    log: CallLog,
+    log: &'a CallLog,
     call: &'a ToolCallRequest,
-    plugin: Option<Arc<Plugin>>,
+    plugin: Option<&'a Arc<Plugin>>,
     /// When the call started (wall clock, for the log): `None` when the
     /// call log is off.
     at: Option<SystemTime>,
@@ -377,11 +377,16 @@ struct Logged<'a> {
 }
 
 impl<'a> Logged<'a> {
-    fn start(log: &CallLog, call: &'a ToolCallRequest, plugin: Option<&Arc<Plugin>>, arguments: Arc<str>) -> Self {
+    fn start(
+        log: &'a CallLog,
+        call: &'a ToolCallRequest,
+        plugin: Option<&'a Arc<Plugin>>,
+        arguments: Arc<str>,
+    ) -> Self {
         Self {
-            log: log.clone(),
+            log,
             call,
-            plugin: plugin.cloned(),
+            plugin,
             at: log.is_on().then(SystemTime::now),
             started: Instant::now(),
             arguments,
@@ -415,23 +420,23 @@ impl<'a> Logged<'a> {
         let Some(at) = self.at.filter(|_| !self.sent) else { return };
         self.sent = true;
         let call = self.call;
-        let text = ToolCallText {
-            call_id: &call.context.call_id,
-            tool_call_id: &call.id,
-            tool: &call.name,
-            customer_number: call.context.customer_number.as_deref(),
-            phone_number: call.context.phone_number.as_deref(),
-            result,
-            error,
-        };
-        self.log.tool_call(ToolCallRecord {
+        self.log.tool_call(NewToolCall {
             at,
-            plugin: self.plugin.take(),
+            plugin: self.plugin,
             door: call.door.label(),
-            arguments: Some(self.arguments.clone()).filter(|a| !a.is_empty()),
             outcome,
             duration: self.started.elapsed(),
-            text: text.pack(),
+            text: ToolCallText {
+                call_id: &call.context.call_id,
+                tool_call_id: &call.id,
+                tool: &call.name,
+                customer_number: call.context.customer_number.as_deref(),
+                phone_number: call.context.phone_number.as_deref(),
+                arguments: Some(&*self.arguments).filter(|a| !a.is_empty()),
+                result,
+                error,
+                ..ToolCallText::default()
+            },
         });
     }
 }

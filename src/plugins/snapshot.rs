@@ -87,12 +87,6 @@ impl Plugin {
         self.capabilities.values().redact(text)
     }
 
-    /// [`Self::redact`] for shared text: the same text, not a copy, when the
-    /// plugin has no secret to look for.
-    pub fn redact_shared(&self, text: Arc<str>) -> Arc<str> {
-        if self.has_secrets() { self.redact(text.to_string()).into() } else { text }
-    }
-
     /// Whether the plugin has secret values to redact.
     pub fn has_secrets(&self) -> bool {
         self.capabilities.values().has_secrets()

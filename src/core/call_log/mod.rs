@@ -2,7 +2,7 @@
 //! operator can see what happened on a call (which tools ran, with which
 //! arguments, what they answered or why they failed, how long it took).
 //!
-//! Records are made on the request path and handed to a bounded queue
+//! Records are made on the request path and handed to a bounded [`queue`]
 //! without waiting ([`CallLog::tool_call`], [`CallLog::webhook`]); the
 //! [`writer`] task writes them in batches to the [`store`] (SQLite in the
 //! data folder, or a shared PostgreSQL). When the queue is full, or the
@@ -11,6 +11,7 @@
 //! for the log. [`CallLogReader`] reads it back (the API, `switchboard calls`).
 
 mod query;
+mod queue;
 mod record;
 mod settings;
 mod stats;
@@ -20,18 +21,17 @@ mod writer;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::metrics::Metrics;
 pub use query::{CallEntry, CallPage, CallQuery, CallStory, CallSummary, CallsError, parse_time};
-use record::Record;
-pub(crate) use record::{Outcome, ToolCallRecord, ToolCallText, WebhookRecord};
+use queue::Queue;
+pub(crate) use record::{NewToolCall, Outcome, ToolCallText, WebhookRecord};
 pub use settings::CallLogSettings;
 use stats::Stats;
 pub use stats::ToolStats;
 pub use store::CallLogDatabase;
 use store::Store;
-use writer::Message;
 
 /// Where records go: a queue to the writer task, or nowhere when the log is
 /// off. Cheap to clone.
@@ -41,7 +41,7 @@ pub(crate) struct CallLog {
 }
 
 struct Inner {
-    queue: mpsc::Sender<Message>,
+    queue: Arc<Queue>,
     settings: Arc<CallLogSettings>,
     stats: Arc<Mutex<Stats>>,
     metrics: Arc<Metrics>,
@@ -52,10 +52,10 @@ impl CallLog {
     /// Opens the database (creating its tables) and starts the writer.
     pub async fn start(settings: CallLogSettings, metrics: Arc<Metrics>) -> Result<Self, String> {
         let store = Arc::new(Store::open(&settings.database).await?);
-        let (queue, receiver) = mpsc::channel(settings.queue_capacity.max(1));
+        let queue = Arc::new(Queue::new(settings.queue_capacity));
         let settings = Arc::new(settings);
         let stats = Arc::new(Mutex::new(Stats::default()));
-        tokio::spawn(writer::run(store.clone(), receiver, settings.clone(), stats.clone(), metrics.clone()));
+        tokio::spawn(writer::run(store.clone(), queue.clone(), settings.clone(), stats.clone(), metrics.clone()));
         let reader = CallLogReader { store };
         Ok(Self { inner: Some(Arc::new(Inner { queue, settings, stats, metrics, reader })) })
     }
@@ -66,8 +66,8 @@ impl CallLog {
     }
 
     /// Logs a tool call.
-    pub fn tool_call(&self, call: ToolCallRecord) {
-        self.send(Record::ToolCall(call));
+    pub fn tool_call(&self, call: NewToolCall<'_>) {
+        self.send(|pending| pending.push_tool_call(call));
     }
 
     /// Logs a webhook; with `capture_reports`, `full_report` (an
@@ -80,13 +80,13 @@ impl CallLog {
             {
                 webhook.detail = Some(report);
             }
-            self.send(Record::Webhook(webhook));
+            self.send(|pending| pending.webhooks.push(webhook));
         }
     }
 
-    fn send(&self, record: Record) {
+    fn send(&self, add: impl FnOnce(&mut record::Pending)) {
         let Some(inner) = &self.inner else { return };
-        if inner.queue.try_send(Message::Record(record)).is_err() {
+        if !inner.queue.push(add) {
             inner.metrics.record_call_log_dropped("queue_full", 1);
             tracing::debug!("call log: queue full, a record was dropped");
         }
@@ -96,12 +96,8 @@ impl CallLog {
     pub async fn flush(&self, within: Duration) {
         let Some(inner) = &self.inner else { return };
         let (done, written) = oneshot::channel();
-        let flushed = async {
-            if inner.queue.send(Message::Flush(done)).await.is_ok() {
-                let _ = written.await;
-            }
-        };
-        if tokio::time::timeout(within, flushed).await.is_err() {
+        inner.queue.flush(done);
+        if tokio::time::timeout(within, written).await.is_err() {
             tracing::warn!("call log: records still unwritten at shutdown");
         }
     }
@@ -117,6 +113,13 @@ impl CallLog {
             Some(inner) => inner.stats.lock().unwrap_or_else(|p| p.into_inner()).figures(SystemTime::now()),
             None => Vec::new(),
         }
+    }
+}
+
+impl Drop for Inner {
+    /// The last handle is gone: the writer writes what is queued and ends.
+    fn drop(&mut self) {
+        self.queue.close();
     }
 }
 

@@ -1,6 +1,7 @@
-//! What the call log keeps: one [`Record`] per webhook and per tool call,
-//! built on the request path (cheap: owned strings, no I/O) and written by
-//! the writer task off it.
+//! What the call log keeps: a [`WebhookRecord`] per webhook and a
+//! [`ToolCallRecord`] per tool call,
+//! built on the request path (cheap: text copied into a reused buffer, no
+//! I/O) and written by the writer task off it.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -75,30 +76,46 @@ pub(crate) struct WebhookRecord {
     pub detail: Option<String>,
 }
 
-/// One tool call, as answered. Its text (ids, tool, numbers, result,
-/// error) is kept in one allocation, [`ToolCallText::pack`]: a record is
-/// made on every call and freed on the writer's thread, where each
-/// allocation costs more than on the request's own.
-#[derive(Clone)]
-pub(crate) struct ToolCallRecord {
+/// A tool call as the request path hands it to the log: borrowed, copied
+/// into the queue's [`Pending`] buffer in one piece.
+#[derive(Clone, Copy)]
+pub(crate) struct NewToolCall<'a> {
     /// When it started.
     pub at: SystemTime,
-    /// The plugin version that ran it (its secrets are redacted from what
-    /// is stored); `None` when none did.
-    pub plugin: Option<Arc<Plugin>>,
+    /// The plugin version that ran it; `None` when none did.
+    pub plugin: Option<&'a Arc<Plugin>>,
     /// The door it came in by.
     pub door: &'static str,
-    /// The arguments as sent (JSON text), shared with the call.
-    pub arguments: Option<Arc<str>>,
     /// How it ended.
     pub outcome: Outcome,
     /// From its start to its answer.
     pub duration: Duration,
-    /// The text fields.
-    pub text: PackedText,
+    /// The text fields (the plugin's name and version are taken from `plugin`).
+    pub text: ToolCallText<'a>,
 }
 
-/// A tool call's text fields, borrowed: what [`ToolCallText::pack`] keeps.
+/// One tool call, queued or in a batch. Its text is kept in the buffer of
+/// the [`Pending`] it was pushed to, [`Pending::text_of`]: a record is made
+/// on every call and read on the writer's thread, and text appended to a
+/// buffer that is reused batch after batch costs neither side an
+/// allocation (nor the writer a free of memory another thread allocated).
+pub(crate) struct ToolCallRecord {
+    /// When it started.
+    pub at: SystemTime,
+    /// The plugin version that ran it, kept only when it has secrets to
+    /// redact from what is stored.
+    pub secrets: Option<Arc<Plugin>>,
+    /// The door it came in by.
+    pub door: &'static str,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// From its start to its answer.
+    pub duration: Duration,
+    /// Where each [`Field`] is in the buffer.
+    spans: [Span; FIELDS],
+}
+
+/// A tool call's text fields, borrowed.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct ToolCallText<'a> {
     /// The platform's call id (`mcp` for MCP calls, `dashboard` for tries).
@@ -107,98 +124,136 @@ pub(crate) struct ToolCallText<'a> {
     pub tool_call_id: &'a str,
     /// The tool asked for.
     pub tool: &'a str,
+    /// The plugin that ran it, when one did.
+    pub plugin: Option<&'a str>,
+    /// That plugin's version.
+    pub version: Option<&'a str>,
     /// The caller's number, when known.
     pub customer_number: Option<&'a str>,
     /// The number called, when known.
     pub phone_number: Option<&'a str>,
+    /// The arguments as sent (JSON text).
+    pub arguments: Option<&'a str>,
     /// The result (JSON text) on success.
     pub result: Option<&'a str>,
     /// The message the caller got on failure.
     pub error: Option<&'a str>,
 }
 
-/// [`ToolCallText`]'s fields in one string.
-#[derive(Clone, Default)]
-pub(crate) struct PackedText {
+/// The text fields a record may have replaced before it is stored.
+#[derive(Clone, Copy)]
+pub(crate) enum Field {
+    Arguments = 7,
+    Result = 8,
+    Error = 9,
+}
+
+const FIELDS: usize = 10;
+
+/// Where one field is in a [`Pending`] buffer; `start == ABSENT` when the
+/// field is absent.
+#[derive(Clone, Copy)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+const ABSENT: u32 = u32::MAX;
+
+/// Records waiting for the writer (or being written): tool calls with their
+/// text in one buffer, and webhooks. Emptied and reused, batch after batch.
+#[derive(Default)]
+pub(crate) struct Pending {
     text: String,
-    /// Where each field ends in `text` (each starts where the one before ends).
-    ends: [usize; FIELDS],
-    /// Bit `i` set: field `i` is present (an absent one is empty).
-    present: u8,
+    /// Tool calls, in the order they ended.
+    pub tool_calls: Vec<ToolCallRecord>,
+    /// Webhooks, in the order they were answered.
+    pub webhooks: Vec<WebhookRecord>,
 }
 
-const FIELDS: usize = 7;
-
-impl<'a> ToolCallText<'a> {
-    /// The fields copied into one string.
-    pub fn pack(&self) -> PackedText {
+impl Pending {
+    /// Adds a tool call, its text copied in.
+    pub fn push_tool_call(&mut self, call: NewToolCall<'_>) {
+        let t = call.text;
+        let plugin = call.plugin.map(|p| &**p);
         let fields = [
-            Some(self.call_id),
-            Some(self.tool_call_id),
-            Some(self.tool),
-            self.customer_number,
-            self.phone_number,
-            self.result,
-            self.error,
+            Some(t.call_id),
+            Some(t.tool_call_id),
+            Some(t.tool),
+            plugin.map(|p| p.name.as_str()),
+            plugin.map(|p| p.version.as_str()),
+            t.customer_number,
+            t.phone_number,
+            t.arguments,
+            t.result,
+            t.error,
         ];
-        let mut packed = PackedText {
-            text: String::with_capacity(fields.iter().flatten().map(|f| f.len()).sum()),
-            ..PackedText::default()
-        };
-        for (i, field) in fields.into_iter().enumerate() {
-            if let Some(field) = field {
-                packed.text.push_str(field);
-                packed.present |= 1 << i;
+        let spans = fields.map(|field| self.append(field));
+        self.tool_calls.push(ToolCallRecord {
+            at: call.at,
+            secrets: call.plugin.filter(|p| p.has_secrets()).cloned(),
+            door: call.door,
+            outcome: call.outcome,
+            duration: call.duration,
+            spans,
+        });
+    }
+
+    fn append(&mut self, field: Option<&str>) -> Span {
+        match field {
+            Some(text) => {
+                let start = self.text.len();
+                self.text.push_str(text);
+                Span { start: start as u32, end: self.text.len() as u32 }
             }
-            packed.ends[i] = packed.text.len();
+            None => Span { start: ABSENT, end: ABSENT },
         }
-        packed
-    }
-}
-
-impl PackedText {
-    fn get(&self, i: usize) -> Option<&str> {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        (self.present & (1 << i) != 0).then(|| &self.text[start..self.ends[i]])
     }
 
-    /// The fields, borrowed.
-    pub fn fields(&self) -> ToolCallText<'_> {
+    fn get(&self, span: Span) -> Option<&str> {
+        (span.start != ABSENT).then(|| &self.text[span.start as usize..span.end as usize])
+    }
+
+    /// The text fields of `record` (one of this buffer's).
+    pub fn text_of(&self, record: &ToolCallRecord) -> ToolCallText<'_> {
+        let [call_id, tool_call_id, tool, plugin, version, customer, phone, arguments, result, error] =
+            record.spans.map(|span| self.get(span));
         ToolCallText {
-            call_id: self.get(0).unwrap_or_default(),
-            tool_call_id: self.get(1).unwrap_or_default(),
-            tool: self.get(2).unwrap_or_default(),
-            customer_number: self.get(3),
-            phone_number: self.get(4),
-            result: self.get(5),
-            error: self.get(6),
+            call_id: call_id.unwrap_or_default(),
+            tool_call_id: tool_call_id.unwrap_or_default(),
+            tool: tool.unwrap_or_default(),
+            plugin,
+            version,
+            customer_number: customer,
+            phone_number: phone,
+            arguments,
+            result,
+            error,
         }
     }
-}
 
-impl ToolCallRecord {
-    /// The record's text fields.
-    pub fn text(&self) -> ToolCallText<'_> {
-        self.text.fields()
+    /// Replaces a field of tool call `index` (the old text stays in the
+    /// buffer until it is emptied).
+    pub fn replace(&mut self, index: usize, field: Field, value: Option<&str>) {
+        let span = self.append(value);
+        self.tool_calls[index].spans[field as usize] = span;
     }
-}
 
-/// One entry for the writer.
-#[derive(Clone)]
-pub(crate) enum Record {
-    /// A webhook.
-    Webhook(WebhookRecord),
-    /// A tool call.
-    ToolCall(ToolCallRecord),
-}
+    /// Records held.
+    pub fn len(&self) -> usize {
+        self.tool_calls.len() + self.webhooks.len()
+    }
 
-impl Record {
-    /// The platform's call id this record belongs to.
-    pub fn call_id(&self) -> &str {
-        match self {
-            Record::Webhook(w) => &w.call_id,
-            Record::ToolCall(t) => t.text().call_id,
-        }
+    /// Bytes of tool-call text held.
+    pub fn text_bytes(&self) -> usize {
+        self.text.len()
+    }
+
+    /// Empties it, keeping its memory.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.tool_calls.clear();
+        self.webhooks.clear();
     }
 }
 
@@ -223,21 +278,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn packed_text_gives_back_each_field_present_or_absent() {
-        let fields = ToolCallText {
+    fn a_pending_buffer_gives_back_each_field_present_absent_or_replaced() {
+        let mut pending = Pending::default();
+        let text = ToolCallText {
             call_id: "call-1",
-            tool_call_id: "",
             tool: "echo",
-            customer_number: None,
             phone_number: Some("+3185"),
+            arguments: Some("{}"),
             result: Some("{\"é\":1}"),
-            error: None,
+            ..ToolCallText::default()
         };
-        let packed = fields.pack();
-        let back = packed.fields();
-        assert_eq!((back.call_id, back.tool_call_id, back.tool), ("call-1", "", "echo"));
-        assert_eq!((back.customer_number, back.phone_number), (None, Some("+3185")));
-        assert_eq!((back.result, back.error), (Some("{\"é\":1}"), None));
-        assert_eq!(packed.text, "call-1echo+3185{\"é\":1}");
+        let call = NewToolCall {
+            at: UNIX_EPOCH,
+            plugin: None,
+            door: "webhook",
+            outcome: Outcome::Ok,
+            duration: Duration::ZERO,
+            text,
+        };
+        pending.push_tool_call(call);
+        pending.push_tool_call(NewToolCall { text: ToolCallText { call_id: "call-2", ..text }, ..call });
+        pending.replace(0, Field::Result, None);
+        pending.replace(0, Field::Error, Some("boom"));
+        let first = pending.text_of(&pending.tool_calls[0]);
+        assert_eq!((first.call_id, first.tool_call_id, first.tool), ("call-1", "", "echo"));
+        assert_eq!((first.plugin, first.customer_number, first.phone_number), (None, None, Some("+3185")));
+        assert_eq!((first.arguments, first.result, first.error), (Some("{}"), None, Some("boom")));
+        let second = pending.text_of(&pending.tool_calls[1]);
+        assert_eq!((second.call_id, second.result, second.error), ("call-2", Some("{\"é\":1}"), None));
+        assert_eq!(pending.len(), 2);
+        pending.clear();
+        assert_eq!((pending.len(), pending.text_bytes()), (0, 0));
     }
 }

@@ -29,7 +29,8 @@ pub struct CallLogSettings {
     pub capture_reports: bool,
     /// Arguments, results and errors longer than this are cut (default 16 KiB).
     pub max_value_bytes: usize,
-    /// Records waiting to be written; more are dropped (default 10,000).
+    /// Records waiting to be written; more are dropped (default 10,000;
+    /// and at most 64 MiB of their text).
     pub queue_capacity: usize,
 }
 

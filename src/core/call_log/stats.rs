@@ -76,9 +76,8 @@ fn bucket_ms(i: usize) -> f64 {
 
 impl Stats {
     /// Counts one tool call.
-    pub fn add(&mut self, call: &ToolCallRecord) {
+    pub fn add(&mut self, call: &ToolCallRecord, tool: &str) {
         let minute = minute_of(call.at);
-        let tool = call.text().tool;
         if !self.tools.contains_key(tool) {
             self.tools.insert(tool.to_owned(), Window { minutes: vec![Minute::empty(0); WINDOW_MINUTES] });
         }
@@ -137,19 +136,21 @@ fn percentile(durations: &[u64; BUCKETS], calls: u64, q: f64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::super::record::{Outcome, ToolCallText};
+    use super::super::record::{NewToolCall, Outcome, Pending, ToolCallText};
     use super::*;
 
-    fn call(tool: &str, at: SystemTime, ms: u64, outcome: Outcome) -> ToolCallRecord {
-        ToolCallRecord {
+    fn add(stats: &mut Stats, tool: &str, at: SystemTime, ms: u64, outcome: Outcome) {
+        let mut pending = Pending::default();
+        pending.push_tool_call(NewToolCall {
             at,
             plugin: None,
             door: "webhook",
-            arguments: None,
             outcome,
             duration: Duration::from_millis(ms),
-            text: ToolCallText { call_id: "c", tool_call_id: "t", tool, ..ToolCallText::default() }.pack(),
-        }
+            text: ToolCallText { call_id: "c", tool_call_id: "t", tool, ..ToolCallText::default() },
+        });
+        let record = &pending.tool_calls[0];
+        stats.add(record, pending.text_of(record).tool);
     }
 
     #[test]
@@ -157,12 +158,12 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(10_000 * 60);
         let mut stats = Stats::default();
         for i in 0..98 {
-            stats.add(&call("echo", now - Duration::from_secs(i % 50 * 60), 2, Outcome::Ok));
+            add(&mut stats, "echo", now - Duration::from_secs(i % 50 * 60), 2, Outcome::Ok);
         }
-        stats.add(&call("echo", now, 900, Outcome::Timeout));
-        stats.add(&call("echo", now, 900, Outcome::Error));
+        add(&mut stats, "echo", now, 900, Outcome::Timeout);
+        add(&mut stats, "echo", now, 900, Outcome::Error);
         // Two hours ago: out of the window, and its slot is reused.
-        stats.add(&call("old", now - Duration::from_secs(7200), 1, Outcome::Ok));
+        add(&mut stats, "old", now - Duration::from_secs(7200), 1, Outcome::Ok);
         let figures = stats.figures(now);
         assert_eq!(figures.len(), 1, "{figures:?}");
         let echo = &figures[0];

@@ -8,28 +8,13 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{mpsc, oneshot};
-
-use super::record::{Record, ToolCallRecord, ToolCallText, epoch_ms, epoch_us};
+use super::queue::Queue;
+use super::record::{Field, Pending, epoch_ms};
 use super::settings::CallLogSettings;
 use super::stats::Stats;
-use super::store::{Batch, Store, ToolCallRow};
+use super::store::{Batch, Store};
 use crate::core::metrics::Metrics;
 
-/// What goes through the queue.
-#[allow(
-    clippy::large_enum_variant,
-    reason = "records are nearly every message; boxing each would allocate on the request path"
-)]
-pub(crate) enum Message {
-    /// A record to write.
-    Record(Record),
-    /// Write everything queued before this, then answer.
-    Flush(oneshot::Sender<()>),
-}
-
-/// Most records written in one transaction.
-const MAX_BATCH: usize = 4096;
 /// How long the writer gathers records before writing: the most a record
 /// waits before it can be read back (plus the write itself).
 const GATHER: Duration = Duration::from_millis(50);
@@ -38,48 +23,31 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// At most one warning about dropped records per this long.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
-/// Runs until every sender is gone and the queue is empty.
+/// Runs until the queue is closed and empty.
 pub(crate) async fn run(
     store: Arc<Store>,
-    mut queue: mpsc::Receiver<Message>,
+    queue: Arc<Queue>,
     settings: Arc<CallLogSettings>,
     stats: Arc<Mutex<Stats>>,
     metrics: Arc<Metrics>,
 ) {
     let mut pruned: Option<Instant> = None;
     let mut warned: Option<Instant> = None;
-    // Buffers kept from batch to batch.
-    let mut messages = Vec::with_capacity(MAX_BATCH);
-    let mut records = Vec::with_capacity(MAX_BATCH);
+    // Its buffers are kept from batch to batch.
     let mut batch = Batch::default();
-    loop {
-        if queue.recv_many(&mut messages, MAX_BATCH).await == 0 {
-            return;
-        }
-        if messages.len() < MAX_BATCH && !matches!(messages.last(), Some(Message::Flush(_))) {
-            tokio::time::sleep(GATHER).await;
-            let room = MAX_BATCH - messages.len();
-            if room > 0 && !queue.is_empty() {
-                queue.recv_many(&mut messages, room).await;
-            }
-        }
-        let mut flushes = Vec::new();
-        for message in messages.drain(..) {
-            match message {
-                Message::Record(record) => records.push(record),
-                Message::Flush(done) => flushes.push(done),
-            }
-        }
-        if !records.is_empty() {
+    while queue.wait().await {
+        queue.gather(GATHER).await;
+        let flushes = queue.take(&mut batch.records);
+        if batch.records.len() > 0 {
             {
                 let mut stats = stats.lock().unwrap_or_else(|p| p.into_inner());
-                records.iter().for_each(|r| {
-                    if let Record::ToolCall(t) = r {
-                        stats.add(t)
-                    }
-                });
+                let records = &batch.records;
+                records.tool_calls.iter().for_each(|r| stats.add(r, records.text_of(r).tool));
             }
-            batch.fill(records.drain(..), |t| row(t, &settings));
+            for index in 0..batch.records.tool_calls.len() {
+                shape(&mut batch.records, index, &settings);
+            }
+            batch.prepare();
             let rows = batch.len();
             let written;
             (batch, written) = store.write(batch).await;
@@ -114,39 +82,37 @@ pub(crate) async fn run(
     }
 }
 
-/// A tool call as stored: plugin secrets redacted, captures as configured,
-/// long values cut. Its text is copied again only when one of these
-/// changes it.
-fn row(mut call: ToolCallRecord, settings: &CallLogSettings) -> ToolCallRow {
+/// Makes tool call `index` of `records` as stored: plugin secrets redacted,
+/// captures as configured, long values cut. Its text is copied again only
+/// when one of these changes it.
+fn shape(records: &mut Pending, index: usize, settings: &CallLogSettings) {
     let limit = settings.max_value_bytes;
-    let plugin = call.plugin.as_deref();
+    let record = &records.tool_calls[index];
+    let plugin = record.secrets.as_deref();
+    // `Some(new)` when the stored value differs from the one sent.
     let stored = |text: &str| -> Option<String> {
-        let redacted = plugin.filter(|p| p.has_secrets()).map(|p| p.redact(text.to_owned())).filter(|r| r != text);
+        let redacted = plugin.map(|p| p.redact(text.to_owned())).filter(|r| r != text);
         match redacted {
             Some(text) => Some(cut_owned(text, limit)),
             None => (text.len() > limit).then(|| cut(text, limit)),
         }
     };
-    let fields = call.text();
-    let result = fields.result.filter(|_| settings.capture_results);
-    let (new_result, new_error) = (result.and_then(stored), fields.error.and_then(stored));
-    if new_result.is_some() || new_error.is_some() || result.is_none() && fields.result.is_some() {
-        let text = ToolCallText {
-            result: new_result.as_deref().or(result),
-            error: new_error.as_deref().or(fields.error),
-            ..fields
+    let kept = |value: Option<&str>, capture: bool| match value {
+        Some(_) if !capture => Some(None),
+        Some(text) => stored(text).map(Some),
+        None => None,
+    };
+    let text = records.text_of(record);
+    let changes = [
+        (Field::Arguments, kept(text.arguments, settings.capture_arguments)),
+        (Field::Result, kept(text.result, settings.capture_results)),
+        (Field::Error, kept(text.error, true)),
+    ];
+    for (field, change) in changes {
+        if let Some(value) = change {
+            records.replace(index, field, value.as_deref());
         }
-        .pack();
-        call.text = text;
     }
-    call.arguments = call.arguments.take().filter(|_| settings.capture_arguments).map(|text| {
-        let text = match call.plugin.as_deref() {
-            Some(plugin) => plugin.redact_shared(text),
-            None => text,
-        };
-        if text.len() > limit { cut(&text, limit).into() } else { text }
-    });
-    ToolCallRow { at: epoch_us(call.at), record: call }
 }
 
 /// `text`, or [`cut`] when longer than `limit` bytes.

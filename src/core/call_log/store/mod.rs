@@ -16,7 +16,7 @@ mod sqlite;
 use std::path::PathBuf;
 
 use super::query::{CallEntry, CallQuery, CallStory, CallSummary, CallsError};
-pub(crate) use rows::{Batch, ToolCallRow};
+pub(crate) use rows::Batch;
 use sql::Dialect;
 
 /// Where the log is kept.
@@ -116,17 +116,14 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use super::*;
-    use crate::core::call_log::record::{
-        Outcome, Record, ToolCallRecord, ToolCallText, WebhookRecord, epoch_ms, epoch_us,
-    };
+    use crate::core::call_log::record::{NewToolCall, Outcome, Pending, ToolCallText, WebhookRecord, epoch_ms};
 
-    fn tool_call(call_id: &str, at: SystemTime, outcome: Outcome) -> Record {
+    fn tool_call(records: &mut Pending, call_id: &str, at: SystemTime, outcome: Outcome) {
         let tool_call_id = format!("{call_id}-t");
-        Record::ToolCall(ToolCallRecord {
+        records.push_tool_call(NewToolCall {
             at,
             plugin: None,
             door: "webhook",
-            arguments: Some("{\"a\":1}".into()),
             outcome,
             duration: Duration::from_millis(3),
             text: ToolCallText {
@@ -134,15 +131,11 @@ mod tests {
                 tool_call_id: &tool_call_id,
                 tool: "echo",
                 customer_number: Some("+1555"),
+                arguments: Some("{\"a\":1}"),
                 error: Some("boom"),
                 ..ToolCallText::default()
-            }
-            .pack(),
-        })
-    }
-
-    fn shape(t: ToolCallRecord) -> ToolCallRow {
-        ToolCallRow { at: epoch_us(t.at), record: t }
+            },
+        });
     }
 
     #[tokio::test]
@@ -151,33 +144,31 @@ mod tests {
         let store = Store::open(&CallLogDatabase::Sqlite(dir.path().into())).await.unwrap();
         let now = SystemTime::now();
         let old = now - Duration::from_secs(10 * 86_400);
-        let status = |call_id: &str, at, status: &str| {
-            Record::Webhook(WebhookRecord {
-                at,
-                event: "status-update",
-                call_id: call_id.into(),
-                customer_number: None,
-                phone_number: Some("+3185".into()),
-                http_status: 200,
-                duration: Duration::ZERO,
-                status: Some(status.into()),
-                ended_reason: None,
-                duration_seconds: None,
-                detail: None,
-            })
+        let status = |call_id: &str, at, status: &str| WebhookRecord {
+            at,
+            event: "status-update",
+            call_id: call_id.into(),
+            customer_number: None,
+            phone_number: Some("+3185".into()),
+            http_status: 200,
+            duration: Duration::ZERO,
+            status: Some(status.into()),
+            ended_reason: None,
+            duration_seconds: None,
+            detail: None,
         };
-        let first = [
-            tool_call("old", old, Outcome::Error),
-            tool_call("new", now, Outcome::Ok),
-            status("new", now, "in-progress"),
-        ];
         let mut batch = Batch::default();
-        batch.fill(first.into_iter(), shape);
+        tool_call(&mut batch.records, "old", old, Outcome::Error);
+        tool_call(&mut batch.records, "new", now, Outcome::Ok);
+        batch.records.webhooks.push(status("new", now, "in-progress"));
+        batch.prepare();
         let (mut batch, written) = store.write(batch).await;
         written.unwrap();
         let later = now + Duration::from_millis(5);
-        let second = [tool_call("new", later, Outcome::Timeout), status("new", later, "ended")];
-        batch.fill(second.into_iter(), shape);
+        batch.records.clear();
+        tool_call(&mut batch.records, "new", later, Outcome::Timeout);
+        batch.records.webhooks.push(status("new", later, "ended"));
+        batch.prepare();
         let (mut batch, written) = store.write(batch).await;
         written.unwrap();
 
@@ -188,9 +179,11 @@ mod tests {
         assert_eq!(story.entries.len(), 4);
 
         // More rows than one INSERT takes: whole statements and the rest one by one.
-        let many: Vec<Record> =
-            (0..70).map(|i| tool_call("many", now + Duration::from_micros(i), Outcome::Ok)).collect();
-        batch.fill(many.into_iter(), shape);
+        batch.records.clear();
+        for i in 0..70 {
+            tool_call(&mut batch.records, "many", now + Duration::from_micros(i), Outcome::Ok);
+        }
+        batch.prepare();
         store.write(batch).await.1.unwrap();
         let story = store.story("many").await.unwrap().unwrap();
         assert_eq!((story.entries.len(), story.call.tool_calls), (70, 70));

@@ -91,21 +91,21 @@ impl Postgres {
 
     async fn write_with(&self, client: &mut Client, batch: &Batch) -> Result<(), String> {
         let transaction = client.transaction().await.map_err(error)?;
-        let t = &batch.tool_calls;
+        let t: Vec<_> = batch.tool_calls().collect();
         if !t.is_empty() {
             let columns: [&(dyn ToSql + Sync); 12] = [
                 &t.iter().map(|r| r.at).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.text().call_id).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.text().tool_call_id).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.text().tool).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.plugin_name()).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.version()).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.record.door).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.outcome()).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.duration_us()).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.arguments()).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.text().result).collect::<Vec<_>>(),
-                &t.iter().map(|r| r.text().error).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.text.call_id).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.text.tool_call_id).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.text.tool).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.text.plugin).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.text.version).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.door).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.outcome).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.duration_us).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.text.arguments).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.text.result).collect::<Vec<_>>(),
+                &t.iter().map(|r| r.text.error).collect::<Vec<_>>(),
             ];
             let statement = format!(
                 "INSERT INTO tool_calls ({}) SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::text[], \

@@ -5,55 +5,31 @@
 use std::collections::BTreeMap;
 
 use crate::core::call_log::query::{CallEntry, CallSummary, rfc3339};
-use crate::core::call_log::record::{Record, ToolCallRecord, ToolCallText, WebhookRecord, epoch_ms, epoch_us, micros};
+use crate::core::call_log::record::{Pending, ToolCallText, WebhookRecord, epoch_ms, epoch_us, micros};
 
-/// What one write adds: rows as the tables take them. Made by moving the
-/// records' text, not copying it: the writer takes thousands of records a
-/// second, and each copy would cost every one of them.
+/// What one write adds: the records taken from the queue (tool calls are
+/// stored from them as they are, their text borrowed) and the rows made
+/// from them. Its buffers are kept from one write to the next: the writer
+/// takes thousands of records a second, and fresh memory for each batch
+/// would cost every one of them.
 #[derive(Default)]
 pub(crate) struct Batch {
-    pub tool_calls: Vec<ToolCallRow>,
+    /// The records, as taken from the queue and shaped for storing.
+    pub records: Pending,
     pub webhooks: Vec<WebhookRow>,
     /// One per call id, in id order (so concurrent writers lock rows in
     /// the same order).
     pub calls: BTreeMap<String, CallRow>,
 }
 
-/// A tool call as stored: its record with its values redacted, captured
-/// and cut as configured.
-pub(crate) struct ToolCallRow {
+/// A tool call as stored, borrowed from its batch.
+pub(crate) struct ToolCallRow<'a> {
     /// Microseconds since the epoch.
     pub at: i64,
-    pub record: ToolCallRecord,
-}
-
-impl ToolCallRow {
-    /// The ids, tool, result and error.
-    pub fn text(&self) -> ToolCallText<'_> {
-        self.record.text()
-    }
-
-    /// The stored plugin name.
-    pub fn plugin_name(&self) -> Option<&str> {
-        self.record.plugin.as_deref().map(|p| p.name.as_str())
-    }
-
-    /// The stored plugin version.
-    pub fn version(&self) -> Option<&str> {
-        self.record.plugin.as_deref().map(|p| p.version.as_str())
-    }
-
-    pub fn outcome(&self) -> &'static str {
-        self.record.outcome.as_str()
-    }
-
-    pub fn duration_us(&self) -> i64 {
-        micros(self.record.duration)
-    }
-
-    pub fn arguments(&self) -> Option<&str> {
-        self.record.arguments.as_deref()
-    }
+    pub door: &'static str,
+    pub outcome: &'static str,
+    pub duration_us: i64,
+    pub text: ToolCallText<'a>,
 }
 
 pub(crate) struct WebhookRow {
@@ -114,76 +90,84 @@ fn same_or_later(kept: &mut Option<String>, value: Option<&str>) {
 }
 
 impl Batch {
-    /// Makes this the rows of `records`, in order, taking their text (the
-    /// buffers of the last batch are kept: a writer at thousands of rows a
-    /// second would otherwise take fresh memory for each); `shape` turns
-    /// each tool call into what is stored.
-    pub fn fill(
-        &mut self,
-        records: impl Iterator<Item = Record>,
-        mut shape: impl FnMut(ToolCallRecord) -> ToolCallRow,
-    ) {
-        self.tool_calls.clear();
+    /// Makes the rows of the records taken: each call's summary, and the
+    /// webhooks' rows (their text moved, not copied).
+    pub fn prepare(&mut self) {
         self.webhooks.clear();
         self.calls.clear();
-        for record in records {
-            let when = match &record {
-                Record::Webhook(w) => w.at,
-                Record::ToolCall(t) => t.at,
-            };
-            // Rows in microseconds, summaries in milliseconds.
-            let at = epoch_ms(when);
-            if !self.calls.contains_key(record.call_id()) {
-                self.calls.insert(record.call_id().to_owned(), CallRow::new(at));
-            }
-            let call = self.calls.get_mut(record.call_id()).expect("just inserted");
-            call.first_at = call.first_at.min(at);
-            call.last_at = call.last_at.max(at);
-            match record {
-                Record::Webhook(w) => {
-                    let WebhookRecord {
-                        at: _,
-                        event,
-                        call_id,
-                        customer_number,
-                        phone_number,
-                        http_status,
-                        duration,
-                        status,
-                        ended_reason,
-                        duration_seconds,
-                        detail,
-                    } = w;
-                    later(&mut call.customer_number, customer_number);
-                    later(&mut call.phone_number, phone_number);
-                    later(&mut call.status, status);
-                    later(&mut call.ended_reason, ended_reason);
-                    call.duration_seconds = duration_seconds.or(call.duration_seconds);
-                    self.webhooks.push(WebhookRow {
-                        at: epoch_us(when),
-                        call_id,
-                        event,
-                        http_status: i64::from(http_status),
-                        duration_us: micros(duration),
-                        detail,
-                    });
-                }
-                Record::ToolCall(t) => {
-                    let text = t.text();
-                    same_or_later(&mut call.customer_number, text.customer_number);
-                    same_or_later(&mut call.phone_number, text.phone_number);
-                    call.tool_calls += 1;
-                    call.failed += i64::from(t.outcome.failed());
-                    self.tool_calls.push(shape(t));
-                }
-            }
+        let records = &mut self.records;
+        for record in &records.tool_calls {
+            let text = records.text_of(record);
+            let call = summary_of(&mut self.calls, text.call_id, record.at);
+            same_or_later(&mut call.customer_number, text.customer_number);
+            same_or_later(&mut call.phone_number, text.phone_number);
+            call.tool_calls += 1;
+            call.failed += i64::from(record.outcome.failed());
         }
+        // After the tool calls: a webhook's numbers and status are the later word.
+        for webhook in records.webhooks.drain(..) {
+            let WebhookRecord {
+                at,
+                event,
+                call_id,
+                customer_number,
+                phone_number,
+                http_status,
+                duration,
+                status,
+                ended_reason,
+                duration_seconds,
+                detail,
+            } = webhook;
+            let call = summary_of(&mut self.calls, &call_id, at);
+            later(&mut call.customer_number, customer_number);
+            later(&mut call.phone_number, phone_number);
+            later(&mut call.status, status);
+            later(&mut call.ended_reason, ended_reason);
+            call.duration_seconds = duration_seconds.or(call.duration_seconds);
+            self.webhooks.push(WebhookRow {
+                at: epoch_us(at),
+                call_id,
+                event,
+                http_status: i64::from(http_status),
+                duration_us: micros(duration),
+                detail,
+            });
+        }
+    }
+
+    /// The tool calls' rows.
+    pub fn tool_calls(&self) -> impl ExactSizeIterator<Item = ToolCallRow<'_>> {
+        self.records.tool_calls.iter().map(|record| ToolCallRow {
+            at: epoch_us(record.at),
+            door: record.door,
+            outcome: record.outcome.as_str(),
+            duration_us: micros(record.duration),
+            text: self.records.text_of(record),
+        })
     }
 
     /// Rows in the batch.
     pub fn len(&self) -> usize {
-        self.tool_calls.len() + self.webhooks.len()
+        self.records.tool_calls.len() + self.webhooks.len()
     }
+}
+
+/// The summary of `call_id` in `calls`, made when missing; its first and
+/// last times widened to `at` (summaries are in milliseconds).
+fn summary_of<'c>(
+    calls: &'c mut BTreeMap<String, CallRow>,
+    call_id: &str,
+    at: std::time::SystemTime,
+) -> &'c mut CallRow {
+    let at = epoch_ms(at);
+    if !calls.contains_key(call_id) {
+        calls.insert(call_id.to_owned(), CallRow::new(at));
+    }
+    let call = calls.get_mut(call_id).expect("just inserted");
+    call.first_at = call.first_at.min(at);
+    call.last_at = call.last_at.max(at);
+    call
 }
 
 /// A stored summary row as shown.

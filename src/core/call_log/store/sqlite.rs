@@ -175,19 +175,20 @@ fn summary_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<CallSummary> {
 /// Inserts `batch`'s rows and merges its summaries, in one transaction.
 fn insert(connection: &mut Connection, batch: &Batch) -> rusqlite::Result<()> {
     let transaction = connection.transaction()?;
-    insert_rows(&transaction, "tool_calls", sql::TOOL_CALL_COLUMNS, &batch.tool_calls, |row| {
-        let text = row.text();
+    let tool_calls: Vec<_> = batch.tool_calls().collect();
+    insert_rows(&transaction, "tool_calls", sql::TOOL_CALL_COLUMNS, &tool_calls, |row| {
+        let text = &row.text;
         [
             int(row.at),
             self::text(Some(text.call_id)),
             self::text(Some(text.tool_call_id)),
             self::text(Some(text.tool)),
-            self::text(row.plugin_name()),
-            self::text(row.version()),
-            self::text(Some(row.record.door)),
-            self::text(Some(row.outcome())),
-            int(row.duration_us()),
-            self::text(row.arguments()),
+            self::text(text.plugin),
+            self::text(text.version),
+            self::text(Some(row.door)),
+            self::text(Some(row.outcome)),
+            int(row.duration_us),
+            self::text(text.arguments),
             self::text(text.result),
             self::text(text.error),
         ]
