@@ -171,7 +171,9 @@ impl Manifest {
     /// Parses manifest text; errors name the line, the column and the
     /// reason, and never quote the manifest (a line may hold a secret).
     pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| parse_error(text, &e))
+        let manifest: Self = toml::from_str(text).map_err(|e| parse_error(text, &e))?;
+        manifest.check_parameter_depth()?;
+        Ok(manifest)
     }
 
     /// How the plugin's instances serve calls.

@@ -4,6 +4,9 @@
 use super::Manifest;
 use crate::types::{ToolDefinition, check_tool_name};
 
+/// The most levels a tool's `parameters` may nest (a real schema nests a few).
+pub(crate) const MAX_PARAMETER_DEPTH: usize = 64;
+
 impl Manifest {
     /// Tool definitions for a command plugin named `plugin`: the manifest's
     /// list, or one tool named after the plugin.
@@ -30,6 +33,32 @@ impl Manifest {
                 async_response: t.async_response.clone(),
             })
             .collect()
+    }
+
+    /// Refuses `parameters` nested deeper than [`MAX_PARAMETER_DEPTH`]:
+    /// dotted TOML keys nest a table a level per dot, and the JSON reader
+    /// the schema goes through stops at 128 levels (a fuzzer found a
+    /// manifest that loaded as a schema "not JSON").
+    pub(super) fn check_parameter_depth(&self) -> Result<(), String> {
+        for tool in &self.tools {
+            let Some(parameters) = &tool.parameters else { continue };
+            // Depth-first with a stack of its own: no recursion on untrusted nesting.
+            let mut stack: Vec<(&toml::Value, usize)> = parameters.values().map(|v| (v, 2)).collect();
+            while let Some((value, depth)) = stack.pop() {
+                if depth > MAX_PARAMETER_DEPTH {
+                    return Err(format!(
+                        "[[tools]] {:?}: `parameters` nests deeper than {MAX_PARAMETER_DEPTH} levels",
+                        tool.name
+                    ));
+                }
+                match value {
+                    toml::Value::Table(table) => stack.extend(table.values().map(|v| (v, depth + 1))),
+                    toml::Value::Array(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
+                    _ => {}
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Checks the names of the tools [`Self::command_tools`] gives, by the
@@ -87,6 +116,21 @@ mod tests {
         assert_eq!(tools[0].name, "add");
         assert_eq!(tools[0].parameters_schema, r#"{"properties":{"a":{"type":"number"}},"type":"object"}"#);
         assert_eq!(Manifest::parse("").unwrap().command_tools("greet")[0].name, "greet");
+    }
+
+    #[test]
+    fn parameters_nested_past_the_limit_are_refused_and_up_to_it_load() {
+        // `parameters.a.a...` with `levels` tables: the schema object is level 1.
+        let nested = |levels: usize| {
+            format!("[[tools]]\nname = \"deep\"\nparameters = {{ {} = 1 }}\n", vec!["a"; levels].join("."))
+        };
+        let ok = Manifest::parse(&nested(MAX_PARAMETER_DEPTH - 1)).unwrap();
+        let schema = &ok.command_tools("deep")[0].parameters_schema;
+        assert!(serde_json::from_str::<serde_json::Value>(schema).is_ok());
+        let err = Manifest::parse(&nested(MAX_PARAMETER_DEPTH)).unwrap_err();
+        assert_eq!(err, format!("[[tools]] \"deep\": `parameters` nests deeper than {MAX_PARAMETER_DEPTH} levels"));
+        // What the fuzzer found: past serde_json's 128 levels.
+        assert!(Manifest::parse(&nested(200)).is_err());
     }
 
     #[test]
