@@ -8,7 +8,7 @@
 #   --out FILE       where to write the report (default: BENCHMARKS.md at the
 #                    repository root for a full run).
 #   --only LIST      comma-separated sections: http, instantiation (the in-process
-#                    figures), reload, memory, startup, tiers, call-log (default:
+#                    figures), reload, memory, startup, tiers, call-log, mcp (default:
 #                    all); the others keep the figures of the last run in the same
 #                    work folder.
 #   --servers LIST   comma-separated servers for the http section:

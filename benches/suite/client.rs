@@ -69,21 +69,31 @@ impl Conn {
 
     /// Sends one request and reads the whole answer.
     async fn send(&mut self, ep: &Endpoint, request: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), String> {
+        self.exchange(ep, request).await.map(|(status, _, body)| (status, body))
+    }
+
+    /// [`Self::send`], with the answer's headers.
+    async fn exchange(
+        &mut self,
+        ep: &Endpoint,
+        request: Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, http::HeaderMap, Bytes), String> {
         let exchange = async {
             let sender = self.sender(ep).await?;
             let response = sender.send_request(request).await.map_err(|e| format!("send: {e}"))?;
             let status = response.status();
             let close =
                 response.headers().get(header::CONNECTION).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-            let body = response.into_body().collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
-            Ok::<_, String>((status, body, close))
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
+            Ok::<_, String>((status, parts.headers, body, close))
         };
         match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
-            Ok(Ok((status, body, close))) => {
+            Ok(Ok((status, headers, body, close))) => {
                 if close {
                     self.sender = None;
                 }
-                Ok((status, body))
+                Ok((status, headers, body))
             }
             Ok(Err(e)) => {
                 self.sender = None;
@@ -114,6 +124,29 @@ impl Conn {
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
         self.send(ep, request).await
+    }
+
+    /// POSTs the JSON-RPC message `body` to `/mcp` as an MCP client does:
+    /// the suite's token, both answer types accepted, the session when open.
+    async fn post_mcp(
+        &mut self,
+        ep: &Endpoint,
+        session: Option<&str>,
+        body: String,
+    ) -> Result<(StatusCode, http::HeaderMap, Bytes), String> {
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri("/mcp")
+            .header(header::HOST, &ep.host)
+            .header(header::AUTHORIZATION, format!("Bearer {MCP_TOKEN}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json, text/event-stream")
+            .header("MCP-Protocol-Version", MCP_PROTOCOL);
+        if let Some(session) = session {
+            request = request.header("Mcp-Session-Id", session);
+        }
+        let request = request.body(Full::new(Bytes::from(body))).map_err(|e| e.to_string())?;
+        self.exchange(ep, request).await
     }
 
     /// `GET path`.
@@ -271,6 +304,91 @@ pub fn check(
         return Err(format!("wrong echo: {result}"));
     }
     Ok(version)
+}
+
+/// The bearer token of the MCP door of the suite's Switchboard servers
+/// (`SWITCHBOARD_MCP_TOKENS`).
+pub const MCP_TOKEN: &str = "bench-mcp-token";
+/// The MCP protocol revision the suite speaks.
+const MCP_PROTOCOL: &str = "2025-11-25";
+
+/// Which door a load goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Door {
+    /// Signed `tool-calls` webhooks at `/webhook`.
+    Webhook,
+    /// MCP `tools/call` requests at `/mcp`, in a session per connection.
+    Mcp,
+}
+
+/// Opens an MCP session (`initialize`, then `notifications/initialized`); its id.
+pub async fn mcp_session(conn: &mut Conn, ep: &Endpoint) -> Result<String, String> {
+    let init = format!(
+        r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"{MCP_PROTOCOL}","capabilities":{{}},"clientInfo":{{"name":"bench","version":"0"}}}}}}"#
+    );
+    let (status, headers, body) = conn.post_mcp(ep, None, init).await?;
+    if status != StatusCode::OK {
+        return Err(format!("MCP initialize: status {status}: {}", String::from_utf8_lossy(&body)));
+    }
+    let session = headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .ok_or("MCP initialize gave no session id")?
+        .to_owned();
+    let initialized = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_owned();
+    let (status, _, _) = conn.post_mcp(ep, Some(&session), initialized).await?;
+    if status != StatusCode::ACCEPTED {
+        return Err(format!("MCP notifications/initialized: status {status}"));
+    }
+    Ok(session)
+}
+
+/// The answer to MCP request `id` in `body`: the JSON-RPC response itself,
+/// or the server-sent event (`data: <response>`) that carries it.
+fn mcp_response(body: &[u8], id: u64) -> Result<serde_json::Value, String> {
+    let text = std::str::from_utf8(body).map_err(|e| e.to_string())?;
+    let whole = serde_json::from_str::<serde_json::Value>(text).ok().into_iter();
+    let events = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter_map(|data| serde_json::from_str::<serde_json::Value>(data.trim()).ok());
+    whole.chain(events).find(|m| m["id"] == id).ok_or_else(|| format!("no answer to MCP request {id} in {text:?}"))
+}
+
+/// Sends one echo call for `tool` as an MCP `tools/call` in `session`
+/// (opened first when `None`, and again after a failure) and checks it.
+pub async fn mcp_call_tool(
+    conn: &mut Conn,
+    ep: &Endpoint,
+    session: &mut Option<String>,
+    tool: &str,
+    seq: u64,
+) -> Result<(), String> {
+    if session.is_none() {
+        *session = Some(mcp_session(conn, ep).await?);
+    }
+    let call = format!(
+        r#"{{"jsonrpc":"2.0","id":{seq},"method":"tools/call","params":{{"name":{},"arguments":{}}}}}"#,
+        serde_json::Value::from(tool),
+        echo_arguments(seq)
+    );
+    let checked = async {
+        let (status, _, body) = conn.post_mcp(ep, session.as_deref(), call).await?;
+        if status != StatusCode::OK {
+            return Err(format!("MCP tools/call: status {status}: {}", String::from_utf8_lossy(&body)));
+        }
+        let message = mcp_response(&body, seq)?;
+        let echo = &message["result"]["structuredContent"]["echo"];
+        if echo["query"] != "John Smith" || echo["seq"] != seq || message["result"]["isError"] == true {
+            return Err(format!("wrong MCP answer to call {seq}: {message}"));
+        }
+        Ok(())
+    };
+    let result = checked.await;
+    if result.is_err() {
+        *session = None;
+    }
+    result
 }
 
 /// Sends one echo-style call for `tool` and checks it.

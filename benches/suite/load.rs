@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
-use crate::client::{self, Conn, Endpoint, Expect};
+use crate::client::{self, Conn, Door, Endpoint, Expect};
 use crate::procfs::{CpuSnapshot, clk_tck};
 
 const WARMUP: u8 = 0;
@@ -30,6 +30,8 @@ const STOP: u8 = 2;
 #[derive(Debug, Clone)]
 pub struct LoadSpec {
     pub tool: String,
+    /// The door the calls go through (MCP: echo answers only).
+    pub door: Door,
     /// What a correct answer looks like.
     pub expect: Expect,
     pub concurrency: usize,
@@ -224,6 +226,7 @@ async fn worker(
         ..Default::default()
     };
     let mut conn = Conn::default();
+    let mut mcp_session = None;
     let mut seq = 0u64;
     let prefix = client::unique_id(&format!("tc_{index}"));
     loop {
@@ -240,7 +243,10 @@ async fn worker(
         seq += 1;
         let id = format!("{prefix}_{seq}");
         let sent = Instant::now();
-        let outcome = client::call_tool(&mut conn, &ep, &spec.tool, &id, seq, spec.expect).await;
+        let outcome = match spec.door {
+            Door::Webhook => client::call_tool(&mut conn, &ep, &spec.tool, &id, seq, spec.expect).await.map(|_| ()),
+            Door::Mcp => client::mcp_call_tool(&mut conn, &ep, &mut mcp_session, &spec.tool, seq).await,
+        };
         let elapsed = sent.elapsed();
         stats.total += 1;
         match outcome {

@@ -11,6 +11,7 @@ mod call_log;
 mod client;
 mod extras;
 mod load;
+mod mcp;
 mod procfs;
 mod report;
 mod servers;
@@ -176,6 +177,9 @@ pub struct Results {
     /// The call log's figures (absent in older results.json).
     #[serde(default)]
     pub call_log: Figure<call_log::CallLogResult>,
+    /// The MCP door against the webhook door (absent in older results.json).
+    #[serde(default)]
+    pub mcp: Figure<mcp::McpResult>,
     /// Waits for the machine to be quiet before each block: (block, seconds waited, other load then).
     pub quiet_waits: Vec<(String, f64, f64)>,
 }
@@ -302,6 +306,11 @@ fn server_command(args: &Args, key: &str, port: u16) -> (Command, String) {
             let binary = args.switchboard_edge.clone().unwrap_or_else(|| args.work.join("no-switchboard-edge-build"));
             (serve(&binary, "plugins-http"), format!("{OFF} {OFF_FILE}, built with `--features bench-no-plugin-call`"))
         }
+        "switchboard-echo-webhook-door" | mcp::MCP_KEY => {
+            let mut c = serve(&args.switchboard, mcp::PLUGINS);
+            c.env("SWITCHBOARD_MCP_TOKENS", client::MCP_TOKEN);
+            (c, format!("{OFF} (release build) {OFF_FILE}, `SWITCHBOARD_MCP_TOKENS` set (the MCP door needs a token)"))
+        }
         "switchboard-echo-log-off" => {
             (serve(&args.switchboard, call_log::PLUGINS), format!("{OFF} (release build) {OFF_FILE}"))
         }
@@ -405,6 +414,7 @@ async fn bench_servers(servers: Vec<Server>, args: &Args, d: Durations, levels: 
             let w = window(round);
             Some(LoadSpec {
                 tool: entry.tool.into(),
+                door: mcp::door_of(entry.key),
                 expect: Expect::Echo,
                 concurrency,
                 warmup: w.warmup,
@@ -445,6 +455,7 @@ async fn bench_servers(servers: Vec<Server>, args: &Args, d: Durations, levels: 
         let w = window(round);
         (entry.half_rate && max > 0.0).then(|| LoadSpec {
             tool: entry.tool.into(),
+            door: mcp::door_of(entry.key),
             expect: Expect::Echo,
             concurrency: RATE_CONCURRENCY,
             warmup: w.warmup,
@@ -620,6 +631,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     results.startup = section(&args, &mut results, "startup", extras::startup(&args)).await;
     results.tiers = section(&args, &mut results, "tiers", tiers::tiers_section(&args)).await;
     results.call_log = section(&args, &mut results, "call-log", call_log::call_log_section(&args, durations)).await;
+    results.mcp = section(&args, &mut results, "mcp", mcp::mcp_section(&args, durations)).await;
 
     // With --only, the sections not run keep the figures of the last run.
     let last = || std::fs::read_to_string(&results_json).ok().and_then(|t| serde_json::from_str::<Results>(&t).ok());
@@ -645,6 +657,7 @@ fn keep_unmeasured(results: &mut Results, last: Results) {
     results.startup = results.startup.take().or(last.startup);
     results.tiers = results.tiers.take().or(last.tiers);
     results.call_log = results.call_log.take().or(last.call_log);
+    results.mcp = results.mcp.take().or(last.mcp);
 }
 
 fn main() -> anyhow::Result<()> {

@@ -293,7 +293,53 @@ pub fn render(r: &Results) -> String {
     });
     tiers_section(m, r);
     call_log_section(m, r);
+    mcp_section(m, r);
     md
+}
+
+fn mcp_section(m: &mut String, r: &Results) {
+    section(m, "MCP door against the webhook door (issue 14)", &r.mcp, |m, c| {
+        let at = |key: &str| c.throughput.iter().find(|s| s.key == key).and_then(|s| s.at(TARGET_CONCURRENCY));
+        let (webhook, mcp) = (at("switchboard-echo-webhook-door"), at(crate::mcp::MCP_KEY));
+        let _ = writeln!(
+            m,
+            "Two `switchboard serve` (the same release binary, `echo.wasm`, the MCP door on with a token), measured \
+             in turns at {TARGET_CONCURRENCY} connections as the servers above are: one sent signed `tool-calls` \
+             webhooks of one `echo` call each, the other MCP `tools/call` requests of `echo` over HTTP (each \
+             connection opens its MCP session once, `initialize` and `notifications/initialized`, then calls in \
+             it; every answer is checked: `structuredContent` holds the echo).\n\n\
+             | figure | goal | measured | met |\n|---|---|---|---|"
+        );
+        if let (Some(webhook), Some(mcp)) = (webhook, mcp) {
+            let cpu = mcp.server_cpu_us_per_req / webhook.server_cpu_us_per_req;
+            let _ = writeln!(
+                m,
+                "| server CPU per call, MCP ÷ webhook (echo, {TARGET_CONCURRENCY} connections, same run) | ≤ 1.5 | \
+                 {} vs {} µs = {}× ({} vs {} req/s) | {} |",
+                num(mcp.server_cpu_us_per_req, 1),
+                num(webhook.server_cpu_us_per_req, 1),
+                num(cpu, 2),
+                thousands(mcp.rps),
+                thousands(webhook.rps),
+                if cpu <= 1.5 { "yes" } else { "**NO**" }
+            );
+        }
+        let _ = writeln!(
+            m,
+            "\n| server | connections | req/s | p50 ms | p99 ms | server CPU µs/req | loadgen CPU µs/req | other load (cores) | errors |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for s in &c.throughput {
+            for run in &s.runs {
+                let _ = writeln!(m, "{}", load_row(&s.label, run));
+            }
+        }
+        let _ = writeln!(m, "\nHow each server was started:\n");
+        for s in &c.throughput {
+            let _ = writeln!(m, "- {}: {}", s.label, s.how);
+        }
+        let _ = writeln!(m);
+    });
 }
 
 fn call_log_section(m: &mut String, r: &Results) {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::Args;
-use crate::client::Expect;
+use crate::client::{Door, Expect};
 use crate::extras::{ProbeVersions, plugins_dir, replace_file};
 use crate::load::{self, LoadResult, LoadSpec};
 use crate::procfs::tree_rss_kib;
@@ -126,6 +126,7 @@ pub async fn soak(args: &Args, plan: SoakPlan) -> anyhow::Result<SoakResult> {
     // The maximum, closed loop, then half of it for the run.
     let probe = |concurrency, measure, rate| LoadSpec {
         tool: "probe".into(),
+        door: Door::Webhook,
         expect: Expect::Probe,
         concurrency,
         warmup: Duration::from_secs(1),

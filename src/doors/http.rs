@@ -130,6 +130,12 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Answers streamed in parts (an MCP answer as server-sent events)
+        // must not wait for the client's delayed ACK before their second
+        // part: without this, every MCP call over HTTP took 40 ms more.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on a connection");
+        }
         let shared = shared.clone();
         let (stopping, open) = (stopping.clone(), open.clone());
         tokio::spawn(async move {
