@@ -5,7 +5,8 @@
 #
 #   SERVER    switchboard-echo (default), switchboard-echo-reuse, switchboard-edge,
 #             switchboard-echo_command, native,
-#             switchboard-echo-log-on, switchboard-echo-log-off (the call log section's pair)
+#             switchboard-echo-log-on, switchboard-echo-log-off (the call log section's pair),
+#             switchboard-echo-webhook-door, switchboard-echo-mcp-door (the MCP section's pair)
 #   SECONDS   how long to record (default 4), inside a 10 s measured window
 #
 # Runs the suite's load generator at 16 connections against SERVER and, in the

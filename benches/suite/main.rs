@@ -615,12 +615,16 @@ async fn run(args: Args) -> anyhow::Result<()> {
         extras::plugins_dir(&args, "plugins-http", &[&echo, &echo_command])?;
         let reuse = extras::plugins_dir(&args, "plugins-http-reuse", &[&echo])?;
         std::fs::write(reuse.join("echo.toml"), "max_instance_reuse = 256\n")?;
-        // The call log section's servers only when named (benches/profile.sh).
+        // The call log and MCP sections' servers only when named (benches/profile.sh).
         let named = |s: &Server| args.servers.iter().any(|k| k == s.0);
         let mut servers: Vec<Server> = SERVERS.into_iter().filter(|s| args.servers.is_empty() || named(s)).collect();
         servers.extend(call_log::SERVERS.into_iter().filter(named));
+        servers.extend(mcp::SERVERS.into_iter().filter(named));
         if servers.iter().any(|s| call_log::SERVERS.iter().any(|l| l.0 == s.0)) {
             extras::plugins_dir(&args, call_log::PLUGINS, &[&echo])?;
+        }
+        if servers.iter().any(|s| mcp::SERVERS.iter().any(|l| l.0 == s.0)) {
+            extras::plugins_dir(&args, mcp::PLUGINS, &[&echo])?;
         }
         wait_for_quiet(&mut results, "http").await;
         let levels = if args.concurrency.is_empty() { CONCURRENCY.to_vec() } else { args.concurrency.clone() };

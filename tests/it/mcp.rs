@@ -320,3 +320,87 @@ async fn the_mcp_door_can_be_turned_off() {
     let server = TestServer::start_with(&["echo"], |s| s.mcp.enabled = false).await;
     assert_eq!(post_initialize(&server.url, &[]).await.status(), 404);
 }
+
+/// What the short way for `tools/call` answers, read as raw HTTP: in an open
+/// session a call is answered as one JSON response (number and string ids,
+/// errors as the SDK words them); a call carrying `_meta`, or one outside a
+/// session, is left to the SDK, which answers as before.
+#[tokio::test]
+async fn a_tools_call_in_a_session_is_answered_as_plain_json_and_the_rest_by_the_sdk() {
+    let server = TestServer::start(&["echo", "misbehave"]).await;
+    let post = |session: Option<&str>, body: Value| {
+        let mut request = server
+            .client
+            .post(format!("{}/mcp", server.url))
+            .header("Accept", "application/json, text/event-stream")
+            .header("Content-Type", "application/json")
+            .header("MCP-Protocol-Version", "2025-11-25");
+        if let Some(session) = session {
+            request = request.header("Mcp-Session-Id", session);
+        }
+        request.body(body.to_string()).send()
+    };
+    let content_type = |r: &reqwest::Response| r.headers()["content-type"].to_str().unwrap().to_owned();
+    // The JSON-RPC response with `id` in a body that is JSON or server-sent events.
+    let answer = |body: &str, id: &Value| -> Value {
+        let whole = serde_json::from_str::<Value>(body).ok().into_iter();
+        let events =
+            body.lines().filter_map(|l| l.strip_prefix("data:")).filter_map(|d| serde_json::from_str(d.trim()).ok());
+        whole.chain(events).find(|m: &Value| &m["id"] == id).unwrap_or_else(|| panic!("no answer to {id} in {body:?}"))
+    };
+
+    let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "0"}}});
+    let response = post(None, init).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let session = response.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(post(Some(&session), initialized).await.unwrap().status(), 202);
+
+    for id in [json!(7), json!("call-a")] {
+        let call = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"n": 1}}});
+        let response = post(Some(&session), call).await.unwrap();
+        assert_eq!((response.status().as_u16(), content_type(&response)), (200, "application/json".to_owned()));
+        let message: Value = response.json().await.unwrap();
+        assert_eq!(message["id"], id);
+        assert_eq!(message["result"]["structuredContent"], json!({"echo": {"n": 1}}), "{message}");
+        assert_eq!(message["result"]["content"][0]["text"], r#"{"echo":{"n":1}}"#);
+    }
+
+    let unknown =
+        json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "nope", "arguments": {}}});
+    let message: Value = post(Some(&session), unknown).await.unwrap().json().await.unwrap();
+    assert_eq!(message["error"]["code"], -32602, "{message}");
+    assert!(message["error"]["message"].as_str().unwrap().starts_with("unknown tool \"nope\""), "{message}");
+
+    // With a progress token: the SDK's way, an event stream, the same result.
+    let with_meta = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"n": 2}, "_meta": {"progressToken": "p"}}});
+    let response = post(Some(&session), with_meta).await.unwrap();
+    assert_eq!((response.status().as_u16(), content_type(&response)), (200, "text/event-stream".to_owned()));
+    let message = answer(&response.text().await.unwrap(), &json!(9));
+    assert_eq!(message["result"]["structuredContent"], json!({"echo": {"n": 2}}), "{message}");
+
+    // Cancelled: the call stops, and its answer says so (a sleep of 5 s
+    // left alone would answer `slept_ms`).
+    let sleep = json!({"jsonrpc": "2.0", "id": 11, "method": "tools/call",
+        "params": {"name": "sleep", "arguments": {"ms": 5000}}});
+    let running = tokio::spawn(post(Some(&session), sleep));
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 11}});
+    loop {
+        // Until the call is running: before, the cancellation is not ours and goes to the SDK (202 too).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(post(Some(&session), cancel.clone()).await.unwrap().status(), 202);
+        if running.is_finished() {
+            break;
+        }
+    }
+    let message: Value = running.await.unwrap().unwrap().json().await.unwrap();
+    assert_eq!(message["error"]["message"], "the call was cancelled", "{message}");
+
+    // No such session: the SDK refuses it, as it did before the short way.
+    let call = json!({"jsonrpc": "2.0", "id": 10, "method": "tools/call", "params": {"name": "echo", "arguments": {}}});
+    let response = post(Some("no-such-session"), call).await.unwrap();
+    assert_eq!(response.status(), 404, "{:?}", response.text().await);
+}

@@ -31,6 +31,8 @@ use rmcp::{ServerHandler, ServiceExt};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+mod fast;
+
 pub(crate) use super::access::AccessRule;
 use crate::core::Core;
 use crate::core::dispatch::Door;
@@ -60,9 +62,13 @@ pub(crate) fn routes(door: Arc<McpDoor>) -> Router {
     let config = StreamableHttpServerConfig::default()
         .disable_allowed_hosts()
         .with_cancellation_token(door.shutdown.child_token());
-    let service =
-        StreamableHttpService::new(move || Ok(session.clone()), LocalSessionManager::default().into(), config);
-    Router::new().nest_service("/mcp", service).layer(axum::middleware::from_fn_with_state(door, check_access))
+    let sessions = Arc::new(LocalSessionManager::default());
+    let service = StreamableHttpService::new(move || Ok(session.clone()), sessions.clone(), config);
+    let fast = Arc::new(fast::FastPath::new(door.clone(), sessions));
+    Router::new()
+        .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn_with_state(fast, fast::short_way))
+        .layer(axum::middleware::from_fn_with_state(door, check_access))
 }
 
 /// Refuses a request the access rule does not allow, with a plain JSON error.
@@ -127,35 +133,7 @@ impl ServerHandler for McpSession {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let tool = request.name.as_ref();
-        if self.door.core.snapshot().lookup(tool).is_none() {
-            return Err(ErrorData::invalid_params(
-                format!("unknown tool {tool:?}: no loaded plugin provides it"),
-                None,
-            ));
-        }
-        let arguments = match &request.arguments {
-            Some(arguments) => serde_json::to_string(arguments).expect("JSON objects serialize"),
-            None => "{}".to_owned(),
-        };
-        // A plugin sees an MCP call as a call with no phone numbers.
-        let call = CallContext {
-            call_id: "mcp".into(),
-            call_type: "mcp".into(),
-            tool_call_id: context.id.to_string(),
-            ..CallContext::default()
-        };
-        let deadline = Instant::now() + self.door.call_timeout;
-        let run = self.door.core.call_tool(tool, &arguments, &call, deadline, Door::Mcp);
-        // Cancelling drops the call, and with it the plugin's instance.
-        let result = tokio::select! {
-            result = run => result,
-            () = context.ct.cancelled() => {
-                tracing::info!(tool, request = %context.id, "MCP tool call cancelled; its instance is stopped");
-                return Err(ErrorData::internal_error("the call was cancelled", None));
-            }
-        };
-        Ok(tool_result(result).into())
+        call_tool(&self.door, request, context.id.to_string(), &context.ct).await.map(Into::into)
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
@@ -178,6 +156,37 @@ impl ServerHandler for McpSession {
             }
         });
     }
+}
+
+/// Runs one `tools/call` through the core (request `id`, cancelled by `cancelled`).
+async fn call_tool(
+    door: &McpDoor,
+    request: CallToolRequestParams,
+    id: String,
+    cancelled: &CancellationToken,
+) -> Result<CallToolResult, ErrorData> {
+    let tool = request.name.as_ref();
+    if door.core.snapshot().lookup(tool).is_none() {
+        return Err(ErrorData::invalid_params(format!("unknown tool {tool:?}: no loaded plugin provides it"), None));
+    }
+    let arguments = match &request.arguments {
+        Some(arguments) => serde_json::to_string(arguments).expect("JSON objects serialize"),
+        None => "{}".to_owned(),
+    };
+    // A plugin sees an MCP call as a call with no phone numbers.
+    let call =
+        CallContext { call_id: "mcp".into(), call_type: "mcp".into(), tool_call_id: id, ..CallContext::default() };
+    let deadline = Instant::now() + door.call_timeout;
+    let run = door.core.call_tool(tool, &arguments, &call, deadline, Door::Mcp);
+    // Cancelling drops the call, and with it the plugin's instance.
+    let result = tokio::select! {
+        result = run => result,
+        () = cancelled.cancelled() => {
+            tracing::info!(tool, request = %call.tool_call_id, "MCP tool call cancelled; its instance is stopped");
+            return Err(ErrorData::internal_error("the call was cancelled", None));
+        }
+    };
+    Ok(tool_result(result))
 }
 
 /// A loaded tool as MCP lists it.
