@@ -192,8 +192,8 @@ async fn webhook(args: &Args, wasm: &Path, requests: usize) -> anyhow::Result<Ti
 
 /// One MCP `tools/call` of `echo` through the same router, in-process, in
 /// one session opened first (`initialize`, `notifications/initialized`): the
-/// bearer-token check, the SDK's JSON-RPC handling, the core's call, the
-/// answer as a server-sent event. Every answer is checked.
+/// bearer-token check, the door's JSON-RPC handling (the short way for a
+/// call in a session), the core's call, the JSON answer. Every answer is checked.
 async fn mcp_call(args: &Args, wasm: &Path, requests: usize) -> anyhow::Result<Timings> {
     use tower::ServiceExt;
 
@@ -240,12 +240,16 @@ async fn mcp_call(args: &Args, wasm: &Path, requests: usize) -> anyhow::Result<T
         let body = axum::body::to_bytes(response.into_body(), 1 << 20).await?;
         let took = t.elapsed();
         anyhow::ensure!(status == 200, "MCP tools/call: HTTP {status}");
-        // The answer is one server-sent event: `data: <JSON-RPC response>`.
+        // The answer: the JSON-RPC response (the short way for a call in a
+        // session), or a server-sent event carrying it.
         let text = std::str::from_utf8(&body)?;
-        let message = text
+        let whole = serde_json::from_str::<serde_json::Value>(text).ok().into_iter();
+        let events = text
             .lines()
             .filter_map(|line| line.strip_prefix("data:"))
-            .filter_map(|data| serde_json::from_str::<serde_json::Value>(data.trim()).ok())
+            .filter_map(|data| serde_json::from_str::<serde_json::Value>(data.trim()).ok());
+        let message = whole
+            .chain(events)
             .find(|m| m["id"] == seq + 1)
             .ok_or_else(|| anyhow::anyhow!("no answer to call {seq} in {text:?}"))?;
         anyhow::ensure!(

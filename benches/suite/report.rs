@@ -189,10 +189,10 @@ pub fn render(r: &Results) -> String {
                     m,
                     "### One MCP `tools/call` through the router (in-process, no sockets)\n\n\
                      The same `echo` call as an MCP client makes it, through the same `Switchboard::router()` \
-                     (`/mcp`, with a bearer token, in one session opened first), answered as a server-sent event; \
-                     one at a time, every answer checked. The SDK hands each request to the session's own task and \
-                     back, so this is wall time, an upper bound of the CPU: MCP ÷ webhook = **{}×** at p50 (goal: \
-                     ≤ 1.5× the webhook door's CPU per call).\n",
+                     (`/mcp`, with a bearer token, in one session opened first), run at once and answered as one \
+                     JSON response (the door's short way for a call in a session); one at a time, every answer \
+                     checked. MCP ÷ webhook = **{}×** at p50 (the issue's goal, ≤ 1.5× the webhook door's CPU per \
+                     call, is judged under HTTP load in the MCP section below).\n",
                     num(mcp.p50_us / p.webhook.p50_us, 2)
                 );
                 timings_table(m, std::slice::from_ref(mcp), "requests");
