@@ -1,7 +1,7 @@
 //! The short way for `tools/call` over HTTP: in an open session, a call is
 //! run here and answered as one JSON response, rather than handed to the
 //! session's task in the SDK and back as a server-sent event. The answer is
-//! the same (the same [`call_tool`](super::call_tool)); what is saved is two
+//! the same (the same [`call_tool`](super::tools::call_tool)); what is saved is two
 //! task hand-offs and the event stream per call, which cost more CPU than
 //! the webhook door's whole call. Anything else, or anything unusual (no
 //! session, a protocol version or `Accept` the SDK should judge, `_meta`
@@ -24,7 +24,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
-use super::{McpDoor, PROTOCOL_VERSIONS};
+use super::tools::{McpDoor, PROTOCOL_VERSIONS, call_tool};
 
 /// The most a message may hold (the SDK's own limit).
 const MAX_BODY: usize = 4 << 20;
@@ -146,7 +146,7 @@ async fn call(fast: &FastPath, session: String, id: Value, params: CallToolReque
         }
     }
     let _unregister = Unregister(fast, key.clone());
-    let answer = match super::call_tool(&fast.door, params, key.1.clone(), &cancelled).await {
+    let answer = match call_tool(&fast.door, params, key.1.clone(), &cancelled).await {
         Ok(result) => serde_json::json!({"jsonrpc": "2.0", "id": id, "result": result}),
         Err(error) => serde_json::json!({"jsonrpc": "2.0", "id": id, "error": error}),
     };
