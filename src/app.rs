@@ -226,8 +226,15 @@ pub enum StartError {
 /// };
 /// let switchboard = Switchboard::start(settings).await?;
 /// // Mount it in a bigger app, or serve it alone:
+/// use axum::serve::ListenerExt;
 /// let app = axum::Router::new().nest("/voice", switchboard.router());
-/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+/// // TCP_NODELAY: an MCP answer sent as an event stream would otherwise
+/// // wait for the client's delayed ACK (about 40 ms).
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080")
+///     .await?
+///     .tap_io(|tcp| {
+///         let _ = tcp.set_nodelay(true);
+///     });
 /// axum::serve(listener, app).await?;
 /// # Ok(()) }
 /// ```
@@ -480,7 +487,8 @@ pub struct LoadedPlugin {
 /// connections ([`Settings::max_connections`]), closes those slow to send a
 /// request ([`Settings::header_read_timeout`]) or idle too long
 /// ([`Settings::idle_timeout`]), and reads the rest of a body it refused
-/// early (over the size limit, unsigned) so the client gets the answer.
+/// early (over the size limit, unsigned) so the client gets the answer;
+/// every connection has TCP_NODELAY set.
 pub async fn serve(
     listener: TcpListener,
     switchboard: &Switchboard,
