@@ -507,7 +507,8 @@ pub async fn serve(
         // Open MCP streams would keep their connections, and the server, alive.
         draining.close_mcp_sessions();
     };
-    let served = crate::doors::http::serve(listener, switchboard.router(), switchboard.server, shutdown).await;
+    let metrics = switchboard.core.metrics().connections("main");
+    let served = crate::doors::http::serve(listener, switchboard.router(), switchboard.server, metrics, shutdown).await;
     switchboard.core.finish_background_work(switchboard.shutdown_grace).await;
     served
 }
@@ -528,5 +529,6 @@ pub async fn serve_admin(
     switchboard: &Switchboard,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    crate::doors::http::serve(listener, switchboard.admin_router(), switchboard.server, shutdown).await
+    let metrics = switchboard.core.metrics().connections("admin");
+    crate::doors::http::serve(listener, switchboard.admin_router(), switchboard.server, metrics, shutdown).await
 }

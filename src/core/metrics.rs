@@ -10,6 +10,7 @@ use std::fmt::Write;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -75,6 +76,17 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TimeoutLabels {
+    listener: &'static str,
+    phase: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DeliveryLabels {
     plugin: LabelText,
     event: &'static str,
@@ -94,6 +106,49 @@ pub struct Metrics {
     shutdown_unfinished: Family<KindLabels, Counter>,
     call_log_written: Counter,
     call_log_dropped: Family<ReasonLabels, Counter>,
+    connections_open: Family<ListenerLabels, Gauge>,
+    connections_accepted: Family<ListenerLabels, Counter>,
+    connections_timed_out: Family<TimeoutLabels, Counter>,
+    connection_cap_reached: Family<ListenerLabels, Counter>,
+}
+
+/// One listener's connection figures, their handles looked up once when it
+/// starts serving (the accept loop and every connection use them as they are).
+#[derive(Clone)]
+pub struct ConnectionMetrics {
+    open: Gauge,
+    accepted: Counter,
+    header_timeouts: Counter,
+    idle_timeouts: Counter,
+    cap_reached: Counter,
+}
+
+impl ConnectionMetrics {
+    /// A connection was accepted; it counts as open until [`Self::closed`].
+    pub fn accepted(&self) {
+        self.accepted.inc();
+        self.open.inc();
+    }
+
+    /// A connection accepted earlier has ended, however it ended.
+    pub fn closed(&self) {
+        self.open.dec();
+    }
+
+    /// The server closed a connection that did not send its headers in time.
+    pub fn header_timeout(&self) {
+        self.header_timeouts.inc();
+    }
+
+    /// The server closed a kept-alive connection idle for too long.
+    pub fn idle_timeout(&self) {
+        self.idle_timeouts.inc();
+    }
+
+    /// The accept loop paused: the connection cap is reached.
+    pub fn cap_reached(&self) {
+        self.cap_reached.inc();
+    }
 }
 
 impl Default for Metrics {
@@ -143,6 +198,26 @@ impl Default for Metrics {
             "Call log records dropped: queue_full (the writer is behind) or write_failed (the database refused or is gone)",
             call_log_dropped.clone(),
         );
+        let connections_open = Family::<ListenerLabels, Gauge>::default();
+        registry.register(
+            "connections_open",
+            "Connections open now, by listener (main, admin)",
+            connections_open.clone(),
+        );
+        let connections_accepted = Family::<ListenerLabels, Counter>::default();
+        registry.register("connections_accepted", "Connections accepted, by listener", connections_accepted.clone());
+        let connections_timed_out = Family::<TimeoutLabels, Counter>::default();
+        registry.register(
+            "connections_timed_out",
+            "Connections the server closed because they were too slow: phase headers (a request's headers not in within header_read_timeout) or idle (no next request within idle_timeout)",
+            connections_timed_out.clone(),
+        );
+        let connection_cap_reached = Family::<ListenerLabels, Counter>::default();
+        registry.register(
+            "connection_cap_reached",
+            "Times the listener stopped accepting because max_connections were open (new connections waited in the listen backlog)",
+            connection_cap_reached.clone(),
+        );
         Self {
             registry,
             webhooks,
@@ -155,6 +230,10 @@ impl Default for Metrics {
             shutdown_unfinished,
             call_log_written,
             call_log_dropped,
+            connections_open,
+            connections_accepted,
+            connections_timed_out,
+            connection_cap_reached,
         }
     }
 }
@@ -206,6 +285,20 @@ impl Metrics {
     pub fn record_shutdown_unfinished(&self, kind: &'static str, count: usize) {
         if count > 0 {
             self.shutdown_unfinished.get_or_create(&KindLabels { kind }).inc_by(count as u64);
+        }
+    }
+
+    /// The connection figures of one listener (`main`, or `admin` for
+    /// `--admin-listen`).
+    pub fn connections(&self, listener: &'static str) -> ConnectionMetrics {
+        let labels = ListenerLabels { listener };
+        let timeouts = |phase| self.connections_timed_out.get_or_create(&TimeoutLabels { listener, phase }).clone();
+        ConnectionMetrics {
+            open: self.connections_open.get_or_create(&labels).clone(),
+            accepted: self.connections_accepted.get_or_create(&labels).clone(),
+            header_timeouts: timeouts("headers"),
+            idle_timeouts: timeouts("idle"),
+            cap_reached: self.connection_cap_reached.get_or_create(&labels).clone(),
         }
     }
 

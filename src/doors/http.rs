@@ -50,6 +50,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 
 use super::framing::FramingGuard;
+use crate::core::metrics::ConnectionMetrics;
 
 /// How the server treats connections. Built from the library's settings.
 #[derive(Debug, Clone, Copy)]
@@ -73,11 +74,12 @@ const RESERVED_FILES: u64 = 64;
 
 /// Serves `router` on `listener` until `shutdown` completes; then stops
 /// accepting, closes idle connections and those still sending their headers,
-/// and waits for requests in flight.
+/// and waits for requests in flight. Counts its connections in `metrics`.
 pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     options: ServerOptions,
+    metrics: ConnectionMetrics,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
     let cap = connection_cap(options.max_connections);
@@ -86,7 +88,7 @@ pub(crate) async fn serve(
     // Our own timers replace hyper's header-read timeout, which also counts
     // the idle time before a request on a kept-alive connection.
     builder.http1().header_read_timeout(None);
-    let shared = Arc::new(Shared { builder, router, options });
+    let shared = Arc::new(Shared { builder, router, options, metrics });
     // Dropping the sender tells every connection to finish; every connection
     // holds a clone of `open`, so `closed()` completes when the last one ends.
     let (stop, stopping) = watch::channel(());
@@ -98,6 +100,7 @@ pub(crate) async fn serve(
         let permit = match permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(_) => {
+                shared.metrics.cap_reached();
                 if warned_full.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
                     tracing::warn!(
                         max_connections = cap,
@@ -138,9 +141,10 @@ pub(crate) async fn serve(
         }
         let shared = shared.clone();
         let (stopping, open) = (stopping.clone(), open.clone());
+        let counted = Counted::new(&shared.metrics);
         tokio::spawn(async move {
             connection(stream, peer, &shared, stopping).await;
-            drop((permit, open));
+            drop((permit, open, counted));
         });
     }
     drop((listener, stop, open));
@@ -153,6 +157,24 @@ struct Shared {
     builder: Builder<TokioExecutor>,
     router: Router,
     options: ServerOptions,
+    metrics: ConnectionMetrics,
+}
+
+/// An accepted connection, counted as open until this is dropped (whether
+/// its task ends or unwinds).
+struct Counted(ConnectionMetrics);
+
+impl Counted {
+    fn new(metrics: &ConnectionMetrics) -> Self {
+        metrics.accepted();
+        Self(metrics.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.closed();
+    }
 }
 
 /// Errors of one connection that `accept` reports; the next accept works.
@@ -202,8 +224,14 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut st
         };
         if deadline <= now {
             match phase {
-                Phase::Head { .. } => tracing::debug!("closing a connection that did not send its headers in time"),
-                _ => tracing::debug!("closing an idle connection"),
+                Phase::Head { .. } => {
+                    shared.metrics.header_timeout();
+                    tracing::debug!("closing a connection that did not send its headers in time");
+                }
+                _ => {
+                    shared.metrics.idle_timeout();
+                    tracing::debug!("closing an idle connection");
+                }
             }
             return;
         }

@@ -160,6 +160,14 @@ enum Stall {
     PartialBody,
 }
 
+/// The value of one sample of the server's metrics (`name{labels}`), 0 when absent.
+async fn metric(server: &TestServer, sample: &str) -> f64 {
+    let text = server.metrics().await;
+    text.lines()
+        .find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
+}
+
 /// Opens a connection that stalls as `stall` says.
 async fn stalled(addr: SocketAddr, stall: Stall) -> (TcpStream, Instant) {
     let mut stream = TcpStream::connect(addr).await.unwrap();
@@ -243,6 +251,10 @@ async fn a_signed_call_is_answered_while_a_thousand_connections_stall_and_they_a
     );
     assert_eq!(entry["result"], json!({"echo": {"text": "still here"}}));
     assert!(answered < Duration::from_secs(5), "answered in {answered:?}");
+    // An operator sees them: every stalled connection is open (the test's
+    // own client holds one or two more).
+    let open_now = metric(&server, r#"switchboard_connections_open{listener="main"}"#).await;
+    assert!(open_now >= count as f64 && open_now <= count as f64 + 2.0, "{open_now} open, {count} stalled");
 
     let closing = open.into_iter().map(|(stream, opened, kind)| async move {
         let (after, received) = closed_after(stream, opened).await;
@@ -261,6 +273,16 @@ async fn a_signed_call_is_answered_while_a_thousand_connections_stall_and_they_a
             _ => assert!(received.is_empty(), "{kind:?}: {received}"),
         }
     }
+    // Those that never sent their headers were closed by the header-read
+    // timeout, and counted so; a late body is a request's (answered 400).
+    let no_headers = (0..count).filter(|i| i % 3 != 2).count() as f64;
+    let timed_out =
+        metric(&server, r#"switchboard_connections_timed_out_total{listener="main",phase="headers"}"#).await;
+    assert_eq!(timed_out, no_headers);
+    let open_after = metric(&server, r#"switchboard_connections_open{listener="main"}"#).await;
+    assert!(open_after <= 2.0, "{open_after} still counted open after the stalled ones closed");
+    let accepted = metric(&server, r#"switchboard_connections_accepted_total{listener="main"}"#).await;
+    assert!(accepted >= count as f64, "{accepted} accepted");
 }
 
 /// Sends a signed status-update on a kept-alive connection and reads its 200.
@@ -295,6 +317,10 @@ async fn a_kept_alive_connection_waits_for_the_idle_timeout_not_the_header_timeo
     let (after, received) = closed_after(stream, idle_from).await;
     assert!(received.is_empty());
     assert!(after >= Duration::from_millis(1480) && after < Duration::from_secs(5), "closed after {after:?}");
+    let idle = metric(&server, r#"switchboard_connections_timed_out_total{listener="main",phase="idle"}"#).await;
+    assert_eq!(idle, 1.0, "one connection closed for being idle");
+    let headers = metric(&server, r#"switchboard_connections_timed_out_total{listener="main",phase="headers"}"#).await;
+    assert_eq!(headers, 0.0, "a kept-alive connection waiting is idle, not late with its headers");
 }
 
 #[tokio::test]
@@ -316,6 +342,8 @@ async fn at_the_connection_cap_a_new_connection_waits_for_a_stalled_one_to_time_
     // connections opened, 100 ms before the call).
     assert!(waited >= Duration::from_millis(450), "answered after {waited:?}: the cap did not hold");
     drop(open);
+    let paused = metric(&server, r#"switchboard_connection_cap_reached_total{listener="main"}"#).await;
+    assert!(paused >= 1.0, "the cap was reached {paused} times");
 }
 
 /// `switchboard serve` as a child process, killed when dropped.

@@ -169,6 +169,13 @@ async fn operator_endpoints_can_move_to_a_listener_of_their_own() {
     let mut rest = Vec::new();
     let closed = tokio::time::timeout(std::time::Duration::from_secs(10), half_sent.read_to_end(&mut rest)).await;
     assert!(closed.is_ok(), "the admin listener kept a half-sent request open for 10 s");
+    // Counted as the admin listener's, not the main one's.
+    let metrics = reqwest::get(format!("http://127.0.0.1:{admin_port}/metrics")).await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains(r#"switchboard_connections_timed_out_total{listener="admin",phase="headers"} 1"#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(r#"listener="main",phase="headers"} 1"#), "{metrics}");
 }
 
 #[tokio::test]
