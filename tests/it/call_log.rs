@@ -403,3 +403,32 @@ async fn replicas_sharing_postgres_see_each_others_calls_and_survive_it_going_aw
     assert_eq!(a.send(&body).await.status(), 200);
     assert_eq!(kinds(&story(&b, "call-anew", 1).await), ["echo:ok"]);
 }
+
+/// A shared log on a PostgreSQL that takes TLS only: `sslmode=verify-full`
+/// with the database's CA in `sslrootcert` connects and logs; without TLS,
+/// or with TLS but not trusting the CA, nothing connects, and the error says
+/// what to change.
+#[tokio::test]
+async fn the_shared_log_reaches_a_postgresql_that_takes_tls_only() {
+    let (postgres, ca) = PostgresServer::start_tls().await;
+    let open = async |url: String| switchboard::CallLogReader::open(&CallLogSettings::postgres(url)).await.map(drop);
+
+    let plain = open(postgres.url.clone()).await.unwrap_err();
+    assert!(plain.contains("no encryption") && plain.contains("add sslmode=verify-full"), "{plain}");
+    let untrusted = open(format!("{}?sslmode=require", postgres.url)).await.unwrap_err();
+    assert!(untrusted.contains("certificate") && untrusted.contains("sslrootcert=PATH"), "{untrusted}");
+
+    let url = format!("{}?sslmode=verify-full&sslrootcert={}", postgres.url, urlencode(&ca.display().to_string()));
+    let server = TestServer::start_with(&["echo"], |s| s.call_log = Some(CallLogSettings::postgres(url.clone()))).await;
+    let body = tool_calls_on("call-tls", "+15550009999", &[("t-tls", "echo", json!({"over": "tls"}))]);
+    assert_eq!(server.send(&body).await.status(), 200);
+    let story = story(&server, "call-tls", 1).await;
+    assert_eq!(story["entries"][0]["arguments"], json!({"over": "tls"}), "{story}");
+    // The key-value form, read by the CLI's reader.
+    let pairs = format!(
+        "host=127.0.0.1 port={} user=switchboard dbname=postgres sslmode=verify-ca sslrootcert='{}'",
+        postgres.url.rsplit(':').next().unwrap().split('/').next().unwrap(),
+        ca.display()
+    );
+    open(pairs).await.unwrap();
+}

@@ -373,11 +373,26 @@ pub struct PostgresServer {
     port: u16,
     dir: TempDir,
     child: Option<std::process::Child>,
+    /// With TLS: the server's options for it (see [`Self::start_tls`]).
+    tls_options: Vec<String>,
 }
 
 impl PostgresServer {
     /// Initialises a cluster and starts it.
     pub async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// Like [`Self::start`], but TLS only: a certificate for `127.0.0.1`
+    /// signed by a CA made here, whose PEM file is returned, and every
+    /// connection without TLS refused (`hostssl` in `pg_hba.conf`).
+    pub async fn start_tls() -> (Self, PathBuf) {
+        let server = Self::start_with(true).await;
+        let ca = server.dir.path().join("ca.pem");
+        (server, ca)
+    }
+
+    async fn start_with(tls: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         if is_root() {
@@ -392,10 +407,54 @@ impl PostgresServer {
             .expect("initdb runs");
         assert!(initdb.status.success(), "initdb: {}", String::from_utf8_lossy(&initdb.stderr));
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut server =
-            Self { url: format!("postgres://switchboard@127.0.0.1:{port}/postgres"), port, dir, child: None };
+        let tls_options = if tls { Self::make_tls(dir.path(), &data) } else { Vec::new() };
+        let mut server = Self {
+            url: format!("postgres://switchboard@127.0.0.1:{port}/postgres"),
+            port,
+            dir,
+            child: None,
+            tls_options,
+        };
         server.start_again().await;
         server
+    }
+
+    /// Writes a CA (`ca.pem` in `dir`), the server's certificate and key,
+    /// and a `pg_hba.conf` that takes TLS connections only; returns the
+    /// server's options that turn TLS on.
+    fn make_tls(dir: &Path, data: &Path) -> Vec<String> {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Switchboard test database CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let certificate = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        let (cert_file, key_file) = (data.join("server.crt"), data.join("server.key"));
+        std::fs::write(&cert_file, certificate.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        // PostgreSQL refuses a key others may read, or one it does not own.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let hba = data.join("pg_hba.conf");
+        std::fs::write(&hba, "hostssl all all 127.0.0.1/32 trust\nlocal all all trust\n").unwrap();
+        if is_root() {
+            let status =
+                Command::new("chown").args(["postgres:postgres"]).args([&cert_file, &key_file, &hba]).status().unwrap();
+            assert!(status.success());
+        }
+        vec![
+            "-c".into(),
+            "ssl=on".into(),
+            "-c".into(),
+            format!("ssl_cert_file={}", cert_file.display()),
+            "-c".into(),
+            format!("ssl_key_file={}", key_file.display()),
+        ]
     }
 
     /// Starts the server again after [`Self::stop`], on the same port and data.
@@ -406,14 +465,24 @@ impl PostgresServer {
             .args(["-p", &self.port.to_string(), "-k"])
             .arg(self.dir.path())
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .args(&self.tls_options)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("postgres starts");
         self.child = Some(child);
         for _ in 0..400 {
-            if tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await.is_ok() {
-                return;
+            // Up: it connects, or (TLS only) refuses a plain connection in
+            // words of its own, rather than "starting up".
+            match tokio_postgres::connect(&self.url, tokio_postgres::NoTls).await {
+                Ok(_) => return,
+                Err(e)
+                    if e.as_db_error()
+                        .is_some_and(|db| db.code() != &tokio_postgres::error::SqlState::CANNOT_CONNECT_NOW) =>
+                {
+                    return;
+                }
+                Err(_) => {}
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }

@@ -8,6 +8,7 @@
 //! - `calls`: one row per call id, summed up as records arrive, so listing
 //!   recent calls reads an index rather than the whole log.
 
+mod connection;
 mod postgres;
 mod rows;
 pub(crate) mod sql;
@@ -25,7 +26,9 @@ pub enum CallLogDatabase {
     /// SQLite, in `calls.sqlite3` in this folder (created when missing).
     Sqlite(PathBuf),
     /// PostgreSQL at this URL (`postgres://user:password@host:port/db`, or
-    /// `host=... user=...`), shared by replicas. Plain TCP, no TLS.
+    /// `host=... user=...`), shared by replicas. TLS with `sslmode=require`
+    /// or stricter (the certificate always verified; a private CA named by
+    /// `sslrootcert=PATH`).
     Postgres(String),
 }
 
@@ -50,9 +53,7 @@ impl Store {
     pub async fn open(database: &CallLogDatabase) -> Result<Self, String> {
         match database {
             CallLogDatabase::Sqlite(dir) => Ok(Store::Sqlite(sqlite::Sqlite::open(dir.clone(), true).await?)),
-            CallLogDatabase::Postgres(url) => {
-                Ok(Store::Postgres(Box::new(postgres::Postgres::open(url.clone(), true).await?)))
-            }
+            CallLogDatabase::Postgres(url) => Ok(Store::Postgres(Box::new(postgres::Postgres::open(url, true).await?))),
         }
     }
 
@@ -61,7 +62,7 @@ impl Store {
         match database {
             CallLogDatabase::Sqlite(dir) => Ok(Store::Sqlite(sqlite::Sqlite::open(dir.clone(), false).await?)),
             CallLogDatabase::Postgres(url) => {
-                Ok(Store::Postgres(Box::new(postgres::Postgres::open(url.clone(), false).await?)))
+                Ok(Store::Postgres(Box::new(postgres::Postgres::open(url, false).await?)))
             }
         }
     }

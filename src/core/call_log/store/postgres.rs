@@ -7,8 +7,9 @@
 
 use tokio::sync::Mutex;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{Client, IsolationLevel, Row};
 
+use super::connection::ConnectionSettings;
 use super::rows::{Batch, summary, tool_call_entry, webhook_entry};
 use super::sql::{self, Dialect, Param};
 use crate::core::call_log::query::{CallEntry, CallSummary};
@@ -18,7 +19,7 @@ use crate::core::call_log::query::{CallEntry, CallSummary};
 const SCHEMA_LOCK: i64 = 0x5357_4954_4348_4c47; // "SWITCHLG"
 
 pub(crate) struct Postgres {
-    url: String,
+    settings: ConnectionSettings,
     writer: Mutex<Option<Client>>,
     reader: Mutex<Option<Client>>,
 }
@@ -27,28 +28,42 @@ fn error(e: tokio_postgres::Error) -> String {
     // The server's own message says most ("relation ... does not exist").
     match e.as_db_error() {
         Some(db) => format!("PostgreSQL: {}", db.message()),
-        None => format!("PostgreSQL: {e}"),
+        None => {
+            // With its causes: "error performing TLS handshake" alone does
+            // not say the certificate was not trusted.
+            let mut message = format!("PostgreSQL: {e}");
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                message.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            message
+        }
     }
 }
 
-async fn connect(url: &str) -> Result<Client, String> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(|e| format!("cannot connect to the call log's database: {}", error(e)))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "call log database connection ended");
+async fn connect(settings: &ConnectionSettings) -> Result<Client, String> {
+    settings.connect().await.map_err(|e| {
+        let mut message = format!("cannot connect to the call log's database: {}", error(e));
+        if settings.uses_tls() && message.contains("certificate") {
+            message.push_str(" (for a private CA, name its PEM file with sslrootcert=PATH in database_url)");
+        } else if !settings.uses_tls() && message.contains("no encryption") {
+            message.push_str(" (the server wants TLS: add sslmode=verify-full to database_url)");
         }
-    });
-    Ok(client)
+        message
+    })
 }
 
 /// The open client in `slot`, or a new one; a new writer's connection
 /// first makes the tables when missing (the database may have come back
 /// empty: a failover, a restore).
-async fn client<'a>(url: &str, slot: &'a mut Option<Client>, writes: bool) -> Result<&'a mut Client, String> {
+async fn client<'a>(
+    settings: &ConnectionSettings,
+    slot: &'a mut Option<Client>,
+    writes: bool,
+) -> Result<&'a mut Client, String> {
     if slot.as_ref().is_none_or(|c| c.is_closed()) {
-        let mut client = connect(url).await?;
+        let mut client = connect(settings).await?;
         if writes {
             create_schema(&mut client).await?;
         }
@@ -67,18 +82,19 @@ async fn create_schema(client: &mut Client) -> Result<(), String> {
 
 impl Postgres {
     /// Connects; with `create`, makes the tables and indexes when missing.
-    pub async fn open(url: String, create: bool) -> Result<Self, String> {
-        let mut first = connect(&url).await?;
+    pub async fn open(url: &str, create: bool) -> Result<Self, String> {
+        let settings = ConnectionSettings::parse(url)?;
+        let mut first = connect(&settings).await?;
         if create {
             create_schema(&mut first).await?;
         }
-        Ok(Self { url, writer: Mutex::new(Some(first)), reader: Mutex::new(None) })
+        Ok(Self { settings, writer: Mutex::new(Some(first)), reader: Mutex::new(None) })
     }
 
     /// Writes `batch` in one transaction, and gives it back for reuse.
     pub async fn write(&self, batch: Batch) -> (Batch, Result<(), String>) {
         let mut slot = self.writer.lock().await;
-        let result = match client(&self.url, &mut slot, true).await {
+        let result = match client(&self.settings, &mut slot, true).await {
             Ok(client) => self.write_with(client, &batch).await,
             Err(e) => Err(e),
         };
@@ -153,7 +169,7 @@ impl Postgres {
 
     pub async fn prune(&self, before_ms: i64) -> Result<u64, String> {
         let mut slot = self.writer.lock().await;
-        let client = client(&self.url, &mut slot, true).await?;
+        let client = client(&self.settings, &mut slot, true).await?;
         let transaction = client.transaction().await.map_err(error)?;
         let mut gone = 0;
         for statement in sql::PRUNE {
@@ -166,7 +182,7 @@ impl Postgres {
     /// Runs a read on the reader connection (opened again if it broke).
     async fn read(&self, text: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, String> {
         let mut slot = self.reader.lock().await;
-        let client = client(&self.url, &mut slot, false).await?;
+        let client = client(&self.settings, &mut slot, false).await?;
         let rows = client.query(text, params).await.map_err(error);
         if rows.is_err() && client.is_closed() {
             *slot = None;
@@ -188,22 +204,14 @@ impl Postgres {
     }
 
     pub async fn story(&self, call_id: &str) -> Result<Option<(CallSummary, Vec<(i64, CallEntry)>)>, String> {
-        let found =
-            self.read(&format!("SELECT {} FROM calls WHERE call_id = $1", sql::SUMMARY_COLUMNS), &[&call_id]).await?;
-        let Some(call) = found.first() else { return Ok(None) };
-        let call = summary_of(call)?;
-        let tool_calls = self
-            .read(
-                &format!("SELECT {} FROM tool_calls WHERE call_id = $1 ORDER BY at, id", sql::TOOL_CALL_COLUMNS),
-                &[&call_id],
-            )
-            .await?;
-        let webhooks = self
-            .read(
-                &format!("SELECT {} FROM webhooks WHERE call_id = $1 ORDER BY at, id", sql::WEBHOOK_COLUMNS),
-                &[&call_id],
-            )
-            .await?;
+        let mut slot = self.reader.lock().await;
+        let client = client(&self.settings, &mut slot, false).await?;
+        let found = story_rows(client, call_id).await;
+        if found.is_err() && client.is_closed() {
+            *slot = None;
+        }
+        let Some((call, tool_calls, webhooks)) = found? else { return Ok(None) };
+        let call = summary_of(&call)?;
         let mut entries = Vec::with_capacity(tool_calls.len() + webhooks.len());
         for r in &tool_calls {
             entries.push(tool_call_entry(
@@ -225,6 +233,27 @@ impl Postgres {
         }
         Ok(Some((call, entries)))
     }
+}
+
+/// A call's summary, tool calls and webhooks, read in one snapshot (a
+/// batch written meanwhile could otherwise show entries its summary does
+/// not count).
+async fn story_rows(client: &mut Client, call_id: &str) -> Result<Option<(Row, Vec<Row>, Vec<Row>)>, String> {
+    let snapshot = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(error)?;
+    let summary = format!("SELECT {} FROM calls WHERE call_id = $1", sql::SUMMARY_COLUMNS);
+    let Some(call) = snapshot.query_opt(&summary, &[&call_id]).await.map_err(error)? else { return Ok(None) };
+    let tool_calls = format!("SELECT {} FROM tool_calls WHERE call_id = $1 ORDER BY at, id", sql::TOOL_CALL_COLUMNS);
+    let tool_calls = snapshot.query(&tool_calls, &[&call_id]).await.map_err(error)?;
+    let webhooks = format!("SELECT {} FROM webhooks WHERE call_id = $1 ORDER BY at, id", sql::WEBHOOK_COLUMNS);
+    let webhooks = snapshot.query(&webhooks, &[&call_id]).await.map_err(error)?;
+    snapshot.commit().await.map_err(error)?;
+    Ok(Some((call, tool_calls, webhooks)))
 }
 
 fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, i: usize) -> Result<T, String> {

@@ -117,6 +117,9 @@ impl Sqlite {
 
     pub async fn story(&self, call_id: String) -> Result<Option<(CallSummary, Vec<(i64, CallEntry)>)>, String> {
         with(&self.reader, move |connection| {
+            // One snapshot for the three reads: a batch written between
+            // them could otherwise show entries its summary does not count.
+            let connection = connection.transaction()?;
             let call = connection
                 .prepare_cached(&format!("SELECT {} FROM calls WHERE call_id = ?1", sql::SUMMARY_COLUMNS))?
                 .query_row([&call_id], summary_of)
