@@ -686,14 +686,8 @@ impl TlsUpstream {
     async fn start() -> Self {
         use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
 
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Switchboard test CA");
-        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let certificate =
-            rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap().signed_by(&key, &ca).unwrap();
+        let crate::common::TestCertificate { ca_pem, certificate, key } =
+            crate::common::TestCertificate::new(&["localhost"]);
         let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .unwrap()
@@ -731,7 +725,7 @@ impl TlsUpstream {
                 _ = stopped => {}
             }
         });
-        Self { port, ca_pem: ca.pem(), _stop: stop }
+        Self { port, ca_pem, _stop: stop }
     }
 
     fn url(&self) -> String {

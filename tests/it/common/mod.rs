@@ -365,6 +365,29 @@ impl KeepCalling {
     }
 }
 
+/// A server certificate for `names`, issued by a certificate authority
+/// made for the test, as an internal service's would be.
+pub struct TestCertificate {
+    /// The authority's certificate, PEM.
+    pub ca_pem: String,
+    pub certificate: rcgen::Certificate,
+    pub key: rcgen::KeyPair,
+}
+
+impl TestCertificate {
+    pub fn new(names: &[&str]) -> Self {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Switchboard test CA");
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let certificate = rcgen::CertificateParams::new(names).unwrap().signed_by(&key, &ca).unwrap();
+        Self { ca_pem: ca.pem(), certificate, key }
+    }
+}
+
 /// A real PostgreSQL (Debian's package) in a temporary folder, on a free
 /// loopback port, stopped when dropped. As root (CI), it runs as the
 /// `postgres` user the package creates: PostgreSQL refuses to run as root.
@@ -423,17 +446,8 @@ impl PostgresServer {
     /// and a `pg_hba.conf` that takes TLS connections only; returns the
     /// server's options that turn TLS on.
     fn make_tls(dir: &Path, data: &Path) -> Vec<String> {
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(rcgen::DnType::CommonName, "Switchboard test database CA");
-        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
-        let key = rcgen::KeyPair::generate().unwrap();
-        let certificate = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
-            .unwrap()
-            .signed_by(&key, &ca)
-            .unwrap();
-        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+        let TestCertificate { ca_pem, certificate, key } = TestCertificate::new(&["127.0.0.1", "localhost"]);
+        std::fs::write(dir.join("ca.pem"), ca_pem).unwrap();
         let (cert_file, key_file) = (data.join("server.crt"), data.join("server.key"));
         std::fs::write(&cert_file, certificate.pem()).unwrap();
         std::fs::write(&key_file, key.serialize_pem()).unwrap();
