@@ -18,19 +18,26 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use tokio_postgres::Client;
 use tokio_postgres::config::{Config, SslMode};
+use tokio_postgres::{Client, Connection};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::sandbox::capabilities::TrustedRoots;
 use crate::sandbox::capabilities::tls::tls_config;
 
 /// What a connection string asks for.
-#[derive(Debug)]
 pub(super) struct ConnectionSettings {
     config: Config,
-    /// `Some` with TLS required: the extra roots of `sslrootcert`.
-    tls: Option<TrustedRoots>,
+    /// `Some` with TLS required: the connector, trusting the public roots
+    /// and those of `sslrootcert` (built once, used by every reconnect).
+    tls: Option<MakeRustlsConnect>,
+}
+
+impl std::fmt::Debug for ConnectionSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Not the configuration: it may hold a password.
+        f.debug_struct("ConnectionSettings").field("tls", &self.uses_tls()).finish_non_exhaustive()
+    }
 }
 
 impl ConnectionSettings {
@@ -51,7 +58,7 @@ impl ConnectionSettings {
                 ));
             }
         };
-        let tls = match (&options.root_cert, required) {
+        let roots = match (&options.root_cert, required) {
             (Some(path), true) => {
                 let path = PathBuf::from(path);
                 let pem = std::fs::read(&path)
@@ -66,25 +73,17 @@ impl ConnectionSettings {
             }
             (None, false) => None,
         };
-        config.ssl_mode(if tls.is_some() { SslMode::Require } else { SslMode::Disable });
+        config.ssl_mode(if roots.is_some() { SslMode::Require } else { SslMode::Disable });
+        let tls = roots.map(|roots| MakeRustlsConnect::new(tls_config(&roots).as_ref().clone()));
         Ok(Self { config, tls })
     }
 
     /// Opens a connection and drives it in a task of its own.
     pub async fn connect(&self) -> Result<Client, tokio_postgres::Error> {
-        match &self.tls {
-            None => {
-                let (client, connection) = self.config.connect(tokio_postgres::NoTls).await?;
-                tokio::spawn(drive(connection));
-                Ok(client)
-            }
-            Some(roots) => {
-                let tls = MakeRustlsConnect::new(tls_config(roots).as_ref().clone());
-                let (client, connection) = self.config.connect(tls).await?;
-                tokio::spawn(drive(connection));
-                Ok(client)
-            }
-        }
+        Ok(match &self.tls {
+            None => driven(self.config.connect(tokio_postgres::NoTls).await?),
+            Some(tls) => driven(self.config.connect(tls.clone()).await?),
+        })
     }
 
     /// Whether connections use TLS.
@@ -93,10 +92,17 @@ impl ConnectionSettings {
     }
 }
 
-async fn drive<F: Future<Output = Result<(), tokio_postgres::Error>>>(connection: F) {
-    if let Err(e) = connection.await {
-        tracing::debug!(error = %e, "call log database connection ended");
-    }
+/// The client, its connection driven in a task of its own.
+fn driven<S, T>((client, connection): (Client, Connection<S, T>)) -> Client
+where
+    Connection<S, T>: Future<Output = Result<(), tokio_postgres::Error>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "call log database connection ended");
+        }
+    });
+    client
 }
 
 /// libpq's TLS options found in a connection string.

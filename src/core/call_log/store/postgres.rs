@@ -179,15 +179,20 @@ impl Postgres {
         Ok(gone)
     }
 
-    /// Runs a read on the reader connection (opened again if it broke).
-    async fn read(&self, text: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, String> {
+    /// Runs `work` on the reader connection (opened again if it broke).
+    async fn on_reader<T>(&self, work: impl AsyncFnOnce(&mut Client) -> Result<T, String>) -> Result<T, String> {
         let mut slot = self.reader.lock().await;
         let client = client(&self.settings, &mut slot, false).await?;
-        let rows = client.query(text, params).await.map_err(error);
-        if rows.is_err() && client.is_closed() {
+        let result = work(client).await;
+        if result.is_err() && client.is_closed() {
             *slot = None;
         }
-        rows
+        result
+    }
+
+    /// Runs a read on the reader connection.
+    async fn read(&self, text: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, String> {
+        self.on_reader(async |client: &mut Client| client.query(text, params).await.map_err(error)).await
     }
 
     pub async fn calls(&self, text: String, params: Vec<Param>) -> Result<Vec<CallSummary>, String> {
@@ -204,13 +209,8 @@ impl Postgres {
     }
 
     pub async fn story(&self, call_id: &str) -> Result<Option<(CallSummary, Vec<(i64, CallEntry)>)>, String> {
-        let mut slot = self.reader.lock().await;
-        let client = client(&self.settings, &mut slot, false).await?;
-        let found = story_rows(client, call_id).await;
-        if found.is_err() && client.is_closed() {
-            *slot = None;
-        }
-        let Some((call, tool_calls, webhooks)) = found? else { return Ok(None) };
+        let found = self.on_reader(async |client: &mut Client| story_rows(client, call_id).await).await?;
+        let Some((call, tool_calls, webhooks)) = found else { return Ok(None) };
         let call = summary_of(&call)?;
         let mut entries = Vec::with_capacity(tool_calls.len() + webhooks.len());
         for r in &tool_calls {
