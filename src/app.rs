@@ -23,7 +23,7 @@ use crate::doors::mcp::{AccessRule, McpDoor};
 use crate::doors::webhook::WebhookDoor;
 use crate::doors::webhook::signature::Verifier;
 use crate::plugins::watcher::{self, WatchGuard};
-use crate::plugins::{PluginSet, optimizer};
+use crate::plugins::{self, PluginSet, optimizer};
 use crate::sandbox::{Runtime, RuntimeOptions, TierOptions};
 use crate::types::{CallContext, Limits, ToolDefinition, ToolFailure};
 
@@ -255,9 +255,13 @@ pub struct Switchboard {
 }
 
 impl Switchboard {
-    /// Builds the runtime, loads every plugin in `settings.plugins_dir`, and
+    /// Builds the runtime, loads the plugins in `settings.plugins_dir`, and
     /// opens the webhook door. Refuses to start without a webhook secret,
     /// unless `settings.insecure_no_verify` says to accept unsigned requests.
+    ///
+    /// It returns once the plugins whose code is in the code cache, and the
+    /// small ones, serve; large plugins that must be compiled first load
+    /// after ([`plugins_loading`](Self::plugins_loading)).
     pub async fn start(settings: Settings) -> Result<Self, StartError> {
         if settings.secrets.is_empty() && !settings.insecure_no_verify {
             return Err(StartError::NoSecret);
@@ -300,6 +304,7 @@ impl Switchboard {
             .await
             .map_err(|source| StartError::PluginsDir { path: settings.plugins_dir.clone(), source })?;
         let plugins = Arc::new(plugins);
+        plugins::load_the_rest(&plugins);
         optimizer::start(&plugins);
         let watch = match settings.watch {
             true => Some(Arc::new(watcher::watch(plugins.clone()).map_err(|e| StartError::Watch(e.to_string()))?)),
@@ -409,6 +414,31 @@ impl Switchboard {
     /// Every loaded tool, sorted by name.
     pub fn tools(&self) -> Vec<ToolDefinition> {
         self.core.tools()
+    }
+
+    /// The plugins found at start that are still being compiled, in the
+    /// order they will load. Starting returns once the plugins whose code is
+    /// in the code cache (and the small ones) serve; the others compile
+    /// after, one at a time, smallest first. A call for a tool that none
+    /// serves yet waits for them, within its deadline.
+    pub fn plugins_loading(&self) -> Vec<String> {
+        self.core.plugins_loading()
+    }
+
+    /// Waits until every plugin found at start has loaded or failed to
+    /// (see [`plugins_loading`](Self::plugins_loading)).
+    ///
+    /// ```no_run
+    /// # async fn run() -> anyhow::Result<()> {
+    /// use switchboard::{Settings, Switchboard};
+    ///
+    /// let switchboard = Switchboard::start_local(Settings::default()).await?;
+    /// switchboard.plugins_loaded().await;
+    /// assert!(switchboard.plugins_loading().is_empty());
+    /// # Ok(()) }
+    /// ```
+    pub async fn plugins_loaded(&self) {
+        self.core.plugins_loaded().await
     }
 
     /// Reads this Switchboard's call log; `None` when it keeps none.

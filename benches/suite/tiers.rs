@@ -1,8 +1,9 @@
 //! Compile tiers, per example language: from the plugin file landing in a
 //! served folder to its first correct answer (cold: empty code cache; warm:
 //! both tiers cached), until its optimised code serves, per-call latency on
-//! each tier, and peak memory; echo calls while ten large plugins compile;
-//! and a restart with every example cached by `switchboard compile`.
+//! each tier, and peak memory; echo calls while ten large plugins compile,
+//! landed in a running server and found at its start; and a restart with
+//! every example cached by `switchboard compile`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -102,10 +103,28 @@ pub struct EchoWhileCompiling {
     pub peak_rss_mib: f64,
 }
 
+/// A server started on a folder of `echo` (its code cached) and large
+/// plugins whose code is not: echo serves first, the others compile after.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct StartWithColdPlugins {
+    pub plugins: usize,
+    /// From spawning `switchboard serve` to echo's first correct answer.
+    pub echo_first_answer_ms: f64,
+    /// From spawning it to GET /readyz 200 (every plugin loaded).
+    pub all_ready_ms: f64,
+    /// Echo calls (one at a time, 5 ms apart) between the two.
+    pub echo_calls: Option<Timings>,
+    pub failed: u64,
+    /// Peak RSS (VmHWM) of the server until every plugin was loaded, MiB.
+    pub peak_rss_mib: f64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct TiersResult {
     pub languages: Vec<LanguageTiers>,
     pub under_compile: EchoWhileCompiling,
+    #[serde(default)]
+    pub start_cold: StartWithColdPlugins,
     /// `switchboard compile` of every example into an empty cache, s.
     pub compile_all_s: f64,
     pub restart_plugins: usize,
@@ -342,11 +361,8 @@ async fn language(args: &Args, example: &Example, meteo: &str, calls: usize) -> 
     Ok(r)
 }
 
-/// Echo calls, one at a time, while `plugins` large plugins land at once in
-/// an empty cache: js_weather, py_faq, and copies of go_world_clock (a WASI
-/// command, whose tools its manifest names, so each copy can offer its own;
-/// two copies of a component would claim the same tools and one would be
-/// refused).
+/// Echo calls, one at a time, while `plugins` large plugins
+/// ([`large_plugins`]) land at once in an empty cache.
 async fn echo_while_compiling(args: &Args, plugins: usize, limit: Duration) -> anyhow::Result<EchoWhileCompiling> {
     let echo = args.root.join("plugins/echo.wasm");
     let dir = plugins_dir(args, "tiers-under-compile", &[&echo])?;
@@ -354,16 +370,7 @@ async fn echo_while_compiling(args: &Args, plugins: usize, limit: Duration) -> a
     let _ = std::fs::remove_dir_all(&cache);
     let mut server = serve(args, &dir, &config(&dir, &cache, 1)?, "tiers-under-compile")?;
     server.wait_ready("echo", Expect::Echo, Duration::from_secs(60)).await?;
-    let read = |name: &str| std::fs::read(args.root.join(format!("plugins/{name}")));
-    let (go, go_manifest) = (read("go_world_clock.wasm")?, String::from_utf8(read("go_world_clock.toml")?)?);
-    let mut files =
-        vec![("large00".to_owned(), read("js_weather.wasm")?), ("large01".to_owned(), read("py_faq.wasm")?)];
-    for i in 2..plugins {
-        let name = format!("large{i:02}");
-        let manifest = go_manifest.replace("name = \"local_time\"", &format!("name = \"local_time_{i}\""));
-        std::fs::write(dir.join(format!("{name}.toml")), manifest)?;
-        files.push((name, with_custom_section(&go, "switchboard-bench", format!("large {i}").as_bytes())));
-    }
+    let files = large_plugins(args, &dir, plugins)?;
     let mut result = EchoWhileCompiling { plugins, ..Default::default() };
     result.plugin_bytes = files.iter().map(|(_, b)| b.len()).sum::<usize>() / plugins.max(1);
     for (name, bytes) in &files {
@@ -407,6 +414,85 @@ async fn echo_while_compiling(args: &Args, plugins: usize, limit: Duration) -> a
     result.peak_rss_mib = mib(procfs::status_kib(server.pid, "VmHWM"));
     result.baseline_phase = (!baseline_ns.is_empty()).then(|| timings("echo", baseline_ns));
     result.background_phase = (!background_ns.is_empty()).then(|| timings("echo", background_ns));
+    server.stop();
+    Ok(result)
+}
+
+/// `plugins` large plugins for `dir`, named `largeNN`: js_weather, py_faq,
+/// and copies of go_world_clock (a WASI command, whose tools its manifest
+/// names, so each copy can offer its own; two copies of a component would
+/// claim the same tools and one would be refused). The copies' manifests
+/// are written to `dir`; the code is returned, for the caller to land.
+fn large_plugins(args: &Args, dir: &Path, plugins: usize) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let read = |name: &str| std::fs::read(args.root.join(format!("plugins/{name}")));
+    let (go, go_manifest) = (read("go_world_clock.wasm")?, String::from_utf8(read("go_world_clock.toml")?)?);
+    let mut files =
+        vec![("large00".to_owned(), read("js_weather.wasm")?), ("large01".to_owned(), read("py_faq.wasm")?)];
+    for i in 2..plugins {
+        let name = format!("large{i:02}");
+        let manifest = go_manifest.replace("name = \"local_time\"", &format!("name = \"local_time_{i}\""));
+        std::fs::write(dir.join(format!("{name}.toml")), manifest)?;
+        files.push((name, with_custom_section(&go, "switchboard-bench", format!("large {i}").as_bytes())));
+    }
+    files.truncate(plugins);
+    Ok(files)
+}
+
+/// `switchboard serve` started on `echo` (its code in the cache, put there
+/// by `switchboard compile`) and `plugins` large plugins whose code is not:
+/// echo answers while they compile; then /readyz once all have loaded.
+async fn start_with_cold_plugins(args: &Args, plugins: usize) -> anyhow::Result<StartWithColdPlugins> {
+    let echo = args.root.join("plugins/echo.wasm");
+    let dir = plugins_dir(args, "tiers-start-cold", &[&echo])?;
+    let cache = args.work.join("tiers-start-cold-cache");
+    let _ = std::fs::remove_dir_all(&cache);
+    let config = config(&dir, &cache, 1)?;
+    let status = Command::new(&args.switchboard)
+        .args(["compile", "--plugins"])
+        .arg(&dir)
+        .arg("--config")
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "switchboard compile failed");
+    for (name, bytes) in large_plugins(args, &dir, plugins)? {
+        std::fs::write(dir.join(format!("{name}.wasm")), bytes)?;
+    }
+    let mut server = serve(args, &dir, &config, "tiers-start-cold")?;
+    let mut result = StartWithColdPlugins { plugins, ..Default::default() };
+    let mut conn = Conn::default();
+    let (mut echo_ns, mut seq) = (Vec::new(), 0);
+    let mut last_poll = Instant::now();
+    loop {
+        anyhow::ensure!(!server.exited(), "switchboard exited; see {}", server.log.display());
+        anyhow::ensure!(server.started.elapsed() < Duration::from_secs(300), "not ready; see {}", server.log.display());
+        seq += 1;
+        let t = Instant::now();
+        let id = client::unique_id("start");
+        match client::call_tool(&mut conn, &server.endpoint, "echo", &id, seq, Expect::Echo).await {
+            Ok(_) if result.echo_first_answer_ms == 0.0 => {
+                result.echo_first_answer_ms = server.started.elapsed().as_secs_f64() * 1e3;
+            }
+            Ok(_) => echo_ns.push(t.elapsed().as_nanos() as u64),
+            // Not listening yet.
+            Err(_) if result.echo_first_answer_ms == 0.0 => conn = Conn::default(),
+            Err(_) => result.failed += 1,
+        }
+        if result.echo_first_answer_ms > 0.0 && last_poll.elapsed() > Duration::from_millis(50) {
+            last_poll = Instant::now();
+            if let Ok((status, _)) = Conn::default().get(&server.endpoint, "/readyz").await
+                && status == 200
+            {
+                result.all_ready_ms = server.started.elapsed().as_secs_f64() * 1e3;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(if result.echo_first_answer_ms == 0.0 { 1 } else { 5 })).await;
+    }
+    let loaded = tiers(&server).await.len();
+    anyhow::ensure!(loaded == plugins + 1, "{loaded} plugins loaded of {}; see {}", plugins + 1, server.log.display());
+    result.peak_rss_mib = mib(procfs::status_kib(server.pid, "VmHWM"));
+    result.echo_calls = (!echo_ns.is_empty()).then(|| timings("echo", echo_ns));
     server.stop();
     Ok(result)
 }
@@ -457,5 +543,6 @@ pub async fn tiers_section(args: &Args) -> anyhow::Result<TiersResult> {
     restart_all_cached(args, &meteo, &mut result).await?;
     let (plugins, limit) = if args.quick { (4, 60) } else { (10, 240) };
     result.under_compile = echo_while_compiling(args, plugins, Duration::from_secs(limit)).await?;
+    result.start_cold = start_with_cold_plugins(args, plugins).await?;
     Ok(result)
 }

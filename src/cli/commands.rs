@@ -61,6 +61,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         plugins = %plugins_dir.display(),
         loaded = plugins.iter().filter(|p| p.loaded.is_ok()).count(),
         failed = plugins.iter().filter(|p| p.loaded.is_err()).count(),
+        loading = ?switchboard.plugins_loading(),
         "switchboard listening: POST /webhook"
     );
     // One signal stops both listeners.
@@ -152,6 +153,7 @@ async fn load_plugins(args: PluginArgs) -> anyhow::Result<(Settings, Switchboard
     let mut local = Settings { watch: false, dedup: None, call_log: None, ..settings.clone() };
     local.compile.background_threads = 0;
     let switchboard = Switchboard::start_local(local).await?;
+    switchboard.plugins_loaded().await;
     Ok((settings, switchboard))
 }
 
@@ -165,6 +167,9 @@ async fn mcp(args: McpArgs) -> anyhow::Result<ExitCode> {
     // No webhooks here, so no duplicate store: an MCP call has no retry id.
     // No call log either: a client may start this in any folder.
     let switchboard = Switchboard::start_local(Settings { dedup: None, call_log: None, ..settings }).await?;
+    // A client lists the tools once it has connected, and not every client
+    // follows `list_changed`: every plugin is loaded before the first answer.
+    switchboard.plugins_loaded().await;
     tracing::info!(tools = switchboard.tools().len(), "serving MCP on stdin and stdout");
     if let Err(e) = switchboard.serve_mcp(tokio::io::stdin(), tokio::io::stdout()).await {
         tracing::error!(error = %e, "MCP over stdio failed");
@@ -271,6 +276,7 @@ async fn compile(args: CompileArgs) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let switchboard =
         Switchboard::start_local(Settings { watch: false, dedup: None, call_log: None, ..settings.clone() }).await?;
+    switchboard.plugins_loaded().await;
     println!("plugins folder: {}", settings.plugins_dir.display());
     println!("code cache:     {}", cache_dir.display());
     let plugins = switchboard.plugins();

@@ -144,9 +144,15 @@ impl Dispatcher {
             context: context.clone(),
             door,
         };
-        let target = self.plugins.snapshot().lookup(tool).cloned();
         let cutoff = deadline.checked_sub(RESPONSE_MARGIN).unwrap_or(deadline);
         let run = async {
+            let target = match self.plugins.snapshot().lookup(tool) {
+                Some(plugin) => Some(plugin.clone()),
+                None => match loaded_later(&self.plugins, tool, cutoff).await {
+                    Ok(plugin) => Some(plugin),
+                    Err(failure) => return Err(refuse(&call, None, failure, &self.services)),
+                },
+            };
             match prepare(&call, target.as_ref()) {
                 Ok((plugin, arguments)) => execute(&call, plugin, arguments, cutoff, &self.services).await,
                 Err(failure) => Err(refuse(&call, target.as_ref(), failure, &self.services)),
@@ -177,7 +183,10 @@ impl Dispatcher {
         let registry = self.plugins.snapshot();
         let cutoff = deadline.checked_sub(RESPONSE_MARGIN).unwrap_or(deadline);
         let answer_call = |call: ToolCallRequest| {
-            let target = registry.lookup(&call.name).cloned();
+            let target = match registry.lookup(&call.name) {
+                Some(plugin) => Target::Found(plugin.clone()),
+                None => Target::Later(self.plugins.clone()),
+            };
             answer(call, target, cutoff, self.services.clone())
         };
         if calls.len() == 1 {
@@ -254,15 +263,43 @@ fn outcome(
     }
 }
 
+/// The plugin a call goes to.
+enum Target {
+    /// Serving the tool when the request arrived.
+    Found(Arc<Plugin>),
+    /// None served it then: perhaps one of the plugins found at start that
+    /// are still being compiled will (see [`loaded_later`]).
+    Later(Arc<PluginSet>),
+}
+
+/// The plugin serving `tool` once the plugins found at start that are still
+/// being compiled have loaded, waiting until `cutoff` at most; a call for a
+/// tool that none serves fails at once.
+async fn loaded_later(plugins: &PluginSet, tool: &str, cutoff: Instant) -> Result<Arc<Plugin>, ToolFailure> {
+    if let Ok(Some(plugin)) = tokio::time::timeout_at(cutoff.into(), plugins.plugin_for(tool)).await {
+        return Ok(plugin);
+    }
+    let loading = plugins.loading();
+    Err(ToolFailure::NotFound(match loading.is_empty() {
+        true => format!("unknown tool {tool:?}: no loaded plugin provides it"),
+        false => format!(
+            "unknown tool {tool:?}: no loaded plugin provides it yet, and plugins found at start are still compiling ({})",
+            loading.join(", ")
+        ),
+    }))
+}
+
 /// Answers one call: checks it, runs it once (duplicates share the first
 /// answer), and records its outcome; `true` with an answer replayed from
 /// the duplicate store.
-async fn answer(
-    call: ToolCallRequest,
-    target: Option<Arc<Plugin>>,
-    cutoff: Instant,
-    services: Services,
-) -> (Answer, bool) {
+async fn answer(call: ToolCallRequest, target: Target, cutoff: Instant, services: Services) -> (Answer, bool) {
+    let target = match target {
+        Target::Found(plugin) => Some(plugin),
+        Target::Later(plugins) => match loaded_later(&plugins, &call.name, cutoff).await {
+            Ok(plugin) => Some(plugin),
+            Err(failure) => return (Err(refuse(&call, None, failure, &services).to_string()), false),
+        },
+    };
     // Only calls that reach a plugin are de-duplicated: an unknown tool or
     // invalid arguments ran nothing, so a retry may succeed.
     let (plugin, arguments) = match prepare(&call, target.as_ref()) {

@@ -164,6 +164,16 @@ impl Core {
         self.plugins.snapshot()
     }
 
+    /// The plugins found at start that are still being compiled.
+    pub fn plugins_loading(&self) -> Vec<String> {
+        self.plugins.loading()
+    }
+
+    /// Waits until every plugin found at start has loaded or failed.
+    pub async fn plugins_loaded(&self) {
+        self.plugins.loaded().await
+    }
+
     /// The counters.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics

@@ -55,17 +55,22 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// `GET /readyz`: plugins are loaded and the server answers webhooks; 503
-/// from the moment it is told to shut down, so the load balancer stops
-/// sending.
+/// `GET /readyz`: every plugin found at start is loaded (or failed to) and
+/// the server answers webhooks; 503 while plugins found at start are still
+/// compiling (the others already serve), and from the moment it is told to
+/// shut down, so the load balancer stops sending.
 async fn readyz(State(core): State<Arc<Core>>) -> (StatusCode, Json<Value>) {
     let registry = core.snapshot();
     let draining = core.is_draining();
-    let status = if draining { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let loading = core.plugins_loading();
+    let ready = !draining && loading.is_empty();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let body = json!({
-        "ready": !draining,
+        "ready": ready,
+        "draining": draining,
         "plugins": registry.plugins().count(),
         "failed": registry.failures().len(),
+        "loading": loading,
     });
     (status, Json(body))
 }
@@ -80,7 +85,8 @@ async fn tools(State(core): State<Arc<Core>>) -> Json<Value> {
     Json(json!({ "llm_config": { "tools": core.platform_tools() } }))
 }
 
-/// `GET /plugins`: loaded plugins with versions, and load errors.
+/// `GET /plugins`: loaded plugins with versions, load errors, and the
+/// plugins found at start still compiling.
 async fn plugins(State(core): State<Arc<Core>>) -> Json<Value> {
     let registry = core.snapshot();
     let loaded: Vec<Value> = registry
@@ -102,5 +108,5 @@ async fn plugins(State(core): State<Arc<Core>>) -> Json<Value> {
         .collect();
     let errors: Vec<Value> =
         registry.failures().iter().map(|(name, f)| json!({ "name": name, "path": f.path, "error": f.error })).collect();
-    Json(json!({ "plugins": loaded, "errors": errors }))
+    Json(json!({ "plugins": loaded, "errors": errors, "loading": core.plugins_loading() }))
 }

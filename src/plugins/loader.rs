@@ -69,8 +69,24 @@ impl PluginFolder {
         path.parent().is_some_and(|folder| same_folder(folder, &self.dir)).then_some(name)
     }
 
+    /// Reads plugin `name`'s code (and hashes it).
+    pub fn read(&self, name: &str) -> std::io::Result<Wasm> {
+        std::fs::read(self.wasm(name)).map(Wasm::new)
+    }
+
     /// Reads, compiles and describes plugin `name` with its manifest.
     pub async fn load(&self, runtime: &Runtime, name: &str, defaults: Limits) -> Result<Plugin, LoadFailure> {
+        self.load_read(runtime, name, self.read(name), defaults).await
+    }
+
+    /// Compiles and describes plugin `name`, whose code `read` gave, with its manifest.
+    pub async fn load_read(
+        &self,
+        runtime: &Runtime,
+        name: &str,
+        read: std::io::Result<Wasm>,
+        defaults: Limits,
+    ) -> Result<Plugin, LoadFailure> {
         let path = self.wasm(name);
         let manifest_path = self.manifest(name);
         let failure = |error: String, files_read: &[PathBuf]| LoadFailure {
@@ -95,7 +111,7 @@ impl PluginFolder {
         }
         let grants = manifest.grants(&self.dir, &|var| std::env::var(var).ok()).map_err(|e| in_manifest(&e))?;
         let capabilities = Arc::new(Capabilities::new(name, grants));
-        let bytes = Wasm::new(std::fs::read(&path).map_err(|e| fail(format!("cannot read: {e}")))?);
+        let bytes = read.map_err(|e| fail(format!("cannot read: {e}")))?;
         if !is_component(&bytes) {
             manifest.check_command_tools(name).map_err(|e| match manifest.tools.is_empty() {
                 true => fail(e),

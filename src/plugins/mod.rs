@@ -59,17 +59,31 @@ pub(crate) struct PluginSet {
     changes: tokio::sync::watch::Sender<u64>,
     /// Plugins serving on the baseline tier, waiting for optimised code.
     optimize: OptimizeQueue,
+    /// Plugins found at start whose code had to be compiled, in the order
+    /// they load (smallest first), after the others already serve.
+    loading: tokio::sync::watch::Sender<Vec<String>>,
 }
 
 impl PluginSet {
-    /// Loads every `*.wasm` in `dir`, compiling them in parallel. A file that
-    /// fails is recorded (see [`Snapshot::failures`]); the others still load.
+    /// Loads the plugins in `dir` that load quickly: those whose code is in
+    /// the code cache, and small ones. A file that fails is recorded (see
+    /// [`Snapshot::failures`]); the others still load. The plugins whose
+    /// code must be compiled first (large, not cached) are left
+    /// [`loading`](Self::loading), for [`load_the_rest`] once the set serves.
     pub async fn load(runtime: Runtime, dir: &Path, defaults: Limits) -> std::io::Result<Self> {
         let folder = PluginFolder::new(dir);
-        let loads = folder.names()?.into_iter().map(|name| {
+        let (mut now, mut later) = (Vec::new(), Vec::new());
+        for name in folder.names()? {
+            match folder.read(&name) {
+                Ok(wasm) if !runtime.loads_quickly(&wasm) => later.push((wasm.len(), name)),
+                read => now.push((name, read)),
+            }
+        }
+        later.sort();
+        let loads = now.into_iter().map(|(name, read)| {
             let (runtime, folder) = (&runtime, &folder);
             async move {
-                let result = folder.load(runtime, &name, defaults).await;
+                let result = folder.load_read(runtime, &name, read, defaults).await;
                 (name, result)
             }
         });
@@ -94,7 +108,83 @@ impl PluginSet {
             write: tokio::sync::Mutex::new(()),
             changes: tokio::sync::watch::Sender::new(0),
             optimize,
+            loading: tokio::sync::watch::Sender::new(later.into_iter().map(|(_, name)| name).collect()),
         })
+    }
+
+    /// The plugins found at start that are still being compiled, in the
+    /// order they will load.
+    pub fn loading(&self) -> Vec<String> {
+        self.loading.borrow().clone()
+    }
+
+    /// Waits until every plugin found at start has loaded or failed.
+    pub async fn loaded(&self) {
+        let mut loading = self.loading.subscribe();
+        let _ = loading.wait_for(Vec::is_empty).await;
+    }
+
+    /// The plugin serving `tool`; while plugins found at start are still
+    /// being compiled, waits for them, since one may provide it. `None`
+    /// once none is left that could.
+    pub async fn plugin_for(&self, tool: &str) -> Option<Arc<Plugin>> {
+        let mut loading = self.loading.subscribe();
+        loop {
+            if let Some(plugin) = self.snapshot().lookup(tool) {
+                return Some(plugin.clone());
+            }
+            let none_left = loading.borrow_and_update().is_empty();
+            if none_left || loading.changed().await.is_err() {
+                return self.snapshot().lookup(tool).cloned();
+            }
+        }
+    }
+
+    /// Loads plugin `name`, found at start and left [`loading`](Self::loading),
+    /// unless a reload has taken it over meanwhile.
+    async fn load_found_at_start(&self, name: &str) {
+        if !self.loading.borrow().iter().any(|n| n == name) {
+            return;
+        }
+        let started = std::time::Instant::now();
+        tracing::info!(plugin = %name, "compiling a plugin found at start; the others already serve");
+        let loaded = self.folder.load(&self.runtime, name, self.defaults).await;
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        let _writer = self.write.lock().await;
+        if !self.loading.borrow().iter().any(|n| n == name) {
+            return;
+        }
+        let mut next = Snapshot::clone(&self.current.load());
+        let plugin = loaded.and_then(|plugin| match next.conflict(&plugin) {
+            Some((tool, owner)) => Err(conflict(&plugin, &tool, &owner)),
+            None => Ok(plugin),
+        });
+        match plugin {
+            Ok(plugin) => {
+                let tools: Vec<&str> = plugin.tools.iter().map(|t| t.name.as_str()).collect();
+                tracing::info!(plugin = %name, kind = plugin.guest.kind(), version = %plugin.version, tier = plugin.tier.as_str(), ?tools, elapsed_ms, "plugin loaded");
+                let tier = plugin.tier;
+                next.insert(name.to_owned(), Arc::new(plugin));
+                if tier == Tier::Baseline {
+                    self.optimize.push(name);
+                }
+            }
+            Err(failure) => {
+                tracing::error!(plugin = %name, error = %failure.error, elapsed_ms, "plugin not loaded");
+                next.record_failure(name.to_owned(), failure);
+            }
+        }
+        self.swap(next);
+        self.no_longer_loading(name);
+    }
+
+    /// Takes `name` off the plugins still loading from start.
+    fn no_longer_loading(&self, name: &str) {
+        self.loading.send_if_modified(|names| {
+            let before = names.len();
+            names.retain(|n| n != name);
+            names.len() != before
+        });
     }
 
     /// Reloads plugin `name` from disk: loads a new version of `NAME.wasm`
@@ -103,6 +193,9 @@ impl PluginSet {
     /// keep the version they started with.
     pub async fn reload(&self, name: &str) -> ReloadOutcome {
         let _writer = self.write.lock().await;
+        // A plugin found at start and changed before it loaded: this load
+        // of the file as it is now takes over.
+        self.no_longer_loading(name);
         let path = self.folder.wasm(name);
         let before = file_stamp(&path);
         if before.is_none() {
@@ -136,13 +229,7 @@ impl PluginSet {
                     return ReloadOutcome::Unchanged;
                 }
                 match next.conflict(&plugin) {
-                    Some((tool, owner)) => LoadFailure {
-                        error: format!(
-                            "tool {tool:?} is claimed by more than one plugin: {owner} and {name}; {owner} keeps it"
-                        ),
-                        path: plugin.path.clone(),
-                        files_read: plugin.files_read.clone(),
-                    },
+                    Some((tool, owner)) => conflict(&plugin, &tool, &owner),
                     None => {
                         let (version, tier) = (plugin.version.clone(), plugin.tier);
                         tracing::info!(plugin = %name, kind = plugin.guest.kind(), %version, tier = tier.as_str(), elapsed_ms, "plugin loaded");
@@ -188,6 +275,35 @@ impl PluginSet {
     pub fn folder(&self) -> &PluginFolder {
         &self.folder
     }
+}
+
+/// Plugin `plugin` not loaded: `owner`, already serving, keeps `tool`.
+fn conflict(plugin: &Plugin, tool: &str, owner: &str) -> LoadFailure {
+    LoadFailure {
+        error: format!(
+            "tool {tool:?} is claimed by more than one plugin: {owner} and {}; {owner} keeps it",
+            plugin.name
+        ),
+        path: plugin.path.clone(),
+        files_read: plugin.files_read.clone(),
+    }
+}
+
+/// Loads the plugins found at start that had to be compiled
+/// ([`PluginSet::loading`]), one after another, smallest first, each swapped
+/// in as it is ready; it ends when they have, or the set is dropped.
+pub(crate) fn load_the_rest(plugins: &Arc<PluginSet>) {
+    let names = plugins.loading();
+    if names.is_empty() {
+        return;
+    }
+    let plugins = Arc::downgrade(plugins);
+    tokio::spawn(async move {
+        for name in names {
+            let Some(plugins) = plugins.upgrade() else { return };
+            plugins.load_found_at_start(&name).await;
+        }
+    });
 }
 
 /// Plugins serving on the baseline tier, waiting for [`optimizer`]: names,

@@ -138,6 +138,12 @@ impl WasmEngine {
         self.cache.as_ref().is_some_and(|cache| cache.path_for(bytes).is_file())
     }
 
+    /// Whether compiling `bytes` is quick: its code is in the cache, or the
+    /// plugin is small.
+    pub fn compiles_quickly(&self, bytes: &Wasm) -> bool {
+        bytes.len() < QUICK_COMPILE_BYTES || self.is_cached(bytes)
+    }
+
     /// Whether fuel is counted (see [`RuntimeOptions::fuel_metering`]).
     pub fn fuel_metering(&self) -> bool {
         self.fuel_metering
@@ -154,7 +160,7 @@ impl WasmEngine {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
         let cached = self.is_cached(&bytes);
         let _turn = self.take_turn(cached).await;
-        let quick = cached || bytes.len() < QUICK_COMPILE_BYTES;
+        let quick = self.compiles_quickly(&bytes);
         self.compile_off_thread(quick, move || match &cache {
             Some(cache) => cache.component(&bytes),
             None => Component::new(&engine, &*bytes),
@@ -168,7 +174,7 @@ impl WasmEngine {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
         let cached = self.is_cached(&bytes);
         let _turn = self.take_turn(cached).await;
-        let quick = cached || bytes.len() < QUICK_COMPILE_BYTES;
+        let quick = self.compiles_quickly(&bytes);
         self.compile_off_thread(quick, move || match &cache {
             Some(cache) => cache.module(&bytes),
             None => Module::new(&engine, &*bytes),

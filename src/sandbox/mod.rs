@@ -221,6 +221,22 @@ impl Runtime {
         self.inner.background.is_some()
     }
 
+    /// The baseline compiler, when `bytes` are to start on the baseline
+    /// tier: at least [`TierOptions::baseline_min_bytes`], and their
+    /// optimised code not cached.
+    fn baseline_for(&self, bytes: &Wasm) -> Option<&Compiler> {
+        let RuntimeInner { optimized, baseline, .. } = &*self.inner;
+        let (baseline, tiers) = baseline.as_ref()?;
+        (bytes.len() >= tiers.baseline_min_bytes && !optimized.engine.is_cached(bytes)).then_some(baseline)
+    }
+
+    /// Whether loading `bytes` is quick (milliseconds): their code for the
+    /// tier they would start on is in the code cache, or they are small.
+    /// A plugin found at start that is not loads after the others serve.
+    pub fn loads_quickly(&self, bytes: &Wasm) -> bool {
+        self.baseline_for(bytes).unwrap_or(&self.inner.optimized).engine.compiles_quickly(bytes)
+    }
+
     /// Compiles (or loads from the cache) and links a plugin, then reads its
     /// tool list. Compilation runs on the compile pool, off the request path.
     ///
@@ -240,21 +256,16 @@ impl Runtime {
         capabilities: Arc<Capabilities>,
         reuse: Reuse,
     ) -> Result<Loaded, LoadError> {
-        let RuntimeInner { optimized, baseline, .. } = &*self.inner;
-        let baseline = baseline
-            .as_ref()
-            .filter(|(_, tiers)| bytes.len() >= tiers.baseline_min_bytes && !optimized.engine.is_cached(&bytes));
-        let (guest, tier) = match baseline {
-            Some((baseline, _)) => {
-                match baseline.link(&baseline.engine, bytes.clone(), capabilities.clone(), reuse).await {
-                    Ok(guest) => (guest, Tier::Baseline),
-                    Err(LoadError::Compile(e)) => {
-                        tracing::info!(error = %e, "the baseline compiler cannot compile this plugin; compiling it optimised");
-                        (optimized.link(&optimized.engine, bytes, capabilities, reuse).await?, Tier::Optimized)
-                    }
-                    Err(e) => return Err(e),
+        let optimized = &self.inner.optimized;
+        let (guest, tier) = match self.baseline_for(&bytes) {
+            Some(baseline) => match baseline.link(&baseline.engine, bytes.clone(), capabilities.clone(), reuse).await {
+                Ok(guest) => (guest, Tier::Baseline),
+                Err(LoadError::Compile(e)) => {
+                    tracing::info!(error = %e, "the baseline compiler cannot compile this plugin; compiling it optimised");
+                    (optimized.link(&optimized.engine, bytes, capabilities, reuse).await?, Tier::Optimized)
                 }
-            }
+                Err(e) => return Err(e),
+            },
             None => (optimized.link(&optimized.engine, bytes, capabilities, reuse).await?, Tier::Optimized),
         };
         let described = match &guest {

@@ -72,7 +72,9 @@ async fn load_local(dir: &Path) -> Switchboard {
         compile: CompileSettings { background_threads: 0, ..CompileSettings::default() },
         ..Settings::default()
     };
-    Switchboard::start_local(settings).await.unwrap()
+    let switchboard = Switchboard::start_local(settings).await.unwrap();
+    switchboard.plugins_loaded().await;
+    switchboard
 }
 
 /// A plugins folder holding `plugins/NAME.wasm` and, when given, a manifest.

@@ -62,7 +62,10 @@ async fn health_readiness_and_metrics() {
     let server = TestServer::start(&["echo"]).await;
     let health = server.client.get(format!("{}/healthz", server.url)).send().await.unwrap();
     assert_eq!(health.text().await.unwrap(), "ok");
-    assert_eq!(server.get_json("/readyz").await, json!({"ready": true, "plugins": 1, "failed": 0}));
+    assert_eq!(
+        server.get_json("/readyz").await,
+        json!({"ready": true, "draining": false, "plugins": 1, "failed": 0, "loading": []})
+    );
     results(&server, &tool_calls(&[("1", "echo", json!({})), ("2", "nope", json!({}))])).await;
     let metrics = server.client.get(format!("{}/metrics", server.url)).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains(r#"switchboard_webhook_requests_total{event="tool-calls",status="200"} 1"#), "{metrics}");

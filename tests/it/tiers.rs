@@ -147,3 +147,45 @@ async fn switchboard_compile_fills_the_cache_so_a_server_starts_optimized() {
     let tiers: Vec<&Value> = plugins["plugins"].as_array().unwrap().iter().map(|p| &p["tier"]).collect();
     assert_eq!(tiers, [&json!("optimized"), &json!("optimized")], "{plugins}");
 }
+
+/// At start, the plugins whose code loads quickly (from the code cache, or
+/// small) serve at once; a large one that must be compiled loads after
+/// them, `/readyz` says so until it has, and a call for its tool waits for
+/// it rather than failing.
+#[tokio::test]
+async fn at_start_quick_plugins_serve_while_a_large_one_compiles_and_its_calls_wait_for_it() {
+    let cache = tempfile::tempdir().unwrap(); // empty: go_world_clock (5 MB) must be compiled
+    let dir = plugins_dir(&["echo"]);
+    std::fs::copy(example("go_world_clock", "go"), dir.path().join("go_world_clock.wasm")).unwrap();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/go_world_clock.toml");
+    std::fs::copy(manifest, dir.path().join("go_world_clock.toml")).unwrap();
+    let cache_dir = cache.path().to_owned();
+    let (server, switchboard) = TestServer::serve_dir_at_once(dir, move |s| {
+        s.cache_dir = Some(cache_dir);
+        s.compile = CompileSettings { background_threads: 0, ..CompileSettings::default() };
+    })
+    .await;
+    assert_eq!(switchboard.plugins_loading(), ["go_world_clock"], "{:?}", switchboard.plugins());
+
+    // The small plugin answers while the large one compiles.
+    let readyz = server.client.get(format!("{}/readyz", server.url)).send().await.unwrap();
+    assert_eq!(readyz.status(), 503);
+    let body: Value = readyz.json().await.unwrap();
+    assert_eq!((&body["ready"], &body["loading"]), (&json!(false), &json!(["go_world_clock"])), "{body}");
+    assert_eq!(call(&server, "echo", json!({"i": 1})).await["result"], json!({"echo": {"i": 1}}));
+    let plugins = server.get_json("/plugins").await;
+    assert_eq!(plugins["loading"], json!(["go_world_clock"]), "{plugins}");
+    assert_eq!(switchboard.plugins_loading(), ["go_world_clock"], "echo answered before the compile ended");
+
+    // A call for the large plugin's tool, sent now, waits for it.
+    let tokyo = call(&server, "local_time", json!({"place": "Tokyo"})).await;
+    assert_eq!(tokyo["result"]["time_zone"], "Asia/Tokyo", "{tokyo}");
+    assert!(switchboard.plugins_loading().is_empty());
+    let readyz = server.client.get(format!("{}/readyz", server.url)).send().await.unwrap();
+    assert_eq!(readyz.status(), 200);
+    assert_eq!(tier_of(&server, "go_world_clock").await.0, "baseline");
+
+    // Once nothing is left loading, an unknown tool fails at once.
+    let unknown = call(&server, "no_such_tool", json!({})).await;
+    assert!(unknown["error"].as_str().unwrap().contains("no loaded plugin provides it"), "{unknown}");
+}

@@ -39,7 +39,9 @@ pub(super) async fn call_tool(
     cancelled: &CancellationToken,
 ) -> Result<CallToolResult, ErrorData> {
     let tool = request.name.as_ref();
-    if door.core.snapshot().lookup(tool).is_none() {
+    // A tool none serves yet may come with a plugin found at start that is
+    // still compiling: the core waits for those.
+    if door.core.snapshot().lookup(tool).is_none() && door.core.plugins_loading().is_empty() {
         return Err(ErrorData::invalid_params(format!("unknown tool {tool:?}: no loaded plugin provides it"), None));
     }
     let arguments = match &request.arguments {

@@ -97,8 +97,20 @@ impl TestServer {
         Self::serve_dir(plugins_dir(plugins), configure).await
     }
 
-    /// Serves an already prepared plugins folder.
+    /// Serves an already prepared plugins folder, once every plugin in it
+    /// has loaded (or failed to).
     pub async fn serve_dir(dir: TempDir, configure: impl FnOnce(&mut Settings)) -> Self {
+        let (server, switchboard) = Self::serve_dir_at_once(dir, configure).await;
+        switchboard.plugins_loaded().await;
+        server
+    }
+
+    /// Serves an already prepared plugins folder as soon as `Switchboard`
+    /// starts: plugins that must be compiled may still be loading.
+    pub async fn serve_dir_at_once(
+        dir: TempDir,
+        configure: impl FnOnce(&mut Settings),
+    ) -> (Self, std::sync::Arc<Switchboard>) {
         let mut settings = Settings {
             plugins_dir: dir.path().to_owned(),
             secrets: vec![SECRET.to_owned()],
@@ -110,7 +122,8 @@ impl TestServer {
             ..Settings::default()
         };
         configure(&mut settings);
-        let switchboard = Switchboard::start(settings).await.expect("switchboard starts");
+        let switchboard = std::sync::Arc::new(Switchboard::start(settings).await.expect("switchboard starts"));
+        let serving = switchboard.clone();
         // A backlog of 1024, as `switchboard serve` listens with (tokio's
         // `bind` gives 128): tests that open many connections at once.
         let socket = tokio::net::TcpSocket::new_v4().unwrap();
@@ -119,14 +132,14 @@ impl TestServer {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            switchboard::serve(listener, &switchboard, async {
+            switchboard::serve(listener, &serving, async {
                 let _ = rx.await;
             })
             .await
             .unwrap();
         });
         let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
-        Self { url, client, dir, _shutdown: tx }
+        (Self { url, client, dir, _shutdown: tx }, switchboard)
     }
 
     /// POSTs `body` to /webhook, signed now with the test secret.
