@@ -36,6 +36,42 @@ fn main() -> ExitCode {
     }
 }
 
+/// Has mimalloc hand memory back to the system sooner. By default mimalloc
+/// 3 keeps freed pages for a second (`purge_delay` 1000 ms), in arenas whose
+/// memory it commits up front. Compiling a large plugin allocates and frees
+/// hundreds of MB within that second, so the server's resident memory rose
+/// to 530 MB while the 13 MB JavaScript example compiled. Purging after
+/// 10 ms (mimalloc 2's default) and committing arena memory only as it is
+/// used brought that to about 355 MB (BENCHMARKS.md). The environment
+/// (`MIMALLOC_PURGE_DELAY`, `MIMALLOC_ARENA_EAGER_COMMIT`) still overrides
+/// either.
+///
+/// It runs before `main`, from the ELF initialisers: the first allocation
+/// makes mimalloc's first arena (1 GiB, the one a compile fills), and an
+/// option set afterwards would not apply to it.
+#[cfg(target_os = "linux")]
+#[used]
+#[unsafe(link_section = ".init_array")]
+static TUNE_ALLOCATOR: extern "C" fn() = tune_allocator;
+
+#[cfg(target_os = "linux")]
+extern "C" fn tune_allocator() {
+    use std::ffi::{c_int, c_long};
+    // mimalloc 3's `mi_option_t` (include/mimalloc.h).
+    const ARENA_EAGER_COMMIT: c_int = 4;
+    const PURGE_DELAY: c_int = 15;
+    unsafe extern "C" {
+        /// Sets an option's value unless the environment set it.
+        fn mi_option_set_default(option: c_int, value: c_long);
+    }
+    // SAFETY: plain stores into mimalloc's option table, for options that
+    // exist in the mimalloc the `mimalloc` crate links (version 3).
+    unsafe {
+        mi_option_set_default(ARENA_EAGER_COMMIT, 0);
+        mi_option_set_default(PURGE_DELAY, 10);
+    }
+}
+
 /// Logs to stderr, as text (coloured only on a terminal) or JSON lines.
 ///
 /// The server logs what it loads and serves, and what plugins log (target

@@ -599,21 +599,6 @@ fn tiers_section(m: &mut String, r: &Results) {
             c.failed,
             num(c.peak_rss_mib, 0),
         );
-        let c = &t.start_cold;
-        let _ = writeln!(
-            m,
-            "**A start with {} large plugins not yet compiled.** `switchboard serve` on a folder of `echo` (its code \
-             cached by `switchboard compile`) and the same {} large plugins (empty cache for them): echo's first correct \
-             answer {} ms after spawning the server, /readyz 200 (every plugin loaded) after {} s. Echo calls in \
-             between (one at a time, 5 ms apart): {}. Failed calls: {}. Peak memory until all were loaded: {} MiB.\n",
-            c.plugins,
-            c.plugins,
-            num(c.echo_first_answer_ms, 0),
-            num(c.all_ready_ms / 1e3, 1),
-            phase(&c.echo_calls),
-            c.failed,
-            num(c.peak_rss_mib, 0),
-        );
         let list = |v: &[f64]| v.iter().map(|x| format!("{x:.0}")).collect::<Vec<_>>().join(", ");
         let _ = writeln!(
             m,

@@ -2,7 +2,7 @@
 //! on optimised code compiled in the background.
 //!
 //! Cranelift, wasmtime's optimising compiler, takes about 20 s of CPU and
-//! over 500 MB to compile the 13-18 MB JavaScript and Python example
+//! over 400 MB to compile the 13-18 MB JavaScript and Python example
 //! components. Winch, wasmtime's baseline compiler, translates each function
 //! in one pass, several times faster and in a fraction of the memory, into
 //! code that runs slower. So a plugin of at least
