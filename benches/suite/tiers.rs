@@ -438,6 +438,19 @@ fn large_plugins(args: &Args, dir: &Path, plugins: usize) -> anyhow::Result<Vec<
     Ok(files)
 }
 
+/// Runs `switchboard compile` on `dir` with `config` (whose cache it fills).
+fn compile_into_cache(args: &Args, dir: &Path, config: &Path) -> anyhow::Result<()> {
+    let status = Command::new(&args.switchboard)
+        .args(["compile", "--plugins"])
+        .arg(dir)
+        .arg("--config")
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    anyhow::ensure!(status.success(), "switchboard compile failed");
+    Ok(())
+}
+
 /// `switchboard serve` started on `echo` (its code in the cache, put there
 /// by `switchboard compile`) and `plugins` large plugins whose code is not:
 /// echo answers while they compile; then /readyz once all have loaded.
@@ -447,14 +460,7 @@ async fn start_with_cold_plugins(args: &Args, plugins: usize) -> anyhow::Result<
     let cache = args.work.join("tiers-start-cold-cache");
     let _ = std::fs::remove_dir_all(&cache);
     let config = config(&dir, &cache, 1)?;
-    let status = Command::new(&args.switchboard)
-        .args(["compile", "--plugins"])
-        .arg(&dir)
-        .arg("--config")
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .status()?;
-    anyhow::ensure!(status.success(), "switchboard compile failed");
+    compile_into_cache(args, &dir, &config)?;
     for (name, bytes) in large_plugins(args, &dir, plugins)? {
         std::fs::write(dir.join(format!("{name}.wasm")), bytes)?;
     }
@@ -508,14 +514,7 @@ async fn restart_all_cached(args: &Args, meteo: &str, result: &mut TiersResult) 
     let _ = std::fs::remove_dir_all(&cache);
     let config = config(&dir, &cache, 1)?;
     let t = Instant::now();
-    let status = Command::new(&args.switchboard)
-        .args(["compile", "--plugins"])
-        .arg(&dir)
-        .arg("--config")
-        .arg(&config)
-        .stdout(std::process::Stdio::null())
-        .status()?;
-    anyhow::ensure!(status.success(), "switchboard compile failed");
+    compile_into_cache(args, &dir, &config)?;
     result.compile_all_s = t.elapsed().as_secs_f64();
     result.restart_plugins = EXAMPLES.len();
     for i in 0..6 {
