@@ -193,9 +193,15 @@ impl PluginSet {
     /// keep the version they started with.
     pub async fn reload(&self, name: &str) -> ReloadOutcome {
         let _writer = self.write.lock().await;
+        let outcome = self.reload_holding_the_lock(name).await;
         // A plugin found at start and changed before it loaded: this load
-        // of the file as it is now takes over.
+        // of the file as it is now took over.
         self.no_longer_loading(name);
+        outcome
+    }
+
+    /// [`Self::reload`], for the holder of the writer's lock.
+    async fn reload_holding_the_lock(&self, name: &str) -> ReloadOutcome {
         let path = self.folder.wasm(name);
         let before = file_stamp(&path);
         if before.is_none() {
