@@ -21,7 +21,7 @@ use super::call_log::{CallLog, NewToolCall, Outcome, ToolCallText};
 use super::dedup::{Answer, Dedup, DedupKey};
 use super::metrics::Metrics;
 use super::shutdown::{Shutdown, Work};
-use crate::plugins::{Plugin, PluginSet};
+use crate::plugins::{Plugin, PluginSet, Snapshot};
 use crate::types::{CallContext, ToolFailure};
 
 /// Time kept back from the deadline to build and send the response.
@@ -146,12 +146,9 @@ impl Dispatcher {
         };
         let cutoff = deadline.checked_sub(RESPONSE_MARGIN).unwrap_or(deadline);
         let run = async {
-            let target = match self.plugins.snapshot().lookup(tool) {
-                Some(plugin) => Some(plugin.clone()),
-                None => match loaded_later(&self.plugins, tool, cutoff).await {
-                    Ok(plugin) => Some(plugin),
-                    Err(failure) => return Err(refuse(&call, None, failure, &self.services)),
-                },
+            let target = match Target::of(&self.plugins.snapshot(), &self.plugins, tool).plugin(tool, cutoff).await {
+                Ok(plugin) => Some(plugin),
+                Err(failure) => return Err(refuse(&call, None, failure, &self.services)),
             };
             match prepare(&call, target.as_ref()) {
                 Ok((plugin, arguments)) => execute(&call, plugin, arguments, cutoff, &self.services).await,
@@ -183,10 +180,7 @@ impl Dispatcher {
         let registry = self.plugins.snapshot();
         let cutoff = deadline.checked_sub(RESPONSE_MARGIN).unwrap_or(deadline);
         let answer_call = |call: ToolCallRequest| {
-            let target = match registry.lookup(&call.name) {
-                Some(plugin) => Target::Found(plugin.clone()),
-                None => Target::Later(self.plugins.clone()),
-            };
+            let target = Target::of(&registry, &self.plugins, &call.name);
             answer(call, target, cutoff, self.services.clone())
         };
         if calls.len() == 1 {
@@ -272,6 +266,24 @@ enum Target {
     Later(Arc<PluginSet>),
 }
 
+impl Target {
+    /// Where a call for `tool` goes, as `registry` (a snapshot of `plugins`) says.
+    fn of(registry: &Snapshot, plugins: &Arc<PluginSet>, tool: &str) -> Self {
+        match registry.lookup(tool) {
+            Some(plugin) => Target::Found(plugin.clone()),
+            None => Target::Later(plugins.clone()),
+        }
+    }
+
+    /// The plugin, once there is one (see [`loaded_later`]).
+    async fn plugin(self, tool: &str, cutoff: Instant) -> Result<Arc<Plugin>, ToolFailure> {
+        match self {
+            Target::Found(plugin) => Ok(plugin),
+            Target::Later(plugins) => loaded_later(&plugins, tool, cutoff).await,
+        }
+    }
+}
+
 /// The plugin serving `tool` once the plugins found at start that are still
 /// being compiled have loaded, waiting until `cutoff` at most; a call for a
 /// tool that none serves fails at once.
@@ -293,12 +305,9 @@ async fn loaded_later(plugins: &PluginSet, tool: &str, cutoff: Instant) -> Resul
 /// answer), and records its outcome; `true` with an answer replayed from
 /// the duplicate store.
 async fn answer(call: ToolCallRequest, target: Target, cutoff: Instant, services: Services) -> (Answer, bool) {
-    let target = match target {
-        Target::Found(plugin) => Some(plugin),
-        Target::Later(plugins) => match loaded_later(&plugins, &call.name, cutoff).await {
-            Ok(plugin) => Some(plugin),
-            Err(failure) => return (Err(refuse(&call, None, failure, &services).to_string()), false),
-        },
+    let target = match target.plugin(&call.name, cutoff).await {
+        Ok(plugin) => Some(plugin),
+        Err(failure) => return (Err(refuse(&call, None, failure, &services).to_string()), false),
     };
     // Only calls that reach a plugin are de-duplicated: an unknown tool or
     // invalid arguments ran nothing, so a retry may succeed.
