@@ -222,6 +222,15 @@ impl Framing {
                         if data.is_empty() {
                             return None;
                         }
+                        // The usual case: the whole head arrived in one read.
+                        // It is followed where it lands in `out`, not held.
+                        if let Some(end) = head_end(data) {
+                            let start = out.len();
+                            out.extend_from_slice(&data[..end]);
+                            self.state = framing_of_head(&mut out[start..], first);
+                            data = &data[end..];
+                            continue;
+                        }
                     }
                     let from = self.held.len().saturating_sub(2);
                     self.held.extend_from_slice(data);
@@ -233,7 +242,7 @@ impl Framing {
                         continue;
                     };
                     let rest = self.held.split_off(end);
-                    self.state = self.framing_of_head(first);
+                    self.state = framing_of_head(&mut self.held, first);
                     out.append(&mut self.held);
                     return (!rest.is_empty()).then_some(rest);
                 }
@@ -279,41 +288,39 @@ impl Framing {
         out.append(&mut self.held);
         self.state = State::Ended;
     }
+}
 
-    /// Reads the complete head in `held`, marks it when its length is
-    /// ambiguous, and says what follows it.
-    fn framing_of_head(&mut self, first: bool) -> State {
-        let head = &mut self.held;
-        let mut lines = split_lines(head);
-        let Some((_, request_line)) = lines.next() else { return State::Ended };
-        if first && head[request_line].starts_with(b"PRI * HTTP/2.0") {
-            return State::Passthrough;
+/// Reads the complete request head `head`, marks it (in place) when its
+/// length is ambiguous, and says what follows it.
+fn framing_of_head(head: &mut [u8], first: bool) -> State {
+    let mut lines = split_lines(head);
+    let Some((_, request_line)) = lines.next() else { return State::Ended };
+    if first && head[request_line].starts_with(b"PRI * HTTP/2.0") {
+        return State::Passthrough;
+    }
+    let (mut transfer_encodings, mut lengths) = (Vec::new(), ContentLengths::default());
+    for (start, line) in lines {
+        let text = &head[line.clone()];
+        let Some(colon) = text.iter().position(|&b| b == b':') else { continue };
+        let name = &text[..colon];
+        if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            transfer_encodings.push(start);
+        } else if name.eq_ignore_ascii_case(b"content-length") {
+            lengths.add(&text[colon + 1..]);
         }
-        let (mut transfer_encodings, mut lengths) = (Vec::new(), Vec::new());
-        for (start, line) in lines {
-            let text = &head[line.clone()];
-            let Some(colon) = text.iter().position(|&b| b == b':') else { continue };
-            let name = &text[..colon];
-            if name.eq_ignore_ascii_case(b"transfer-encoding") {
-                transfer_encodings.push(start);
-            } else if name.eq_ignore_ascii_case(b"content-length") {
-                lengths.push(text[colon + 1..].to_vec());
+    }
+    match (transfer_encodings.is_empty(), lengths.seen) {
+        (true, false) => State::Head { first: false },
+        (false, false) => State::ChunkSize,
+        (true, true) | (false, true) => {
+            for start in transfer_encodings {
+                head[start..start + AMBIGUOUS_MARKER.len()].copy_from_slice(AMBIGUOUS_MARKER.as_bytes());
             }
-        }
-        let length = content_length(&lengths);
-        match (transfer_encodings.is_empty(), lengths.is_empty()) {
-            (true, true) => State::Head { first: false },
-            (false, true) => State::ChunkSize,
-            (true, false) | (false, false) => {
-                for start in transfer_encodings {
-                    head[start..start + AMBIGUOUS_MARKER.len()].copy_from_slice(AMBIGUOUS_MARKER.as_bytes());
-                }
-                match length {
-                    Some(0) => State::Head { first: false },
-                    Some(length) => State::Body(length),
-                    // hyper answers an unreadable length with 400 and closes.
-                    None => State::Ended,
-                }
+            match lengths.agreed() {
+                Some(0) => State::Head { first: false },
+                Some(length) => State::Body(length),
+                // hyper answers an unreadable length with 400 and closes.
+                None => State::Ended,
             }
         }
     }
@@ -348,24 +355,38 @@ fn split_lines(head: &[u8]) -> impl Iterator<Item = (usize, std::ops::Range<usiz
     })
 }
 
-/// The length all `Content-Length` values agree on (each may be a list of
-/// equal numbers), or `None`.
-fn content_length(values: &[Vec<u8>]) -> Option<u64> {
-    let mut length = None;
-    for value in values {
+/// The `Content-Length` values of one head, checked as they are read.
+#[derive(Default)]
+struct ContentLengths {
+    /// Whether the head has one.
+    seen: bool,
+    /// The length all values so far agree on.
+    length: Option<u64>,
+    /// A value that is not a number, or that disagrees with another.
+    unreadable: bool,
+}
+
+impl ContentLengths {
+    /// Takes one header value: a number, or a list of equal numbers.
+    fn add(&mut self, value: &[u8]) {
+        self.seen = true;
         for part in value.split(|&b| b == b',') {
             let part = part.trim_ascii();
-            if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
-                return None;
+            let number = match part.iter().all(u8::is_ascii_digit) && !part.is_empty() {
+                true => std::str::from_utf8(part).ok().and_then(|digits| digits.parse::<u64>().ok()),
+                false => None,
+            };
+            match number {
+                Some(n) if self.length.is_none_or(|length| length == n) => self.length = Some(n),
+                _ => self.unreadable = true,
             }
-            let n: u64 = std::str::from_utf8(part).ok()?.parse().ok()?;
-            if length.is_some_and(|length| length != n) {
-                return None;
-            }
-            length = Some(n);
         }
     }
-    length
+
+    /// The length all values agree on, or `None`.
+    fn agreed(&self) -> Option<u64> {
+        if self.unreadable { None } else { self.length }
+    }
 }
 
 /// The size in a chunk-size line (`1a;ext=1`), or `None`.
@@ -418,6 +439,28 @@ mod tests {
                 assert_eq!(out.len(), stream.len(), "renamed in place");
             }
         }
+    }
+
+    #[test]
+    fn a_head_whole_in_one_read_is_followed_as_one_split_across_reads() {
+        let streams: [&[u8]; 6] = [
+            b"POST /webhook HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\nokGET /x HTTP/1.1\r\n\r\n",
+            b"POST / HTTP/1.1\r\nContent-Length: 3, 3\r\nContent-Length: 3\r\n\r\nabc",
+            b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+            b"POST / HTTP/1.1\r\nContent-Length: \r\n\r\nGET / HTTP/1.1\r\n\r\n",
+            b"\r\n\r\nPOST / HTTP/1.1\nTransfer-Encoding: chunked\n\n3\nabc\n0\n\nGET / HTTP/1.1\n\n",
+        ];
+        for stream in streams {
+            let piecewise = follow(stream, 1);
+            for step in 2..=stream.len() {
+                assert_eq!(follow(stream, step), piecewise, "{} in pieces of {step}", String::from_utf8_lossy(stream));
+            }
+        }
+        // Agreeing lengths frame the body; disagreeing or empty ones end the stream.
+        assert_eq!(follow(streams[2], streams[2].len()).1, State::Head { first: false });
+        assert_eq!(follow(streams[3], streams[3].len()).1, State::Ended);
+        assert_eq!(follow(streams[4], streams[4].len()).1, State::Ended);
     }
 
     #[test]
