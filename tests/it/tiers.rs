@@ -189,3 +189,29 @@ async fn at_start_quick_plugins_serve_while_a_large_one_compiles_and_its_calls_w
     let unknown = call(&server, "no_such_tool", json!({})).await;
     assert!(unknown["error"].as_str().unwrap().contains("no loaded plugin provides it"), "{unknown}");
 }
+
+/// A call for a tool no plugin serves waits for the plugins still compiling
+/// from start only until its deadline, then fails naming them.
+#[tokio::test]
+async fn a_call_waiting_for_plugins_still_compiling_fails_at_its_deadline_naming_them() {
+    let cache = tempfile::tempdir().unwrap(); // empty: go_world_clock (5 MB) must be compiled
+    let dir = plugins_dir(&["echo"]);
+    std::fs::copy(example("go_world_clock", "go"), dir.path().join("go_world_clock.wasm")).unwrap();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/go_world_clock.toml");
+    std::fs::copy(manifest, dir.path().join("go_world_clock.toml")).unwrap();
+    let cache_dir = cache.path().to_owned();
+    let (server, switchboard) = TestServer::serve_dir_at_once(dir, move |s| {
+        s.cache_dir = Some(cache_dir);
+        s.compile = CompileSettings { background_threads: 0, ..CompileSettings::default() };
+        // A compile of 5 MB takes longer than this.
+        s.tool_calls_budget = std::time::Duration::from_millis(150);
+    })
+    .await;
+    assert_eq!(switchboard.plugins_loading(), ["go_world_clock"]);
+    // Had it waited for the compile to end, it would say only that no
+    // loaded plugin provides it.
+    let unknown = call(&server, "no_such_tool", json!({})).await;
+    let error = unknown["error"].as_str().unwrap();
+    assert!(error.contains("still compiling (go_world_clock)"), "{unknown}");
+    switchboard.plugins_loaded().await;
+}
