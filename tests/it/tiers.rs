@@ -204,7 +204,7 @@ async fn a_call_waiting_for_plugins_still_compiling_fails_at_its_deadline_naming
         s.cache_dir = Some(cache_dir);
         s.compile = CompileSettings { background_threads: 0, ..CompileSettings::default() };
         // A compile of 5 MB takes longer than this.
-        s.tool_calls_budget = std::time::Duration::from_millis(150);
+        s.tool_calls_budget = std::time::Duration::from_millis(250);
     })
     .await;
     assert_eq!(switchboard.plugins_loading(), ["go_world_clock"]);
