@@ -143,7 +143,7 @@ impl PluginSet {
     /// Loads plugin `name`, found at start and left [`loading`](Self::loading),
     /// unless a reload has taken it over meanwhile.
     async fn load_found_at_start(&self, name: &str) {
-        if !self.loading.borrow().iter().any(|n| n == name) {
+        if !self.is_loading(name) {
             return;
         }
         let started = std::time::Instant::now();
@@ -151,7 +151,7 @@ impl PluginSet {
         let loaded = self.folder.load(&self.runtime, name, self.defaults).await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
         let _writer = self.write.lock().await;
-        if !self.loading.borrow().iter().any(|n| n == name) {
+        if !self.is_loading(name) {
             return;
         }
         let mut next = Snapshot::clone(&self.current.load());
@@ -176,6 +176,11 @@ impl PluginSet {
         }
         self.swap(next);
         self.no_longer_loading(name);
+    }
+
+    /// Whether `name` is among the plugins still loading from start.
+    fn is_loading(&self, name: &str) -> bool {
+        self.loading.borrow().iter().any(|n| n == name)
     }
 
     /// Takes `name` off the plugins still loading from start.

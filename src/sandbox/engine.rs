@@ -141,7 +141,7 @@ impl WasmEngine {
     /// Whether compiling `bytes` is quick: its code is in the cache, or the
     /// plugin is small.
     pub fn compiles_quickly(&self, bytes: &Wasm) -> bool {
-        bytes.len() < QUICK_COMPILE_BYTES || self.is_cached(bytes)
+        is_small(bytes) || self.is_cached(bytes)
     }
 
     /// Whether fuel is counted (see [`RuntimeOptions::fuel_metering`]).
@@ -160,7 +160,7 @@ impl WasmEngine {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
         let cached = self.is_cached(&bytes);
         let _turn = self.take_turn(cached).await;
-        let quick = self.compiles_quickly(&bytes);
+        let quick = cached || is_small(&bytes);
         self.compile_off_thread(quick, move || match &cache {
             Some(cache) => cache.component(&bytes),
             None => Component::new(&engine, &*bytes),
@@ -174,7 +174,7 @@ impl WasmEngine {
         let (engine, cache) = (self.engine.clone(), self.cache.clone());
         let cached = self.is_cached(&bytes);
         let _turn = self.take_turn(cached).await;
-        let quick = self.compiles_quickly(&bytes);
+        let quick = cached || is_small(&bytes);
         self.compile_off_thread(quick, move || match &cache {
             Some(cache) => cache.module(&bytes),
             None => Module::new(&engine, &*bytes),
@@ -213,6 +213,12 @@ impl WasmEngine {
             .ok_or_else(|| LoadError::Compile("compiler thread failed".into()))?
             .map_err(|e| LoadError::Compile(format!("{e:#}")))
     }
+}
+
+/// Whether `bytes` are a plugin small enough to compile in well under a
+/// second (see [`QUICK_COMPILE_BYTES`]).
+fn is_small(bytes: &[u8]) -> bool {
+    bytes.len() < QUICK_COMPILE_BYTES
 }
 
 fn base_config() -> Config {

@@ -148,13 +148,13 @@ async fn switchboard_compile_fills_the_cache_so_a_server_starts_optimized() {
     assert_eq!(tiers, [&json!("optimized"), &json!("optimized")], "{plugins}");
 }
 
-/// At start, the plugins whose code loads quickly (from the code cache, or
-/// small) serve at once; a large one that must be compiled loads after
-/// them, `/readyz` says so until it has, and a call for its tool waits for
-/// it rather than failing.
-#[tokio::test]
-async fn at_start_quick_plugins_serve_while_a_large_one_compiles_and_its_calls_wait_for_it() {
-    let cache = tempfile::tempdir().unwrap(); // empty: go_world_clock (5 MB) must be compiled
+/// A server started, as `configure` adjusts it, on echo and go_world_clock
+/// (5 MB) with an empty code cache (returned, to keep): echo serves at once,
+/// go_world_clock is still compiling. No background compiles.
+async fn beside_a_large_plugin_compiling(
+    configure: impl FnOnce(&mut switchboard::Settings),
+) -> (TestServer, Arc<switchboard::Switchboard>, tempfile::TempDir) {
+    let cache = tempfile::tempdir().unwrap();
     let dir = plugins_dir(&["echo"]);
     std::fs::copy(example("go_world_clock", "go"), dir.path().join("go_world_clock.wasm")).unwrap();
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/go_world_clock.toml");
@@ -163,8 +163,19 @@ async fn at_start_quick_plugins_serve_while_a_large_one_compiles_and_its_calls_w
     let (server, switchboard) = TestServer::serve_dir_at_once(dir, move |s| {
         s.cache_dir = Some(cache_dir);
         s.compile = CompileSettings { background_threads: 0, ..CompileSettings::default() };
+        configure(s);
     })
     .await;
+    (server, switchboard, cache)
+}
+
+/// At start, the plugins whose code loads quickly (from the code cache, or
+/// small) serve at once; a large one that must be compiled loads after
+/// them, `/readyz` says so until it has, and a call for its tool waits for
+/// it rather than failing.
+#[tokio::test]
+async fn at_start_quick_plugins_serve_while_a_large_one_compiles_and_its_calls_wait_for_it() {
+    let (server, switchboard, _cache) = beside_a_large_plugin_compiling(|_| {}).await;
     assert_eq!(switchboard.plugins_loading(), ["go_world_clock"], "{:?}", switchboard.plugins());
 
     // The small plugin answers while the large one compiles.
@@ -194,15 +205,7 @@ async fn at_start_quick_plugins_serve_while_a_large_one_compiles_and_its_calls_w
 /// from start only until its deadline, then fails naming them.
 #[tokio::test]
 async fn a_call_waiting_for_plugins_still_compiling_fails_at_its_deadline_naming_them() {
-    let cache = tempfile::tempdir().unwrap(); // empty: go_world_clock (5 MB) must be compiled
-    let dir = plugins_dir(&["echo"]);
-    std::fs::copy(example("go_world_clock", "go"), dir.path().join("go_world_clock.wasm")).unwrap();
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("plugins/go_world_clock.toml");
-    std::fs::copy(manifest, dir.path().join("go_world_clock.toml")).unwrap();
-    let cache_dir = cache.path().to_owned();
-    let (server, switchboard) = TestServer::serve_dir_at_once(dir, move |s| {
-        s.cache_dir = Some(cache_dir);
-        s.compile = CompileSettings { background_threads: 0, ..CompileSettings::default() };
+    let (server, switchboard, _cache) = beside_a_large_plugin_compiling(|s| {
         // A compile of 5 MB takes longer than this.
         s.tool_calls_budget = std::time::Duration::from_millis(250);
     })
