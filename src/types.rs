@@ -229,3 +229,65 @@ impl Default for Limits {
         }
     }
 }
+
+/// Whether `text` is JSON that every JSON reader takes (the webhook door
+/// checks arguments that the raw reader took as an object with it, and the
+/// schema check of a tool that takes any object). The raw reader checks the grammar without
+/// reading values, so an unpaired surrogate escape (`"\udfaa"`) or a number
+/// no double holds (`2e308`) gets through it; the plugin's own reader, or
+/// the tool's schema check, would then refuse the arguments. This reads
+/// every string and number, keeping none (no allocation).
+pub(crate) fn strictly_json(text: &str) -> Result<(), serde_json::Error> {
+    serde_json::from_str::<Strict>(text).map(|_| ())
+}
+
+/// Any JSON value, read whole and kept not at all: see [`strictly_json`].
+struct Strict;
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(Strict)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Strict {
+    type Value = Strict;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+
+    fn visit_unit<E>(self) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<Strict, A::Error> {
+        while items.next_element::<Strict>()?.is_some() {}
+        Ok(Strict)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut entries: A) -> Result<Strict, A::Error> {
+        while entries.next_entry::<Strict, Strict>()?.is_some() {}
+        Ok(Strict)
+    }
+}

@@ -55,13 +55,12 @@ impl Door {
 /// One tool call to run.
 #[derive(Debug, Clone)]
 pub(crate) struct ToolCallRequest {
-    /// The platform's id for this call, echoed back.
-    pub id: String,
     /// The tool name.
     pub name: String,
     /// Arguments as JSON object text, or why they are unusable.
     pub arguments: Result<String, Unusable>,
-    /// Where the call comes from.
+    /// Where the call comes from; its `tool_call_id` is the platform's id
+    /// for this call, echoed back.
     pub context: CallContext,
     /// The door it came in by.
     pub door: Door,
@@ -138,7 +137,6 @@ impl Dispatcher {
         door: Door,
     ) -> Result<String, ToolFailure> {
         let call = ToolCallRequest {
-            id: context.tool_call_id.clone(),
             name: tool.to_owned(),
             arguments: Ok(arguments.to_owned()),
             context: context.clone(),
@@ -187,7 +185,7 @@ impl Dispatcher {
             // One call (the usual case) runs on the request's own task: no
             // spawn, no hand-over between threads.
             let call = calls.into_iter().next().expect("one call");
-            let id = call.id.clone();
+            let id = call.context.tool_call_id.clone();
             let run = AssertUnwindSafe(answer_call(call)).catch_unwind().map(|r| r.map_err(panic_message));
             let waited = time_left(deadline);
             let finished = tokio::time::timeout(waited, run).await;
@@ -196,7 +194,10 @@ impl Dispatcher {
             return vec![ToolCallOutcome { id, result, replayed }];
         }
         // Several calls run as tasks of their own, in parallel across threads.
-        let tasks: Vec<_> = calls.into_iter().map(|call| (call.id.clone(), tokio::spawn(answer_call(call)))).collect();
+        let tasks: Vec<_> = calls
+            .into_iter()
+            .map(|call| (call.context.tool_call_id.clone(), tokio::spawn(answer_call(call))))
+            .collect();
         let mut outcomes = Vec::with_capacity(tasks.len());
         for (id, handle) in tasks {
             let waited = time_left(deadline);
@@ -222,7 +223,7 @@ impl Dispatcher {
             self.max_calls
         );
         Logged::start(&self.services.log, &call, None, "".into()).finish(Outcome::Error, None, Some(&message));
-        ToolCallOutcome { id: call.id, result: Err(message), replayed: false }
+        ToolCallOutcome { id: call.context.tool_call_id, result: Err(message), replayed: false }
     }
 }
 
@@ -318,14 +319,14 @@ async fn answer(call: ToolCallRequest, target: Target, cutoff: Instant, services
     let Some(dedup) = services.dedup.clone() else {
         return (execute(&call, plugin, arguments, cutoff, &services).await.map_err(|f| f.to_string()), false);
     };
-    let key = DedupKey::new(&call.context.call_id, &call.id, &call.name, &arguments);
+    let key = DedupKey::new(&call.context.call_id, &call.context.tool_call_id, &call.name, &arguments);
     // A replayed answer is logged with the arguments it answered (shared, not copied).
     let replay = services.log.is_on().then(|| (Instant::now(), plugin.clone(), arguments.clone()));
     let run = async { execute(&call, plugin, arguments, cutoff, &services).await.map_err(|f| f.to_string()) };
     let (answer, duplicate) = dedup.once(key, cutoff, run).await;
     if duplicate {
         tracing::info!(
-            tool = %call.name, tool_call_id = %call.id, call_id = %call.context.call_id,
+            tool = %call.name, tool_call_id = %call.context.tool_call_id, call_id = %call.context.call_id,
             "duplicate tool call: the first answer to this call is replayed from the duplicate store, \
              the plugin does not run (serve --dev turns this off)"
         );
@@ -363,7 +364,7 @@ async fn execute(
     };
     services.metrics.record_tool_call(&call.name, call.door.label(), outcome_label(&result), logged.started.elapsed());
     if let Err(failure) = &result {
-        tracing::info!(tool = %call.name, tool_call_id = %call.id, call_id = %call.context.call_id, error = %failure, "tool call failed");
+        tracing::info!(tool = %call.name, tool_call_id = %call.context.tool_call_id, call_id = %call.context.call_id, error = %failure, "tool call failed");
     }
     logged.finish_with(&result, tool.is_async);
     result
@@ -384,7 +385,7 @@ fn refuse(
         "error",
         Duration::ZERO,
     );
-    tracing::info!(tool = %call.name, tool_call_id = %call.id, call_id = %call.context.call_id, error = %failure, "tool call refused");
+    tracing::info!(tool = %call.name, tool_call_id = %call.context.tool_call_id, call_id = %call.context.call_id, error = %failure, "tool call refused");
     let arguments: Arc<str> = match &call.arguments {
         Ok(text) => text.as_str().into(),
         Err(unusable) => unusable.sent.as_str().into(),
@@ -474,7 +475,7 @@ impl<'a> Logged<'a> {
             duration: self.started.elapsed(),
             text: ToolCallText {
                 call_id: &call.context.call_id,
-                tool_call_id: &call.id,
+                tool_call_id: &call.context.tool_call_id,
                 tool: &call.name,
                 customer_number: call.context.customer_number.as_deref(),
                 phone_number: call.context.phone_number.as_deref(),
@@ -511,8 +512,8 @@ fn run_in_background(call: ToolCallRequest, plugin: Arc<Plugin>, arguments: Arc<
             logged.started.elapsed(),
         );
         match &result {
-            Ok(_) => tracing::info!(tool = %call.name, tool_call_id = %call.id, "async tool finished"),
-            Err(e) => tracing::warn!(tool = %call.name, tool_call_id = %call.id, error = %e, "async tool failed"),
+            Ok(_) => tracing::info!(tool = %call.name, tool_call_id = %call.context.tool_call_id, "async tool finished"),
+            Err(e) => tracing::warn!(tool = %call.name, tool_call_id = %call.context.tool_call_id, error = %e, "async tool failed"),
         }
         logged.finish_with(&result, false);
     });

@@ -3,6 +3,8 @@
 //! Each [`Metrics`] owns its own registry (no globals), so several
 //! Switchboards can live in one process, as they do in tests.
 
+use std::collections::HashMap;
+use std::sync::RwLock;
 use std::time::Duration;
 
 use std::fmt::Write;
@@ -93,11 +95,22 @@ struct DeliveryLabels {
     outcome: &'static str,
 }
 
+/// One series of `tool_calls` for a tool: its door and outcome, and its counter.
+struct ToolCounter {
+    door: &'static str,
+    outcome: &'static str,
+    counter: Counter,
+}
+
 /// The server's counters and histograms.
 pub struct Metrics {
     registry: Registry,
     webhooks: Family<WebhookLabels, Counter>,
     tool_calls: Family<ToolLabels, Counter>,
+    /// The counters of `tool_calls` by tool, then door and outcome, each
+    /// looked up in the family once: a call then counts without building a
+    /// label set, which would copy the tool's name every time.
+    tool_call_counters: RwLock<HashMap<String, Vec<ToolCounter>>>,
     tool_call_seconds: Histogram,
     assistant_requests: Family<SourceLabels, Counter>,
     events_dropped: Family<EventLabels, Counter>,
@@ -222,6 +235,7 @@ impl Default for Metrics {
             registry,
             webhooks,
             tool_calls,
+            tool_call_counters: RwLock::default(),
             tool_call_seconds,
             assistant_requests,
             events_dropped,
@@ -246,8 +260,28 @@ impl Metrics {
 
     /// Counts one tool call (by tool, door and outcome) and its duration.
     pub fn record_tool_call(&self, tool: &str, door: &'static str, outcome: &'static str, elapsed: Duration) {
-        self.tool_calls.get_or_create(&ToolLabels { tool: LabelText::new(tool), door, outcome }).inc();
+        self.count_tool_call(tool, door, outcome);
         self.tool_call_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// Adds one to the counter of `tool`'s calls by `door` with `outcome`.
+    fn count_tool_call(&self, tool: &str, door: &'static str, outcome: &'static str) {
+        let of_tool = |counters: &[ToolCounter]| {
+            counters.iter().find(|c| c.door == door && c.outcome == outcome).map(|c| c.counter.inc()).is_some()
+        };
+        let known = self.tool_call_counters.read().unwrap_or_else(|e| e.into_inner());
+        if known.get(tool).is_some_and(|counters| of_tool(counters)) {
+            return;
+        }
+        drop(known);
+        let mut known = self.tool_call_counters.write().unwrap_or_else(|e| e.into_inner());
+        let counters = known.entry(tool.to_owned()).or_default();
+        if !of_tool(counters) {
+            let counter =
+                self.tool_calls.get_or_create(&ToolLabels { tool: LabelText::new(tool), door, outcome }).clone();
+            counter.inc();
+            counters.push(ToolCounter { door, outcome, counter });
+        }
     }
 
     /// Counts one assistant-request answer by where it came from.

@@ -207,7 +207,7 @@ fn connection_cap(max_connections: usize) -> usize {
 /// Serves one connection until it ends, a timeout closes it, or shutdown.
 async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut stopping: watch::Receiver<()>) {
     let options = &shared.options;
-    let state = Arc::new(ConnState::new());
+    let state = Arc::new(ConnState::new(*options));
     let io = TokioIo::new(FramingGuard::new(TrackedIo { stream, state: state.clone() }));
     let service = ConnService { router: shared.router.clone(), state: state.clone(), options: *options, peer };
     let mut conn = std::pin::pin!(shared.builder.serve_connection(io, service));
@@ -216,12 +216,8 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut st
     loop {
         let now = Instant::now();
         let phase = state.phase();
-        let deadline = match phase {
-            Phase::Head { since } => since + options.header_read_timeout,
-            Phase::Idle { since } => since + options.idle_timeout,
-            // No connection timeout while busy; look again now and then.
-            Phase::Busy { .. } => now + options.idle_timeout,
-        };
+        // No connection timeout while busy; look again now and then.
+        let deadline = phase_deadline(phase, options).unwrap_or(now + options.idle_timeout);
         if deadline <= now {
             match phase {
                 Phase::Head { .. } => {
@@ -235,8 +231,14 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut st
             }
             return;
         }
-        if timer.deadline() != deadline {
+        // The timer only ever moves earlier here, or on from a time that
+        // has passed: a later deadline is found when it fires. So requests
+        // on a busy connection, each moving its deadline on, do not touch
+        // the timer, and the state wakes this task only for a deadline
+        // sooner than the timer's (see `ConnState::update`).
+        if deadline < timer.deadline() || timer.is_elapsed() {
             timer.as_mut().reset(deadline);
+            state.sleeps_until(deadline);
         }
         tokio::select! {
             biased;
@@ -269,30 +271,58 @@ enum Phase {
 
 /// One connection's phase, shared by its socket, its requests and its task.
 struct ConnState {
-    phase: Mutex<Phase>,
-    /// Woken when a deadline appears or moves earlier.
+    tracked: Mutex<Tracked>,
+    /// Woken when a deadline appears sooner than the task's timer.
     changed: Notify,
+    /// The timeouts.
+    options: ServerOptions,
+}
+
+/// What [`ConnState`] guards.
+struct Tracked {
+    phase: Phase,
+    /// When the connection's task wakes at the latest.
+    sleeps_until: Instant,
+}
+
+/// How long a connection in `phase` may stay in it from now: `None` while busy.
+fn phase_deadline(phase: Phase, options: &ServerOptions) -> Option<Instant> {
+    match phase {
+        Phase::Head { since } => Some(since + options.header_read_timeout),
+        Phase::Idle { since } => Some(since + options.idle_timeout),
+        Phase::Busy { .. } => None,
+    }
 }
 
 impl ConnState {
-    fn new() -> Self {
-        Self { phase: Mutex::new(Phase::Head { since: Instant::now() }), changed: Notify::new() }
+    fn new(options: ServerOptions) -> Self {
+        let phase = Phase::Head { since: Instant::now() };
+        let sleeps_until = phase_deadline(phase, &options).expect("a head has a deadline");
+        Self { tracked: Mutex::new(Tracked { phase, sleeps_until }), changed: Notify::new(), options }
+    }
+
+    fn tracked(&self) -> std::sync::MutexGuard<'_, Tracked> {
+        self.tracked.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn phase(&self) -> Phase {
-        *self.phase.lock().unwrap_or_else(|e| e.into_inner())
+        self.tracked().phase
+    }
+
+    /// The connection's task set its timer to `until`.
+    fn sleeps_until(&self, until: Instant) {
+        self.tracked().sleeps_until = until;
     }
 
     fn update(&self, f: impl FnOnce(Phase) -> Phase) {
-        let mut phase = self.phase.lock().unwrap_or_else(|e| e.into_inner());
-        let before = *phase;
-        *phase = f(before);
-        let after = *phase;
-        drop(phase);
-        // Into head or idle: a deadline appears, or may come sooner than
-        // the one the connection's task sleeps until. It looks again.
-        let entered = std::mem::discriminant(&before) != std::mem::discriminant(&after);
-        if entered && !matches!(after, Phase::Busy { .. }) {
+        let mut tracked = self.tracked();
+        tracked.phase = f(tracked.phase);
+        // Into head or idle: a deadline appears. The task looks again only
+        // when it is sooner than its timer; a later one it finds when the
+        // timer fires.
+        let sooner = phase_deadline(tracked.phase, &self.options).is_some_and(|d| d < tracked.sleeps_until);
+        drop(tracked);
+        if sooner {
             self.changed.notify_one();
         }
     }
@@ -548,7 +578,13 @@ mod tests {
 
     #[tokio::test]
     async fn phases_follow_bytes_and_requests() {
-        let state = ConnState::new();
+        let options = ServerOptions {
+            header_read_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(10),
+            max_connections: 1,
+            drain_bytes: 0,
+        };
+        let state = ConnState::new(options);
         assert!(matches!(state.phase(), Phase::Head { .. }), "a new connection owes its headers");
         state.request_started();
         state.bytes_read();
@@ -559,11 +595,24 @@ mod tests {
         assert!(state.changed.notified().now_or_never().is_none(), "no new deadline yet");
         state.request_finished();
         assert!(matches!(state.phase(), Phase::Idle { .. }));
-        assert!(state.changed.notified().now_or_never().is_some(), "the task learns of the idle deadline");
+        assert!(
+            state.changed.notified().now_or_never().is_none(),
+            "the idle deadline is later than the task's timer (the head's): the timer finds it"
+        );
+        // The timer fired, and the task now sleeps until the idle deadline.
+        state.sleeps_until(Instant::now() + options.idle_timeout);
         state.bytes_read();
         assert!(matches!(state.phase(), Phase::Head { .. }), "a next request's first byte starts its head");
         assert!(state.changed.notified().now_or_never().is_some(), "the task learns of the sooner deadline");
         state.bytes_read();
         assert!(state.changed.notified().now_or_never().is_none(), "more bytes of the head change nothing");
+        // The task sleeps until the head's deadline; the next request's
+        // head, after this one, ends later: no wake-up for it.
+        state.sleeps_until(Instant::now() + options.header_read_timeout);
+        state.request_started();
+        state.request_finished();
+        state.bytes_read();
+        assert!(matches!(state.phase(), Phase::Head { .. }));
+        assert!(state.changed.notified().now_or_never().is_none(), "a later deadline wakes nobody");
     }
 }

@@ -11,22 +11,43 @@ const MAX_PROBLEMS: usize = 3;
 /// A compiled JSON Schema for one tool's arguments.
 pub struct ArgumentValidator {
     validator: jsonschema::Validator,
+    /// The schema takes every object (`{"type":"object"}`, the schema of a
+    /// tool that reads what it is sent): the check is then only that the
+    /// arguments are a JSON object, read without building it.
+    any_object: bool,
 }
+
+/// Keywords that do not constrain an object: a schema of `"type": "object"`
+/// and only these takes every object.
+const ANNOTATIONS: [&str; 7] = ["$schema", "$id", "$comment", "title", "description", "examples", "default"];
 
 impl ArgumentValidator {
     /// Compiles `schema` (JSON text); an invalid schema is an error.
     pub fn new(schema: &str) -> Result<Self, String> {
         let schema: Value = serde_json::from_str(schema).map_err(|e| format!("schema is not JSON: {e}"))?;
         let validator = jsonschema::validator_for(&schema).map_err(|e| format!("not a valid JSON Schema: {e}"))?;
-        Ok(Self { validator })
+        Ok(Self { validator, any_object: takes_any_object(&schema) })
     }
 
     /// Checks `arguments` (JSON text), describing every problem (up to a few).
     pub fn check(&self, arguments: &str) -> Result<(), String> {
+        if self.any_object {
+            crate::types::strictly_json(arguments).map_err(|e| format!("arguments are not JSON: {e}"))?;
+            return match arguments.trim_start().starts_with('{') {
+                true => Ok(()),
+                false => Err(self.problems(&serde_json::from_str(arguments).unwrap_or_default())),
+            };
+        }
         let instance: Value = serde_json::from_str(arguments).map_err(|e| format!("arguments are not JSON: {e}"))?;
+        // Most calls pass: the check that lists the problems allocates as it goes.
+        if self.validator.is_valid(&instance) { Ok(()) } else { Err(self.problems(&instance)) }
+    }
+
+    /// What is wrong with `instance`, a few problems at most.
+    fn problems(&self, instance: &Value) -> String {
         let problems: Vec<String> = self
             .validator
-            .iter_errors(&instance)
+            .iter_errors(instance)
             .take(MAX_PROBLEMS)
             .map(|error| {
                 let path = error.instance_path.to_string();
@@ -34,8 +55,22 @@ impl ArgumentValidator {
                 if field.is_empty() { error.to_string() } else { format!("`{field}`: {error}") }
             })
             .collect();
-        if problems.is_empty() { Ok(()) } else { Err(problems.join("; ")) }
+        problems.join("; ")
     }
+}
+
+/// Whether `schema` takes every JSON object: `"type": "object"` and
+/// nothing else but [`ANNOTATIONS`], an empty `properties` or
+/// `"additionalProperties": true`.
+fn takes_any_object(schema: &Value) -> bool {
+    let Some(keywords) = schema.as_object() else { return false };
+    keywords.get("type").and_then(Value::as_str) == Some("object")
+        && keywords.iter().all(|(keyword, value)| match keyword.as_str() {
+            "type" => true,
+            "properties" => value.as_object().is_some_and(|p| p.is_empty()),
+            "additionalProperties" => value == &Value::Bool(true),
+            other => ANNOTATIONS.contains(&other),
+        })
 }
 
 #[cfg(test)]
@@ -57,5 +92,37 @@ mod tests {
             "{err}"
         );
         assert!(ArgumentValidator::new(r#"{"type": 5}"#).is_err());
+    }
+
+    #[test]
+    fn a_schema_that_takes_any_object_takes_every_object_and_nothing_else() {
+        for schema in [
+            r#"{"type":"object"}"#,
+            r#"{"type":"object","properties":{},"additionalProperties":true,"title":"Value"}"#,
+            r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","description":"any"}"#,
+        ] {
+            let v = ArgumentValidator::new(schema).unwrap();
+            assert!(v.any_object, "{schema}");
+            assert_eq!(v.check(r#"{"a":[1,{"b":null}]}"#), Ok(()));
+            assert_eq!(v.check(" {}"), Ok(()));
+            // Not an object: the same message as the full check gives.
+            assert_eq!(v.check("[1]").unwrap_err(), r#"[1] is not of type "object""#);
+            // Not JSON every reader takes.
+            for bad in [r#"{"a":"\udfaa"}"#, r#"{"a":2e308}"#, r#"{"a":}"#] {
+                assert!(v.check(bad).unwrap_err().starts_with("arguments are not JSON"), "{bad}");
+            }
+        }
+        // Schemas that constrain an object get the full check.
+        for schema in [
+            SCHEMA,
+            r#"{"type":"object","additionalProperties":false}"#,
+            r#"{"type":"object","properties":{"a":{"type":"string"}}}"#,
+            r#"{"type":"object","minProperties":1}"#,
+            r#"{"type":["object","null"]}"#,
+        ] {
+            assert!(!ArgumentValidator::new(schema).unwrap().any_object, "{schema}");
+        }
+        let v = ArgumentValidator::new(r#"{"type":"object","minProperties":1}"#).unwrap();
+        assert!(v.check("{}").unwrap_err().contains("less than 1 property"), "{:?}", v.check("{}"));
     }
 }

@@ -150,5 +150,5 @@ async fn call(fast: &FastPath, session: String, id: Value, params: CallToolReque
         Ok(result) => serde_json::json!({"jsonrpc": "2.0", "id": id, "result": result}),
         Err(error) => serde_json::json!({"jsonrpc": "2.0", "id": id, "error": error}),
     };
-    ([(header::CONTENT_TYPE, "application/json")], answer.to_string()).into_response()
+    ([(header::CONTENT_TYPE, crate::doors::webhook::JSON)], answer.to_string()).into_response()
 }

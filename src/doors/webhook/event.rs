@@ -202,11 +202,13 @@ impl Default for Arguments {
 
 impl<'de> Deserialize<'de> for Arguments {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        // Borrowed from the body (it is always read from a slice): the
+        // text is copied once, into the arguments.
+        let raw = <&RawValue>::deserialize(deserializer)?;
         let text = raw.get();
         let invalid = |why| Arguments::Invalid { why, sent: text.to_owned() };
         Ok(match text.as_bytes().first() {
-            Some(b'{') => match strictly_json(text) {
+            Some(b'{') => match crate::types::strictly_json(text) {
                 Ok(()) => Arguments::Json(text.to_owned()),
                 Err(e) => invalid(format!("arguments are not valid JSON: {e}")),
             },
@@ -221,67 +223,6 @@ impl<'de> Deserialize<'de> for Arguments {
             }
             _ => invalid("arguments must be a JSON object".to_owned()),
         })
-    }
-}
-
-/// Whether `text`, which the raw reader took as a JSON object, is one that
-/// every JSON reader takes. The raw reader checks the grammar without
-/// reading values, so an unpaired surrogate escape (`"\udfaa"`) or a number
-/// no double holds (`2e308`) gets through it; the plugin's own reader, or
-/// the tool's schema check, would then refuse the arguments. This reads
-/// every string and number, keeping none (no allocation).
-fn strictly_json(text: &str) -> Result<(), serde_json::Error> {
-    serde_json::from_str::<Strict>(text).map(|_| ())
-}
-
-/// Any JSON value, read whole and kept not at all: see [`strictly_json`].
-struct Strict;
-
-impl<'de> Deserialize<'de> for Strict {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(Strict)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for Strict {
-    type Value = Strict;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-
-    fn visit_unit<E>(self) -> Result<Strict, E> {
-        Ok(Strict)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut items: A) -> Result<Strict, A::Error> {
-        while items.next_element::<Strict>()?.is_some() {}
-        Ok(Strict)
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut entries: A) -> Result<Strict, A::Error> {
-        while entries.next_entry::<Strict, Strict>()?.is_some() {}
-        Ok(Strict)
     }
 }
 
@@ -315,9 +256,9 @@ pub struct EndOfCallReport {
 
 /// Every field any event may carry, read in one pass over the body.
 #[derive(Deserialize)]
-struct RawMessage {
-    #[serde(rename = "type")]
-    kind: String,
+struct RawMessage<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
     #[serde(default)]
     timestamp: Option<String>,
     #[serde(default)]
@@ -345,8 +286,9 @@ struct RawMessage {
 /// Decodes a raw body into an [`Event`].
 pub fn decode(body: &[u8]) -> Result<Event, DecodeError> {
     #[derive(Deserialize)]
-    struct Envelope {
-        message: RawMessage,
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        message: RawMessage<'a>,
     }
     // The happy path decodes directly; only a body that fails is decoded
     // again with path tracking, which allocates for every field it passes.

@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -50,13 +50,17 @@ pub(crate) fn routes(door: Arc<WebhookDoor>) -> Router {
     Router::new().route("/webhook", post(receive)).with_state(door)
 }
 
-/// `POST /webhook`: every event the platform sends.
-async fn receive(State(app): State<Arc<WebhookDoor>>, headers: HeaderMap, body: Body) -> Response {
+/// `POST /webhook`: every event the platform sends. The request is taken
+/// whole, so that its headers are read where they are (axum's `HeaderMap`
+/// extractor would copy them).
+async fn receive(State(app): State<Arc<WebhookDoor>>, request: Request) -> Response {
     let arrived = Instant::now();
+    let (parts, body) = request.into_parts();
+    let headers = &parts.headers;
     if app.verifier.is_none() {
         tracing::warn!("INSECURE: webhook signature NOT verified (--insecure-no-verify)");
     }
-    let (event, body) = match authenticate_and_decode(&app, &headers, body).await {
+    let (event, body) = match authenticate_and_decode(&app, headers, body).await {
         Ok(decoded) => decoded,
         Err(e) => {
             tracing::warn!(status = e.status().as_u16(), error = %e, "webhook rejected");
@@ -251,29 +255,30 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
 fn tool_call_requests(calls: ToolCalls) -> Vec<ToolCallRequest> {
     let common = calls.common;
     let assistant_metadata = common.assistant_metadata();
-    let customer_number = common.customer_number().map(str::to_owned);
-    let phone_number = common.phone_number().map(str::to_owned);
-    calls
-        .tool_call_list
-        .into_iter()
-        .map(|item| ToolCallRequest {
-            id: item.id.clone(),
+    let mut context = CallContext {
+        call_id: common.call.id,
+        call_type: common.call.call_type,
+        tool_call_id: String::new(),
+        customer_number: common.customer.and_then(|customer| customer.number),
+        phone_number: common.phone_number.and_then(|number| number.number),
+        assistant_metadata,
+    };
+    let mut items = calls.tool_call_list.into_iter().peekable();
+    let mut requests = Vec::with_capacity(items.len());
+    while let Some(item) = items.next() {
+        // The last call takes the context; the others get copies of it.
+        let context = if items.peek().is_some() { context.clone() } else { std::mem::take(&mut context) };
+        requests.push(ToolCallRequest {
             name: item.function.name,
             arguments: match item.function.arguments {
                 Arguments::Json(text) => Ok(text),
                 Arguments::Invalid { why, sent } => Err(Unusable { why, sent }),
             },
-            context: CallContext {
-                call_id: common.call.id.clone(),
-                call_type: common.call.call_type.clone(),
-                tool_call_id: item.id,
-                customer_number: customer_number.clone(),
-                phone_number: phone_number.clone(),
-                assistant_metadata: assistant_metadata.clone(),
-            },
+            context: CallContext { tool_call_id: item.id, ..context },
             door: Door::Webhook,
-        })
-        .collect()
+        });
+    }
+    requests
 }
 
 /// `{"results": [...]}`, one entry per call, in request order.
@@ -314,9 +319,13 @@ impl<'a> ToolCallsResponse<'a> {
 /// run again).
 pub(crate) const REPLAYED_HEADER: header::HeaderName = header::HeaderName::from_static("switchboard-replayed");
 
+/// `Content-Type: application/json`, made once (a header value made from a
+/// `&str` is copied for every answer).
+pub(crate) const JSON: header::HeaderValue = header::HeaderValue::from_static("application/json");
+
 fn json_response<T: Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {
-        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Ok(body) => ([(header::CONTENT_TYPE, JSON)], body).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot serialize response");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
@@ -325,5 +334,5 @@ fn json_response<T: Serialize>(value: &T) -> Response {
 }
 
 fn empty_object() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], "{}").into_response()
+    ([(header::CONTENT_TYPE, JSON)], "{}").into_response()
 }
