@@ -17,7 +17,7 @@
 //!   bodies), and in a head with both headers it renames `Transfer-Encoding`
 //!   in place to [`AMBIGUOUS_MARKER`], a name of the same length: hyper then
 //!   frames the request by its `Content-Length`, and the router sees the mark.
-//! - [`refuse_ambiguous`], a layer on every route, answers a marked request
+//! - [`RefuseAmbiguousLayer`], a layer on every route, answers a marked request
 //!   (or one that still has both headers, under another server) with 400
 //!   `{"error": "..."}` and `Connection: close`.
 //!
@@ -32,7 +32,6 @@ use std::task::{Context, Poll, ready};
 
 use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -49,13 +48,45 @@ const READ_BYTES: usize = 8 << 10;
 
 /// `POST /webhook` and every other route: refuses a request with both
 /// `Content-Length` and `Transfer-Encoding` (see the module's documentation).
-pub(crate) async fn refuse_ambiguous(request: Request, next: Next) -> Response {
-    let headers = request.headers();
-    let ambiguous = headers.contains_key(AMBIGUOUS_MARKER)
-        || (headers.contains_key(header::TRANSFER_ENCODING) && headers.contains_key(header::CONTENT_LENGTH));
-    if !ambiguous {
-        return next.run(request).await;
+/// A layer of its own rather than axum's `from_fn`, which boxes the next
+/// service and the future of every request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RefuseAmbiguousLayer;
+
+impl<S> tower_layer::Layer<S> for RefuseAmbiguousLayer {
+    type Service = RefuseAmbiguous<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RefuseAmbiguous(inner)
     }
+}
+
+/// The service of [`RefuseAmbiguousLayer`] in front of `S`.
+#[derive(Debug, Clone)]
+pub(crate) struct RefuseAmbiguous<S>(S);
+
+impl<S: tower_service::Service<Request, Response = Response>> tower_service::Service<Request> for RefuseAmbiguous<S> {
+    type Response = Response;
+    type Error = S::Error;
+    type Future = futures::future::Either<std::future::Ready<Result<Response, S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let headers = request.headers();
+        let ambiguous = headers.contains_key(AMBIGUOUS_MARKER)
+            || (headers.contains_key(header::TRANSFER_ENCODING) && headers.contains_key(header::CONTENT_LENGTH));
+        match ambiguous {
+            false => futures::future::Either::Right(self.0.call(request)),
+            true => futures::future::Either::Left(std::future::ready(Ok(refusal(&request)))),
+        }
+    }
+}
+
+/// The answer to a request with both `Content-Length` and `Transfer-Encoding`.
+fn refusal(request: &Request) -> Response {
     tracing::warn!(
         method = %request.method(), path = %request.uri().path(),
         "request refused: it has both Content-Length and Transfer-Encoding (a request smuggling attempt, or a broken proxy)"

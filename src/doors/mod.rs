@@ -50,5 +50,5 @@ pub(crate) fn router(
     if let Some(door) = mcp {
         router = router.merge(mcp::routes(door.clone()));
     }
-    router.layer(axum::middleware::from_fn(framing::refuse_ambiguous))
+    router.layer(framing::RefuseAmbiguousLayer)
 }
