@@ -15,7 +15,8 @@
 //! cargo bench --bench allocations --features bench-no-plugin-call -- plugins/echo.wasm
 //! ```
 //!
-//! `WEBHOOKS=N` sends N webhooks to each (default 10,000), for a profile.
+//! `WEBHOOKS=N` sends N webhooks to each (default 10,000), for a profile;
+//! `REUSE=N` gives echo `max_instance_reuse = N`.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -126,6 +127,11 @@ fn main() -> anyhow::Result<()> {
     let counted = std::env::var("WEBHOOKS").ok().and_then(|n| n.parse().ok()).unwrap_or(10_000);
     let dir = tempfile::tempdir()?;
     std::fs::copy(&wasm, dir.path().join("echo.wasm"))?;
+    // `REUSE=N`: echo with `max_instance_reuse = N` in its manifest.
+    let reuse = std::env::var("REUSE").ok().filter(|n| !n.is_empty());
+    if let Some(n) = &reuse {
+        std::fs::write(dir.path().join("echo.toml"), format!("max_instance_reuse = {n}\n"))?;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async {
         let settings = Settings {
@@ -135,12 +141,12 @@ fn main() -> anyhow::Result<()> {
             ..Default::default()
         };
         let switchboard = Switchboard::start(settings).await?;
-        let label = if cfg!(feature = "bench-no-plugin-call") {
-            "Switchboard, the edge alone (no plugin call)"
-        } else {
-            "Switchboard, echo (a fresh instance per call)"
+        let label = match (cfg!(feature = "bench-no-plugin-call"), &reuse) {
+            (true, _) => "Switchboard, the edge alone (no plugin call)".to_owned(),
+            (false, None) => "Switchboard, echo (a fresh instance per call)".to_owned(),
+            (false, Some(n)) => format!("Switchboard, echo with max_instance_reuse = {n}"),
         };
-        measure(label, switchboard.router(), counted).await?;
+        measure(&label, switchboard.router(), counted).await?;
         measure("native axum handler", native::router(SECRET), counted).await
     })
 }
