@@ -365,4 +365,29 @@ mod tests {
         );
         assert!(text.contains(&format!("plugin=\"{escaped}\"")), "{text}");
     }
+
+    #[test]
+    fn each_tool_door_and_outcome_counts_on_its_own() {
+        let metrics = Metrics::default();
+        for (tool, door, outcome, times) in [
+            ("echo", "webhook", "ok", 3),
+            ("echo", "mcp", "ok", 1),
+            ("echo", "webhook", "error", 2),
+            ("other", "webhook", "ok", 1),
+        ] {
+            for _ in 0..times {
+                metrics.record_tool_call(tool, door, outcome, Duration::ZERO);
+            }
+        }
+        let text = metrics.render();
+        for line in [
+            r#"switchboard_tool_calls_total{tool="echo",door="webhook",outcome="ok"} 3"#,
+            r#"switchboard_tool_calls_total{tool="echo",door="mcp",outcome="ok"} 1"#,
+            r#"switchboard_tool_calls_total{tool="echo",door="webhook",outcome="error"} 2"#,
+            r#"switchboard_tool_calls_total{tool="other",door="webhook",outcome="ok"} 1"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in {text}");
+        }
+        assert!(text.contains("switchboard_tool_call_duration_seconds_count 7"), "{text}");
+    }
 }
