@@ -97,7 +97,10 @@ impl Dedup {
     pub async fn once(&self, key: DedupKey, deadline: Instant, run: impl Future<Output = Answer>) -> (Answer, bool) {
         match self {
             Dedup::Memory(store) => store.once(key, run).await,
-            Dedup::Redis(store) => store.once(key, deadline, run).await,
+            // Boxed: its round trips to Redis are large futures; held inline
+            // they would make every call's future as large, with the
+            // in-memory store too.
+            Dedup::Redis(store) => Box::pin(store.once(key, deadline, run)).await,
         }
     }
 }

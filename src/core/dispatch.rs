@@ -280,7 +280,8 @@ impl Target {
     async fn plugin(self, tool: &str, cutoff: Instant) -> Result<Arc<Plugin>, ToolFailure> {
         match self {
             Target::Found(plugin) => Ok(plugin),
-            Target::Later(plugins) => loaded_later(&plugins, tool, cutoff).await,
+            // Boxed: a rare wait (at start), kept out of every call's future.
+            Target::Later(plugins) => Box::pin(loaded_later(&plugins, tool, cutoff)).await,
         }
     }
 }
@@ -322,7 +323,11 @@ async fn answer(call: ToolCallRequest, target: Target, cutoff: Instant, services
     let key = DedupKey::new(&call.context.call_id, &call.context.tool_call_id, &call.name, &arguments);
     // A replayed answer is logged with the arguments it answered (shared, not copied).
     let replay = services.log.is_on().then(|| (Instant::now(), plugin.clone(), arguments.clone()));
-    let run = async { execute(&call, plugin, arguments, cutoff, &services).await.map_err(|f| f.to_string()) };
+    // Boxed: the duplicate store's once-only cell wraps this future in
+    // layers that each hold it inline, which made every call's future about
+    // 5 KB, copied whole each time it moved (memmove was 5 % of a request's
+    // CPU). Boxed, each layer holds a pointer.
+    let run = Box::pin(async { execute(&call, plugin, arguments, cutoff, &services).await.map_err(|f| f.to_string()) });
     let (answer, duplicate) = dedup.once(key, cutoff, run).await;
     if duplicate {
         tracing::info!(

@@ -78,10 +78,7 @@ async fn receive(State(app): State<Arc<WebhookDoor>>, request: Request) -> Respo
     let response = match event {
         Event::ToolCalls(calls) => {
             let deadline = arrived + app.tool_calls_budget;
-            // Boxed: the dispatch future holds a lone call inline (about
-            // 5 KB), and the handler's future is moved through several
-            // service layers.
-            let outcomes = Box::pin(app.core.tool_calls(tool_call_requests(calls), deadline)).await;
+            let outcomes = app.core.tool_calls(tool_call_requests(calls), deadline).await;
             let mut response = json_response(&ToolCallsResponse::new(&outcomes));
             if outcomes.iter().any(|o| o.replayed) {
                 response.headers_mut().insert(REPLAYED_HEADER, header::HeaderValue::from_static("true"));
@@ -91,8 +88,16 @@ async fn receive(State(app): State<Arc<WebhookDoor>>, request: Request) -> Respo
         Event::AssistantRequest(request) => {
             let common = &request.common;
             let message = message_json(&body);
-            let (answer, source) =
-                app.core.assistant_request(&message, common.phone_number(), common.customer_number(), arrived).await;
+            // Boxed: routing an assistant-request is a large future (a
+            // plugin's hook, a fallback over HTTP), which inline would make
+            // the handler's future, and every tool call's, as large.
+            let (answer, source) = Box::pin(app.core.assistant_request(
+                &message,
+                common.phone_number(),
+                common.customer_number(),
+                arrived,
+            ))
+            .await;
             tracing::info!(call_id = %common.call.id, source = source.label(), "assistant-request answered");
             if let Some(record) = &mut record {
                 record.detail = Some(serde_json::json!({ "source": source.label() }).to_string());
