@@ -215,9 +215,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut st
     let mut shutting_down = false;
     loop {
         let now = Instant::now();
-        let phase = state.phase();
-        // No connection timeout while busy; look again now and then.
-        let deadline = phase_deadline(phase, options).unwrap_or(now + options.idle_timeout);
+        let (phase, deadline, wake) = state.next_wake(now, &timer);
         if deadline <= now {
             match phase {
                 Phase::Head { .. } => {
@@ -231,14 +229,8 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared, mut st
             }
             return;
         }
-        // The timer only ever moves earlier here, or on from a time that
-        // has passed: a later deadline is found when it fires. So requests
-        // on a busy connection, each moving its deadline on, do not touch
-        // the timer, and the state wakes this task only for a deadline
-        // sooner than the timer's (see `ConnState::update`).
-        if deadline < timer.deadline() || timer.is_elapsed() {
-            timer.as_mut().reset(deadline);
-            state.sleeps_until(deadline);
+        if wake != timer.deadline() {
+            timer.as_mut().reset(wake);
         }
         tokio::select! {
             biased;
@@ -309,7 +301,25 @@ impl ConnState {
         self.tracked().phase
     }
 
-    /// The connection's task set its timer to `until`.
+    /// The phase, its deadline, and when the connection's task, whose timer
+    /// is `timer`, is to wake next: the deadline when it is sooner than the
+    /// timer or the timer has fired, else the timer's. So the timer only
+    /// ever moves earlier, or on from a time that has passed: a later
+    /// deadline is found when it fires, and requests on a busy connection,
+    /// each moving its deadline on, neither move the timer nor wake the
+    /// task (see [`Self::update`]). Read and recorded under one lock, so
+    /// that no update falls between them.
+    fn next_wake(&self, now: Instant, timer: &Sleep) -> (Phase, Instant, Instant) {
+        let mut tracked = self.tracked();
+        // No connection timeout while busy; look again now and then.
+        let deadline = phase_deadline(tracked.phase, &self.options).unwrap_or(now + self.options.idle_timeout);
+        let wake = if deadline < timer.deadline() || timer.is_elapsed() { deadline } else { timer.deadline() };
+        tracked.sleeps_until = wake;
+        (tracked.phase, deadline, wake)
+    }
+
+    /// The connection's task set its timer to `until` (tests).
+    #[cfg(test)]
     fn sleeps_until(&self, until: Instant) {
         self.tracked().sleeps_until = until;
     }
@@ -614,5 +624,29 @@ mod tests {
         state.bytes_read();
         assert!(matches!(state.phase(), Phase::Head { .. }));
         assert!(state.changed.notified().now_or_never().is_none(), "a later deadline wakes nobody");
+    }
+
+    #[tokio::test]
+    async fn the_timer_moves_only_earlier_until_it_fires() {
+        let options = ServerOptions {
+            header_read_timeout: Duration::from_secs(1),
+            idle_timeout: Duration::from_secs(10),
+            max_connections: 1,
+            drain_bytes: 0,
+        };
+        let state = ConnState::new(options);
+        let now = Instant::now();
+        let mut timer = std::pin::pin!(tokio::time::sleep_until(now + Duration::from_secs(5)));
+        let (phase, deadline, wake) = state.next_wake(now, &timer);
+        assert!(matches!(phase, Phase::Head { .. }));
+        assert!(deadline < now + Duration::from_secs(5) && wake == deadline, "the head's deadline is sooner");
+        timer.as_mut().reset(wake);
+        // Busy, then idle: the idle deadline is later than the timer, which stays.
+        state.request_started();
+        state.request_finished();
+        let (phase, deadline, wake) = state.next_wake(Instant::now(), &timer);
+        assert!(matches!(phase, Phase::Idle { .. }));
+        assert!(deadline > wake && wake == timer.deadline(), "a later deadline waits for the timer");
+        assert!(state.changed.notified().now_or_never().is_none());
     }
 }
