@@ -29,6 +29,11 @@ use tower::ServiceExt;
 #[path = "native/handler.rs"]
 mod native;
 
+/// The load generator's request builders (this bench uses a few of them).
+#[path = "suite/client.rs"]
+#[allow(dead_code)]
+mod client;
+
 /// mimalloc (as the `switchboard` binary), counting every allocation.
 struct Counting;
 
@@ -59,29 +64,13 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-const SECRET: &str = "whsec_bench_secret_0123456789";
 const WARMUP: usize = 2_000;
 
+/// Webhook `seq` of the load generator's kind (the spec fixture's shape,
+/// one `echo` call with id `alloc_SEQ`), signed.
 fn request(seq: usize) -> axum::http::Request<Body> {
-    let body = format!(
-        concat!(
-            r#"{{"message":{{"type":"tool-calls","timestamp":"2025-12-13T12:00:00.000Z","#,
-            r#""call":{{"id":"5c4d030f-43e3-4e65-899e-8148521e660f","type":"inbound_phone_call","status":"in-progress"}},"#,
-            r#""phone_number":{{"number":"+31850835037","name":"HMS Sovereign Demo"}},"#,
-            r#""customer":{{"number":"+31612345678"}},"#,
-            r#""tool_call_list":[{{"id":"alloc_{seq}","type":"function","function":{{"name":"echo","arguments":{{"query":"John Smith","seq":{seq}}}}}}}]}}}}"#
-        ),
-        seq = seq
-    );
-    let timestamp = switchboard::unix_now();
-    let signature = switchboard::sign(SECRET.as_bytes(), timestamp, body.as_bytes());
-    axum::http::Request::post("/webhook")
-        .header("content-type", "application/json")
-        .header("x-webhook-event", "tool-calls")
-        .header("x-webhook-timestamp", timestamp.to_string())
-        .header("x-webhook-signature", signature)
-        .body(Body::from(body))
-        .expect("a valid request")
+    let body = client::tool_calls_body(&format!("alloc_{seq}"), "echo", &client::echo_arguments(seq as u64));
+    client::signed_webhook(&body).body(Body::from(body)).expect("a valid request")
 }
 
 /// Sends `WARMUP + counted` webhooks through `router` one at a time, checks
@@ -136,7 +125,7 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async {
         let settings = Settings {
             plugins_dir: dir.path().to_owned(),
-            secrets: vec![SECRET.into()],
+            secrets: vec![client::SECRET.into()],
             watch: false,
             ..Default::default()
         };
@@ -147,6 +136,6 @@ fn main() -> anyhow::Result<()> {
             (false, Some(n)) => format!("Switchboard, echo with max_instance_reuse = {n}"),
         };
         measure(&label, switchboard.router(), counted).await?;
-        measure("native axum handler", native::router(SECRET), counted).await
+        measure("native axum handler", native::router(client::SECRET), counted).await
     })
 }

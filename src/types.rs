@@ -230,13 +230,14 @@ impl Default for Limits {
     }
 }
 
-/// Whether `text` is JSON that every JSON reader takes (the webhook door
-/// checks arguments that the raw reader took as an object with it, and the
-/// schema check of a tool that takes any object). The raw reader checks the grammar without
-/// reading values, so an unpaired surrogate escape (`"\udfaa"`) or a number
-/// no double holds (`2e308`) gets through it; the plugin's own reader, or
-/// the tool's schema check, would then refuse the arguments. This reads
-/// every string and number, keeping none (no allocation).
+/// Whether `text` is JSON that every JSON reader takes. The webhook door
+/// checks with it arguments that the raw reader took as an object, and so
+/// does the schema check of a tool that takes any object. The raw reader
+/// checks the grammar without reading values, so an unpaired surrogate
+/// escape (`"\udfaa"`) or a number no double holds (`2e308`) gets through
+/// it; the plugin's own reader, or the tool's schema check, would then
+/// refuse the arguments. This reads every string and number, keeping none
+/// (no allocation).
 pub(crate) fn strictly_json(text: &str) -> Result<(), serde_json::Error> {
     serde_json::from_str::<Strict>(text).map(|_| ())
 }

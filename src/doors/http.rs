@@ -586,14 +586,17 @@ mod tests {
 
     use super::*;
 
+    /// A header timeout shorter than the idle one, as by default.
+    const OPTIONS: ServerOptions = ServerOptions {
+        header_read_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(10),
+        max_connections: 1,
+        drain_bytes: 0,
+    };
+
     #[tokio::test]
     async fn phases_follow_bytes_and_requests() {
-        let options = ServerOptions {
-            header_read_timeout: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(10),
-            max_connections: 1,
-            drain_bytes: 0,
-        };
+        let options = OPTIONS;
         let state = ConnState::new(options);
         assert!(matches!(state.phase(), Phase::Head { .. }), "a new connection owes its headers");
         state.request_started();
@@ -628,12 +631,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_timer_moves_only_earlier_until_it_fires() {
-        let options = ServerOptions {
-            header_read_timeout: Duration::from_secs(1),
-            idle_timeout: Duration::from_secs(10),
-            max_connections: 1,
-            drain_bytes: 0,
-        };
+        let options = OPTIONS;
         let state = ConnState::new(options);
         let now = Instant::now();
         let mut timer = std::pin::pin!(tokio::time::sleep_until(now + Duration::from_secs(5)));
